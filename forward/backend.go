@@ -1,0 +1,94 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// Backend is one way of talking to a gateway (UPnP IGD, NAT-PMP, PCP,
+// iptables). Implementations must pass forwardtest.Run.
+//
+// Rules every implementation keeps:
+//   - It never changes a mapping it was not asked to change.
+//   - Errors wrap one of the sentinel errors below when one applies, so
+//     callers can branch with errors.Is, and say what to do next.
+//   - Methods honour ctx cancellation and deadlines.
+type Backend interface {
+	// Properties describes the backend and the gateway it talks to. It does
+	// no I/O.
+	Properties() Properties
+
+	// List returns every mapping on the gateway, owned and foreign, in any
+	// order. It never mutates the gateway. A protocol that cannot enumerate
+	// mappings answers from portfwd's own state and sets
+	// Properties().ListsFromState.
+	List(ctx context.Context) ([]Mapping, error)
+
+	// Add installs m, or refreshes it when the same mapping already exists,
+	// and returns the mapping as granted: the lease (and, for some
+	// protocols, the external port) may differ from the request. A mapping
+	// held by someone else on m.Key is a *ConflictError (ErrConflict).
+	Add(ctx context.Context, m Mapping) (Mapping, error)
+
+	// Delete removes the mapping on m.Key. A mapping that is already absent
+	// is not an error.
+	Delete(ctx context.Context, m Mapping) error
+
+	// ExternalAddr is the WAN address the gateway reports for itself.
+	ExternalAddr(ctx context.Context) (netip.Addr, error)
+}
+
+// Properties says what a backend is and what it can do.
+type Properties struct {
+	Name    string // "upnp", "natpmp", "pcp", "iptables"
+	Gateway string // where it talks to, for people: "http://192.168.1.1:5000/rootDesc.xml"
+	// Protocols the gateway answered, e.g. "UPnP IGD:2 WANIPConnection:2".
+	Protocols []string
+	// ListsFromState is true when List answers from portfwd's state file
+	// because the protocol cannot enumerate (NAT-PMP, PCP).
+	ListsFromState bool
+	// PermanentLeases is true when a zero lease means "forever".
+	PermanentLeases bool
+	// ThirdParty is true when mappings may point at hosts other than the
+	// one running portfwd.
+	ThirdParty bool
+}
+
+// Sentinel errors callers branch on. Backends wrap them with context.
+var (
+	// ErrNoGateway: no gateway answered discovery.
+	ErrNoGateway = errors.New("no gateway found")
+	// ErrConflict: someone else holds the mapping's external port.
+	ErrConflict = errors.New("port is held by another mapping")
+	// ErrNotAuthorized: the gateway refused the request (UPnP secure mode,
+	// a disabled UPnP, a port outside the allowed range).
+	ErrNotAuthorized = errors.New("gateway refused the request")
+	// ErrListUnsupported: the protocol cannot enumerate mappings.
+	ErrListUnsupported = errors.New("gateway cannot list mappings")
+	// ErrDoubleNAT: the gateway's own WAN address is private or shared
+	// (carrier-grade NAT), so a mapping on it cannot be reached from the
+	// internet.
+	ErrDoubleNAT = errors.New("gateway is behind another NAT")
+)
+
+// ConflictError reports that Holder already occupies the key a mapping wants.
+type ConflictError struct {
+	Want   Mapping
+	Holder Mapping // as the gateway reported it; zero when it would not say
+}
+
+func (e *ConflictError) Error() string {
+	holder := "another client"
+	if e.Holder.InternalHost.IsValid() {
+		holder = netip.AddrPortFrom(e.Holder.InternalHost, e.Holder.InternalPort).String()
+		if e.Holder.Description != "" {
+			holder += fmt.Sprintf(" (%q)", e.Holder.Description)
+		}
+	}
+	return fmt.Sprintf("%s is already forwarded to %s; remove that mapping on the router or pick another external_port", e.Want.Key, holder)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
