@@ -29,7 +29,9 @@ type Backend interface {
 	// Add installs m, or refreshes it when the same mapping already exists,
 	// and returns the mapping as granted: the lease (and, for some
 	// protocols, the external port) may differ from the request. A mapping
-	// held by someone else on m.Key is a *ConflictError (ErrConflict).
+	// held by someone else on m.Key — another internal host, or another
+	// owner in the description, even on this host — is a *ConflictError
+	// (ErrConflict), and stays as it was.
 	Add(ctx context.Context, m Mapping) (Mapping, error)
 
 	// Delete removes the mapping on m.Key. A mapping that is already absent

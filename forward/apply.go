@@ -1,0 +1,103 @@
+package forward
+
+import (
+	"context"
+	"fmt"
+)
+
+// Outcome is what became of one change.
+type Outcome struct {
+	Change  Change
+	Granted *Mapping // the mapping as the gateway granted it (Create, Update, Renew)
+	Err     error
+	Note    string // something the user should know even though it worked
+}
+
+// Result holds one outcome per change of the plan, in plan order.
+type Result struct {
+	Outcomes []Outcome
+}
+
+// Failed is the number of changes that did not take effect.
+func (r Result) Failed() int {
+	n := 0
+	for _, o := range r.Outcomes {
+		if o.Err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Calls is the number of changes that talked to the gateway.
+func (r Result) Calls() int {
+	n := 0
+	for _, o := range r.Outcomes {
+		if o.Change.Action != Noop && o.Change.Action != Conflict {
+			n++
+		}
+	}
+	return n
+}
+
+// Apply carries out plan on b. It writes only what differs: a Noop makes no
+// call. One failing change does not stop the others; each outcome carries
+// its own error, and Result.Failed counts them. A cancelled ctx fails the
+// changes not yet made.
+func Apply(ctx context.Context, b Backend, plan Plan) Result {
+	res := Result{Outcomes: make([]Outcome, 0, len(plan.Changes))}
+	for _, c := range plan.Changes {
+		if err := ctx.Err(); err != nil && c.Action != Noop {
+			res.Outcomes = append(res.Outcomes, Outcome{Change: c, Err: err})
+			continue
+		}
+		res.Outcomes = append(res.Outcomes, applyOne(ctx, b, c))
+	}
+	return res
+}
+
+func applyOne(ctx context.Context, b Backend, c Change) Outcome {
+	out := Outcome{Change: c}
+	switch c.Action {
+	case Noop:
+	case Conflict:
+		out.Err = &ConflictError{Want: *c.After, Holder: *c.Before}
+	case Delete:
+		if err := b.Delete(ctx, *c.Before); err != nil {
+			out.Err = fmt.Errorf("deleting mapping %s: %w", c.Key, err)
+		}
+	case Update:
+		// Delete first: many gateways refuse to overwrite a mapping that
+		// points at another internal client (UPnP 718), even their own.
+		if err := b.Delete(ctx, *c.Before); err != nil {
+			out.Err = fmt.Errorf("replacing mapping %s: %w", c.Key, err)
+			return out
+		}
+		out.Granted, out.Note, out.Err = add(ctx, b, *c.After)
+	case Create, Renew:
+		out.Granted, out.Note, out.Err = add(ctx, b, *c.After)
+	}
+	return out
+}
+
+func add(ctx context.Context, b Backend, want Mapping) (*Mapping, string, error) {
+	got, err := b.Add(ctx, want)
+	if err != nil {
+		return nil, "", fmt.Errorf("adding mapping %s: %w", want.Key, err)
+	}
+	return &got, grantNote(want, got), nil
+}
+
+// grantNote explains a grant that differs from the request, so a user is
+// not surprised later (a mapping that expires, or one that never does).
+func grantNote(want, got Mapping) string {
+	switch {
+	case want.Lease > 0 && got.Lease == 0:
+		return "the gateway only grants permanent leases; mapped permanently (portfwd down removes it)"
+	case want.Lease > 0 && got.Lease < want.Lease*9/10:
+		return "the gateway shortened the lease to " + LeaseString(got.Lease) + "; run apply again before it runs out"
+	case got.ExternalPort != want.ExternalPort:
+		return fmt.Sprintf("the gateway granted external port %d instead", got.ExternalPort)
+	}
+	return ""
+}

@@ -1,0 +1,190 @@
+package forward
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Action is what a Change does to one mapping on the gateway.
+type Action int
+
+// The actions a plan can hold. Conflict is not something Apply can carry
+// out: it reports a key held by someone else.
+const (
+	Noop Action = iota
+	Create
+	Update
+	Renew
+	Delete
+	Conflict
+)
+
+var actionNames = [...]string{"noop", "create", "update", "renew", "delete", "conflict"}
+
+// String is the lower-case name used in tables and JSON.
+func (a Action) String() string {
+	if a < 0 || int(a) >= len(actionNames) {
+		return "unknown"
+	}
+	return actionNames[a]
+}
+
+// MarshalText makes JSON output carry the action's name.
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// Change is one entry of a plan. Before is the mapping observed on the
+// gateway (nil for Create); After is the mapping wanted (nil for Delete).
+type Change struct {
+	Action Action
+	Key    Key
+	Rule   string   // the rule the change serves, or the owner of a deleted mapping
+	Before *Mapping `json:",omitempty"`
+	After  *Mapping `json:",omitempty"`
+	Reason string   // for people only; never parsed
+}
+
+// Plan is the ordered list of changes that makes a gateway match a config.
+type Plan struct {
+	Changes []Change
+}
+
+// Pending reports whether the gateway differs from the config at all,
+// conflicts included.
+func (p Plan) Pending() bool {
+	return slices.ContainsFunc(p.Changes, func(c Change) bool { return c.Action != Noop })
+}
+
+// Count is the number of changes with action a.
+func (p Plan) Count(a Action) int {
+	n := 0
+	for _, c := range p.Changes {
+		if c.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+// DiffOptions tune Diff.
+type DiffOptions struct {
+	// Prune deletes owned mappings that no desired mapping claims.
+	Prune bool
+	// Hosts are the internal hosts this config maps to. An observed
+	// mapping is owned only when it carries portfwd's tag AND points at one
+	// of them: another PC on the LAN running portfwd with its own config
+	// owns its own mappings, and they are foreign here.
+	Hosts []netip.Addr
+}
+
+// Diff compares the desired mappings with those observed on the gateway
+// and returns the plan that reconciles them. It is pure: no I/O, and the
+// same input always gives the same plan, sorted by key.
+//
+// Foreign mappings are never touched: one on a desired key is a Conflict,
+// the rest are left out of the plan.
+func Diff(desired, observed []Mapping, opts DiffOptions) Plan {
+	seen := make(map[Key]Mapping, len(observed))
+	for _, o := range observed {
+		o = normalise(o)
+		seen[o.Key] = o
+	}
+	var plan Plan
+	wanted := make(map[Key]bool, len(desired))
+	for _, d := range desired {
+		d = normalise(d)
+		wanted[d.Key] = true
+		o, ok := seen[d.Key]
+		plan.Changes = append(plan.Changes, compare(d, o, ok, opts.Hosts))
+	}
+	if opts.Prune {
+		for _, o := range seen {
+			if !wanted[o.Key] && owned(o, opts.Hosts) {
+				plan.Changes = append(plan.Changes, Change{Action: Delete, Key: o.Key, Rule: o.Owner(),
+					Before: ptr(o), Reason: "rule " + quote(o.Owner()) + " is no longer in the config"})
+			}
+		}
+	}
+	slices.SortFunc(plan.Changes, func(a, b Change) int {
+		if a.Key == b.Key {
+			return 0
+		}
+		if a.Key.Less(b.Key) {
+			return -1
+		}
+		return 1
+	})
+	return plan
+}
+
+// compare decides what to do about one desired mapping d, given what the
+// gateway holds on its key (o, when present).
+func compare(d, o Mapping, present bool, hosts []netip.Addr) Change {
+	c := Change{Key: d.Key, Rule: d.Owner(), After: ptr(d)}
+	switch {
+	case !present:
+		c.Action, c.Reason = Create, "not on the gateway"
+	case !owned(o, hosts):
+		c.Action, c.Before = Conflict, ptr(o)
+		c.Reason = "held by " + holderName(o)
+	case !sameTarget(d, o):
+		c.Action, c.Before = Update, ptr(o)
+		c.Reason = "gateway has " + o.String() + " (" + quote(o.Description) + ")"
+	case needsRenew(d.Lease, o.Lease):
+		c.Action, c.Before = Renew, ptr(o)
+		c.Reason = "lease has " + LeaseString(o.Lease) + " left"
+	default:
+		c.Action, c.Before = Noop, ptr(o)
+	}
+	return c
+}
+
+// owned reports whether this config may change o.
+func owned(o Mapping, hosts []netip.Addr) bool {
+	return o.Owner() != "" && slices.Contains(hosts, o.InternalHost)
+}
+
+// sameTarget compares everything but the lease: where the traffic goes,
+// who owns it, and whether it is switched on.
+func sameTarget(d, o Mapping) bool {
+	return d.InternalHost == o.InternalHost && d.InternalPort == o.InternalPort &&
+		d.Description == o.Description && d.Enabled == o.Enabled
+}
+
+// needsRenew: a mapping is refreshed once less than half its requested
+// lease is left, so a timer running every lease/2 keeps it alive without
+// touching the gateway on every run. A permanent mapping satisfies any
+// request (gateways that only grant permanent leases would otherwise show a
+// renewal forever); a permanent request upgrades a finite mapping.
+func needsRenew(want, have time.Duration) bool {
+	switch {
+	case have == 0:
+		return false
+	case want == 0:
+		return true
+	}
+	return have < want/2
+}
+
+// normalise makes mappings from different sources comparable: protocol
+// case, IPv4-mapped addresses, and lease rounding to whole seconds (UPnP
+// and NAT-PMP speak seconds).
+func normalise(m Mapping) Mapping {
+	if p, err := ParseProtocol(string(m.Protocol)); err == nil {
+		m.Protocol = p
+	}
+	m.InternalHost = m.InternalHost.Unmap()
+	m.Lease = m.Lease.Round(time.Second)
+	return m
+}
+
+func holderName(o Mapping) string {
+	if o.Description == "" {
+		return o.String()
+	}
+	return o.String() + " (" + quote(o.Description) + ")"
+}
+
+func quote(s string) string { return "\"" + s + "\"" }
+
+func ptr(m Mapping) *Mapping { return &m }

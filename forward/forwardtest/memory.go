@@ -1,0 +1,102 @@
+package forwardtest
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/portfwd/portfwd/forward"
+)
+
+// Memory is an in-memory gateway that behaves like a UPnP IGD in secure
+// mode: mappings are keyed by protocol and external port, a key held by
+// another client is a conflict, and (when Secure is set) mappings may only
+// point at Self.
+type Memory struct {
+	Self     netip.Addr // the host portfwd runs on
+	External netip.Addr // the WAN address reported
+	Secure   bool
+
+	mu       sync.Mutex
+	mappings map[forward.Key]forward.Mapping
+	adds     int
+	deletes  int
+}
+
+var _ forward.Backend = (*Memory)(nil)
+
+// NewMemory returns an empty secure-mode gateway for a LAN host self.
+func NewMemory(self netip.Addr) *Memory {
+	return &Memory{Self: self, External: netip.MustParseAddr("203.0.113.7"), Secure: true,
+		mappings: map[forward.Key]forward.Mapping{}}
+}
+
+// Properties implements forward.Backend.
+func (g *Memory) Properties() forward.Properties {
+	return forward.Properties{Name: "memory", Gateway: "memory", Protocols: []string{"memory"},
+		PermanentLeases: true, ThirdParty: !g.Secure}
+}
+
+// List implements forward.Backend.
+func (g *Memory) List(context.Context) ([]forward.Mapping, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]forward.Mapping, 0, len(g.mappings))
+	for _, m := range g.mappings {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b forward.Mapping) int { return compareKeys(a.Key, b.Key) })
+	return out, nil
+}
+
+// Add implements forward.Backend.
+func (g *Memory) Add(_ context.Context, m forward.Mapping) (forward.Mapping, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.adds++
+	if g.Secure && m.InternalHost != g.Self {
+		return forward.Mapping{}, forward.ErrNotAuthorized
+	}
+	if old, ok := g.mappings[m.Key]; ok && (old.InternalHost != m.InternalHost || old.Owner() != m.Owner()) {
+		return forward.Mapping{}, &forward.ConflictError{Want: m, Holder: old}
+	}
+	g.mappings[m.Key] = m
+	return m, nil
+}
+
+// Delete implements forward.Backend.
+func (g *Memory) Delete(_ context.Context, m forward.Mapping) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.deletes++
+	delete(g.mappings, m.Key)
+	return nil
+}
+
+// ExternalAddr implements forward.Backend.
+func (g *Memory) ExternalAddr(context.Context) (netip.Addr, error) { return g.External, nil }
+
+// Put installs m as if another client had made it, bypassing the rules.
+func (g *Memory) Put(m forward.Mapping) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.mappings[m.Key] = m
+}
+
+// Calls reports how many Add and Delete calls the gateway has served.
+func (g *Memory) Calls() (adds, deletes int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.adds, g.deletes
+}
+
+func compareKeys(a, b forward.Key) int {
+	switch {
+	case a == b:
+		return 0
+	case a.Less(b):
+		return -1
+	}
+	return 1
+}
