@@ -1,0 +1,218 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minecraft = "25565"
+
+// upnpc runs upnpc on the LAN host against the lab's root description,
+// skipping SSDP discovery.
+func upnpc(t *testing.T, l *Lab, args ...string) (string, error) {
+	t.Helper()
+	out, err := l.Command(LAN, "upnpc", append([]string{"-u", l.RootDescURL}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// listenLAN serves one greeting line per connection on the LAN host.
+func listenLAN(t *testing.T, l *Lab, port string) {
+	t.Helper()
+	var ln net.Listener
+	err := l.Do(LAN, func() (err error) {
+		ln, err = net.Listen("tcp", net.JoinHostPort(l.LANHost.String(), port))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listening in the LAN namespace: %v", err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "hello from lan to %s\n", c.RemoteAddr())
+			c.Close()
+		}
+	}()
+}
+
+// dialFromWAN connects from the WAN host and returns the first line read.
+func dialFromWAN(l *Lab, addr netip.Addr, port string) (string, error) {
+	var c net.Conn
+	err := l.Do(WAN, func() (err error) {
+		c, err = net.DialTimeout("tcp", net.JoinHostPort(addr.String(), port), 2*time.Second)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	return bufio.NewReader(c).ReadString('\n')
+}
+
+func TestMappingReachesLANHost(t *testing.T) {
+	t.Parallel()
+	l := ForTest(t, Options{})
+	listenLAN(t, l, minecraft)
+	if _, err := dialFromWAN(l, l.RouterWAN, minecraft); err == nil {
+		t.Fatal("WAN reached the LAN host before any mapping: the router forwards unsolicited traffic")
+	}
+	if n := l.AddPortMappingCount(); n != 0 {
+		t.Fatalf("AddPortMappingCount before any mapping = %d, want 0", n)
+	}
+	if out, err := upnpc(t, l, "-a", l.LANHost.String(), minecraft, minecraft, "TCP"); err != nil {
+		t.Fatalf("upnpc -a: %v\n%s", err, out)
+	}
+	if n := l.AddPortMappingCount(); n != 1 {
+		t.Errorf("AddPortMappingCount after one upnpc -a = %d, want 1", n)
+	}
+	line, err := dialFromWAN(l, l.RouterWAN, minecraft)
+	if err != nil {
+		t.Fatalf("dialing the mapping from the WAN: %v", err)
+	}
+	// Inbound traffic is only DNATed: the LAN host sees the real peer.
+	if want := "hello from lan to " + l.WANHost.String() + ":"; !strings.HasPrefix(line, want) {
+		t.Errorf("greeting = %q, want prefix %q", line, want)
+	}
+}
+
+func TestIGDv2ByDefault(t *testing.T) {
+	t.Parallel()
+	l := ForTest(t, Options{})
+	desc, err := l.RootDesc(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(desc, "urn:schemas-upnp-org:service:WANIPConnection:2") {
+		t.Errorf("root description lacks WANIPConnection:2:\n%s", desc)
+	}
+}
+
+func TestIGDv1AdvertisesWANIPConnection1(t *testing.T) {
+	t.Parallel()
+	l := ForTest(t, Options{IGDv1: true})
+	desc, err := l.RootDesc(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"urn:schemas-upnp-org:device:InternetGatewayDevice:1", "urn:schemas-upnp-org:service:WANIPConnection:1"} {
+		if !strings.Contains(desc, want) {
+			t.Errorf("root description lacks %s:\n%s", want, desc)
+		}
+	}
+	if out, err := upnpc(t, l, "-a", l.LANHost.String(), minecraft, minecraft, "TCP"); err != nil {
+		t.Fatalf("upnpc -a against IGD:1: %v\n%s", err, out)
+	}
+	if n := l.AddPortMappingCount(); n != 1 {
+		t.Errorf("AddPortMappingCount = %d, want 1 (WANIPConnection:1 actions count too)", n)
+	}
+}
+
+func TestRebootClearsMappings(t *testing.T) {
+	t.Parallel()
+	l := ForTest(t, Options{})
+	if out, err := upnpc(t, l, "-a", l.LANHost.String(), minecraft, minecraft, "TCP"); err != nil {
+		t.Fatalf("upnpc -a: %v\n%s", err, out)
+	}
+	if err := l.Reboot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.Mappings(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, minecraft+"->") {
+		t.Errorf("mapping survived the reboot:\n%s", out)
+	}
+	rules, _ := l.Command(Router, "nft", "list", "chain", "inet", "filter", "prerouting_miniupnpd").CombinedOutput()
+	if strings.Contains(string(rules), "dnat") {
+		t.Errorf("DNAT rule survived the reboot:\n%s", rules)
+	}
+	listenLAN(t, l, minecraft)
+	if _, err := dialFromWAN(l, l.RouterWAN, minecraft); err == nil {
+		t.Error("WAN still reaches the LAN host after the reboot")
+	}
+}
+
+func TestCGNATRefusesMappings(t *testing.T) {
+	t.Parallel()
+	l := ForTest(t, Options{CGNAT: true})
+	if !strings.HasPrefix(l.RouterWAN.String(), "100.64.") {
+		t.Fatalf("RouterWAN = %s, want an address in 100.64.0.0/10", l.RouterWAN)
+	}
+	out, err := upnpc(t, l, "-a", l.LANHost.String(), minecraft, minecraft, "TCP")
+	if err == nil {
+		t.Fatalf("upnpc -a succeeded behind CGNAT:\n%s", out)
+	}
+	if !strings.Contains(l.MiniupnpdLog(), "Port forwarding is impossible") {
+		t.Error("miniupnpd did not log that port forwarding is impossible")
+	}
+}
+
+func TestSecureModeRefusesOtherHosts(t *testing.T) {
+	t.Parallel()
+	insecure := false
+	for _, tc := range []struct {
+		name   string
+		secure *bool
+		wantOK bool
+	}{{"secure", nil, false}, {"insecure", &insecure, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := ForTest(t, Options{SecureMode: tc.secure})
+			out, err := upnpc(t, l, "-a", l.LANHost2.String(), minecraft, minecraft, "TCP")
+			if (err == nil) != tc.wantOK {
+				t.Errorf("mapping for %s from %s: err = %v, want success %v\n%s", l.LANHost2, l.LANHost, err, tc.wantOK, out)
+			}
+		})
+	}
+}
+
+func TestNATPMP(t *testing.T) {
+	t.Parallel()
+	l := ForTest(t, Options{})
+	out, err := l.Command(LAN, "natpmpc", "-g", l.RouterLAN.String(), "-a", "25566", "25566", "udp", "60").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Mapped public port 25566") {
+		t.Fatalf("natpmpc -a: %v\n%s", err, out)
+	}
+}
+
+func TestSaveLoadDown(t *testing.T) {
+	t.Parallel()
+	l := ForTest(t, Options{})
+	path := filepath.Join(t.TempDir(), "env")
+	if err := l.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Name != l.Name || loaded.RouterWAN != l.RouterWAN || !loaded.Running() {
+		t.Fatalf("loaded lab %+v does not match %+v or is not running", loaded, l)
+	}
+	if err := loaded.Down(); err != nil {
+		t.Fatal(err)
+	}
+	if l.Running() || loaded.Running() {
+		t.Error("lab still running after Down")
+	}
+	if out, err := exec.Command("ip", "netns", "list").Output(); err != nil || strings.Contains(string(out), l.Name) {
+		t.Errorf("namespaces left after Down (%v):\n%s", err, out)
+	}
+	if err := loaded.Down(); err != nil {
+		t.Errorf("second Down: %v", err)
+	}
+}
