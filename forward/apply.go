@@ -29,11 +29,12 @@ func (r Result) Failed() int {
 	return n
 }
 
-// Calls is the number of changes that talked to the gateway.
-func (r Result) Calls() int {
+// Made is the number of changes that took effect on the gateway: noops and
+// conflicts make no call, and failures made no change.
+func (r Result) Made() int {
 	n := 0
 	for _, o := range r.Outcomes {
-		if o.Change.Action != Noop && o.Change.Action != Conflict {
+		if o.Err == nil && o.Change.Action != Noop && o.Change.Action != Conflict {
 			n++
 		}
 	}

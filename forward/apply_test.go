@@ -27,12 +27,12 @@ func TestApplyIsIdempotent(t *testing.T) {
 		mapping(forward.TCP, 25565, self, "portfwd:mc", time.Hour),
 		mapping(forward.UDP, 2456, self, "portfwd:vh", time.Hour),
 	}
-	if res := reconcile(t, gw, desired); res.Failed() != 0 || res.Calls() != 2 {
-		t.Fatalf("first apply: %d failed, %d calls", res.Failed(), res.Calls())
+	if res := reconcile(t, gw, desired); res.Failed() != 0 || res.Made() != 2 {
+		t.Fatalf("first apply: %d failed, %d calls", res.Failed(), res.Made())
 	}
 	adds, _ := gw.Calls()
 	res := reconcile(t, gw, desired)
-	if again, _ := gw.Calls(); again != adds || res.Calls() != 0 {
+	if again, _ := gw.Calls(); again != adds || res.Made() != 0 {
 		t.Errorf("second apply made %d Add calls, want 0", again-adds)
 	}
 }

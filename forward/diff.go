@@ -105,15 +105,7 @@ func Diff(desired, observed []Mapping, opts DiffOptions) Plan {
 			}
 		}
 	}
-	slices.SortFunc(plan.Changes, func(a, b Change) int {
-		if a.Key == b.Key {
-			return 0
-		}
-		if a.Key.Less(b.Key) {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(plan.Changes, func(a, b Change) int { return a.Key.Compare(b.Key) })
 	return plan
 }
 

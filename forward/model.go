@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -38,12 +39,13 @@ type Key struct {
 // String renders the key as "tcp/25565".
 func (k Key) String() string { return fmt.Sprintf("%s/%d", k.Protocol, k.ExternalPort) }
 
-// Less orders keys by protocol, then port, for deterministic output.
-func (k Key) Less(o Key) bool {
-	if k.Protocol != o.Protocol {
-		return k.Protocol < o.Protocol
+// Compare orders keys by protocol, then port, for deterministic output:
+// -1, 0 or +1 as in cmp.Compare.
+func (k Key) Compare(o Key) int {
+	if c := cmp.Compare(k.Protocol, o.Protocol); c != 0 {
+		return c
 	}
-	return k.ExternalPort < o.ExternalPort
+	return cmp.Compare(k.ExternalPort, o.ExternalPort)
 }
 
 // Mapping is one port forward as it exists (or should exist) on a gateway.

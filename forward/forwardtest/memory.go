@@ -46,7 +46,7 @@ func (g *Memory) List(context.Context) ([]forward.Mapping, error) {
 	for _, m := range g.mappings {
 		out = append(out, m)
 	}
-	slices.SortFunc(out, func(a, b forward.Mapping) int { return compareKeys(a.Key, b.Key) })
+	slices.SortFunc(out, func(a, b forward.Mapping) int { return a.Key.Compare(b.Key) })
 	return out, nil
 }
 
@@ -89,14 +89,4 @@ func (g *Memory) Calls() (adds, deletes int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.adds, g.deletes
-}
-
-func compareKeys(a, b forward.Key) int {
-	switch {
-	case a == b:
-		return 0
-	case a.Less(b):
-		return -1
-	}
-	return 1
 }
