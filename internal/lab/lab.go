@@ -81,11 +81,11 @@ func (o Options) secureMode() bool { return o.SecureMode == nil || *o.SecureMode
 
 // Lab is one running home network. Its exported fields are read-only.
 type Lab struct {
-	Name                         string // "pfl-<6 hex>", prefix of the namespace names
+	Name                         string     // "pfl-<6 hex>", prefix of the namespace names
 	WANHost, RouterWAN           netip.Addr // the wan link
 	RouterLAN, LANHost, LANHost2 netip.Addr // the lan link; LANHost2 is a second address of the LAN host
-	RootDescURL                  string // http://192.168.77.1:5000/rootDesc.xml
-	Dir                          string // config, lease file, pid file, miniupnpd.log
+	RootDescURL                  string     // http://192.168.77.1:5000/rootDesc.xml
+	Dir                          string     // config, lease file, pid file, miniupnpd.log
 
 	opts   Options
 	daemon *daemon // the running miniupnpd, nil when stopped
