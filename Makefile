@@ -1,0 +1,80 @@
+# portfwd — build, test, demo and benchmark.
+#
+#   make demo    build, create the namespace lab, apply a Minecraft config on
+#                the LAN host, prove it from the WAN host, tear down (root)
+#   make test    install what the tests need, then gofmt, vet, unit, fuzz
+#                seeds and the lab tests against real miniupnpd (root)
+#   make bench   the lab benchmark: portfwd vs upnpc, side by side (root)
+
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+GO      ?= go
+BIN     := bin
+DEB_PKGS := miniupnpd-nftables nftables miniupnpc natpmpc iproute2 procps
+# Which package provides each command the lab runs (used to skip apt-get when
+# everything is already installed).
+DEB_CMDS := miniupnpd nft upnpc natpmpc ip pgrep
+
+.PHONY: all build deps test unit lab-test fuzz bench demo lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/portfwd ./cmd/portfwd
+	$(GO) build -o $(BIN)/portfwd-lab ./cmd/portfwd-lab
+
+## deps: Debian packages for the lab (as root) and the Go modules.
+deps:
+	@missing=""; for c in $(DEB_CMDS); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages (missing:$$missing)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
+	fi
+	$(GO) mod download
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## test: the whole suite. PORTFWD_LAB=1 makes a missing lab prerequisite a
+## failure, never a skip.
+test: deps lint
+	PORTFWD_LAB=1 $(GO) test -count=1 -timeout 20m ./...
+
+unit:
+	$(GO) test -count=1 -short ./...
+
+## fuzz: a short run of every fuzz target (the seeds also run in make test).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./forward
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSSDPResponse$$' -fuzztime $(FUZZTIME) ./upnp
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSOAPFault$$' -fuzztime $(FUZZTIME) ./upnp
+
+## bench: portfwd against upnpc in the lab, in one run, with ratios.
+bench: deps
+	PORTFWD_LAB=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime 5x -timeout 20m ./cmd/portfwd
+
+## demo: the main job end to end on the lab.
+demo: deps build
+	@set -e; lab=$(BIN)/portfwd-lab; \
+	trap '$$lab down >/dev/null 2>&1 || true' EXIT; \
+	echo "== building the lab: wan / router (miniupnpd) / lan namespaces"; \
+	$$lab up; \
+	echo "== a Minecraft server on the LAN host (port 25565)"; \
+	$$lab exec lan -- $(BIN)/portfwd-lab listen tcp 25565 & \
+	sleep 0.3; \
+	echo "== portfwd apply configs/minecraft.yaml, on the LAN host"; \
+	$$lab exec lan -- $(BIN)/portfwd apply configs/minecraft.yaml; \
+	echo "== portfwd status"; \
+	$$lab exec lan -- $(BIN)/portfwd status configs/minecraft.yaml; \
+	echo "== from the internet (WAN host) to the router's public address"; \
+	$$lab exec wan -- $(BIN)/portfwd-lab send tcp "$$($$lab addr router-wan):25565"; \
+	echo "== apply again: nothing to change"; \
+	$$lab exec lan -- $(BIN)/portfwd apply configs/minecraft.yaml; \
+	echo "== portfwd down"; \
+	$$lab exec lan -- $(BIN)/portfwd down configs/minecraft.yaml; \
+	echo "== demo passed"
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// The exit-code table. README.md repeats it; keep both in step.
+const (
+	exitOK          = 0   // everything done, or nothing to do
+	exitError       = 1   // bad config, no gateway, bad flags: nothing was changed
+	exitPending     = 2   // plan --detailed-exitcode: the gateway differs from the config
+	exitPartial     = 3   // apply/down: some changes failed, the others were made
+	exitUnreachable = 4   // a rule is unreachable (check)
+	exitInterrupted = 130 // interrupted (Ctrl-C, SIGTERM)
+)
+
+// exitError carries an exit code through cobra to main. A nil err means
+// the command already told the user what happened.
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e *codeError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit code %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *codeError) Unwrap() error { return e.err }
+
+// withCode marks err with an exit code.
+func withCode(code int, err error) error { return &codeError{code: code, err: err} }
+
+// exitCodeOf maps an error returned by a command to the process exit code.
+func exitCodeOf(err error) int {
+	var ce *codeError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &ce):
+		return ce.code
+	}
+	return exitError
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/portfwd/portfwd/forward"
+)
+
+// formatVersion is the version of every JSON document portfwd prints. It
+// is a compatibility promise: fields are only added; a rename or removal
+// bumps it.
+const formatVersion = 1
+
+// writeJSON prints v, indented, as one document on Out.
+func (g *globals) writeJSON(v any) error {
+	enc := json.NewEncoder(g.io.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// table writes rows aligned for a terminal, or tab-separated for a pipe.
+type table struct {
+	w     io.Writer
+	flush func() error
+}
+
+func (g *globals) newTable(header ...string) *table {
+	t := &table{w: g.io.Out, flush: func() error { return nil }}
+	if g.io.Terminal {
+		tw := tabwriter.NewWriter(g.io.Out, 0, 4, 2, ' ', 0)
+		t.w, t.flush = tw, tw.Flush
+	}
+	t.row(header...)
+	return t
+}
+
+func (t *table) row(cells ...string) { fmt.Fprintln(t.w, strings.Join(cells, "\t")) }
+
+type mappingView struct {
+	Protocol     string `json:"protocol"`
+	ExternalPort uint16 `json:"external_port"`
+	InternalHost string `json:"internal_host"`
+	InternalPort uint16 `json:"internal_port"`
+	Description  string `json:"description"`
+	LeaseSeconds int64  `json:"lease_seconds"` // 0 = permanent
+	Enabled      bool   `json:"enabled"`
+	Rule         string `json:"rule,omitempty"` // the portfwd rule named in the description
+}
+
+func viewMapping(m *forward.Mapping) *mappingView {
+	if m == nil {
+		return nil
+	}
+	return &mappingView{Protocol: string(m.Protocol), ExternalPort: m.ExternalPort,
+		InternalHost: m.InternalHost.String(), InternalPort: m.InternalPort, Description: m.Description,
+		LeaseSeconds: int64(m.Lease.Seconds()), Enabled: m.Enabled, Rule: m.Owner()}
+}
+
+type gatewayView struct {
+	Backend   string   `json:"backend"`
+	URL       string   `json:"url"`
+	Protocols []string `json:"protocols"`
+	ThisHost  string   `json:"this_host"`
+}
+
+func viewGateway(s *session) gatewayView {
+	p := s.backend.Properties()
+	return gatewayView{Backend: p.Name, URL: p.Gateway, Protocols: p.Protocols, ThisHost: s.self.String()}
+}
+
+func (g *globals) printGatewayLine(s *session) {
+	p := s.backend.Properties()
+	fmt.Fprintf(g.io.ErrOut, "gateway: %s %s (%s), this host %s\n", p.Name, p.Gateway,
+		strings.Join(p.Protocols, ", "), s.self)
+}
+
+type changeView struct {
+	Action  string       `json:"action"`
+	Rule    string       `json:"rule"`
+	Mapping string       `json:"mapping"` // "tcp/25565"
+	Before  *mappingView `json:"before,omitempty"`
+	After   *mappingView `json:"after,omitempty"`
+	Reason  string       `json:"reason,omitempty"`
+	// Set by apply and down only.
+	Result  string       `json:"result,omitempty"` // ok | failed
+	Granted *mappingView `json:"granted,omitempty"`
+	Note    string       `json:"note,omitempty"`
+	Error   string       `json:"error,omitempty"`
+}
+
+func viewChange(c forward.Change) changeView {
+	return changeView{Action: c.Action.String(), Rule: c.Rule, Mapping: c.Key.String(),
+		Before: viewMapping(c.Before), After: viewMapping(c.After), Reason: c.Reason}
+}
+
+func viewOutcome(o forward.Outcome) changeView {
+	v := viewChange(o.Change)
+	v.Result, v.Granted, v.Note = "ok", viewMapping(o.Granted), o.Note
+	if o.Err != nil {
+		v.Result, v.Error = "failed", o.Err.Error()
+	}
+	return v
+}
+
+// target is where a change sends traffic, for tables.
+func target(c forward.Change) string {
+	m := c.After
+	if m == nil {
+		m = c.Before
+	}
+	return fmt.Sprintf("%s:%d", m.InternalHost, m.InternalPort)
+}
+
+// summary counts a plan's changes by action, for the closing line and JSON.
+func summary(p forward.Plan) map[string]int {
+	out := map[string]int{}
+	for _, c := range p.Changes {
+		out[c.Action.String()]++
+	}
+	return out
+}
+
+func summaryLine(p forward.Plan) string {
+	return fmt.Sprintf("%d to create, %d to update, %d to renew, %d to delete, %d conflict(s), %d unchanged",
+		p.Count(forward.Create), p.Count(forward.Update), p.Count(forward.Renew), p.Count(forward.Delete),
+		p.Count(forward.Conflict), p.Count(forward.Noop))
+}
+
+func secondsDuration(s int64) time.Duration { return time.Duration(s) * time.Second }

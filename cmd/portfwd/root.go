@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+)
+
+// globals are the settings every command shares, resolved by viper from
+// flags, PORTFWD_* environment variables and the config file's gateway
+// section (in that order of precedence).
+type globals struct {
+	io      IOStreams
+	v       *viper.Viper
+	output  string
+	timeout time.Duration
+}
+
+func newRootCmd(io IOStreams) *cobra.Command {
+	g := &globals{io: io, v: viper.New()}
+	root := &cobra.Command{
+		Use:   "portfwd",
+		Short: "Keep your router's port forwards equal to a YAML file",
+		Long: `portfwd keeps a home router's port forwards equal to a YAML file.
+
+Write the forwards you want (a Minecraft server, a Valheim world, SSH) in
+portfwd.yaml, then:
+
+  portfwd plan     show what would change on the router
+  portfwd apply    make the router match the file
+  portfwd status   show every forward on the router, yours and others'
+  portfwd down     remove every forward the file owns
+
+portfwd only ever changes forwards it made itself (their description on the
+router starts with "portfwd:"); everything else is left alone.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return g.validate()
+		},
+	}
+	root.SetOut(io.Out)
+	root.SetErr(io.ErrOut)
+	f := root.PersistentFlags()
+	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	f.DurationVar(&g.timeout, "timeout", 15*time.Second, "give up on the gateway after this long")
+	f.String("backend", "", "gateway protocol: auto or upnp (overrides gateway.backend; env PORTFWD_GATEWAY_BACKEND)")
+	f.String("gateway", "", "gateway address, skips discovery (overrides gateway.address; env PORTFWD_GATEWAY_ADDRESS)")
+	f.String("lease", "", "lease to request, e.g. 1h; 0 = permanent (overrides gateway.lease; env PORTFWD_GATEWAY_LEASE)")
+	bindViper(g.v, root)
+	root.AddCommand(newPlanCmd(g), newApplyCmd(g), newStatusCmd(g), newDownCmd(g), newServicesCmd(g), newVersionCmd(g))
+	return root
+}
+
+// bindViper wires flags and PORTFWD_* environment variables to the gateway
+// keys of the config file, so one lookup honours all three.
+func bindViper(v *viper.Viper, root *cobra.Command) {
+	v.SetEnvPrefix("PORTFWD")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	for key, flag := range map[string]string{"gateway.backend": "backend", "gateway.address": "gateway", "gateway.lease": "lease"} {
+		_ = v.BindPFlag(key, root.PersistentFlags().Lookup(flag))
+		_ = v.BindEnv(key)
+	}
+	_ = v.BindEnv("config")
+}
+
+func (g *globals) validate() error {
+	if g.output != "table" && g.output != "json" {
+		return fmt.Errorf("--output %q: use table or json", g.output)
+	}
+	if g.timeout <= 0 {
+		return fmt.Errorf("--timeout %s: must be positive", g.timeout)
+	}
+	return nil
+}
+
+func (g *globals) json() bool { return g.output == "json" }

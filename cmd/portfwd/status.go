@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/portfwd/portfwd/forward"
+	"github.com/spf13/cobra"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status [FILE]",
+		Short: "Show the gateway and every port forward on it, yours and others'",
+		Long: `status shows which gateway portfwd talks to, the protocols it answered, its
+external (WAN) address, and every mapping on it, each marked:
+
+  owned     made by portfwd for this host (apply and down manage it)
+  portfwd   made by portfwd on another host (left alone here)
+  foreign   made by something else: a game, a console, another UPnP client
+
+A config file is optional; without one, the gateway settings come from the
+flags and PORTFWD_GATEWAY_* variables.`,
+		Example: `  portfwd status
+  portfwd status -o json | jq '.mappings[] | select(.ownership == "foreign")'`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runStatus(cmd.Context(), g, args)
+		},
+	}
+}
+
+type statusMapping struct {
+	mappingView
+	Ownership string `json:"ownership"` // owned | portfwd | foreign
+}
+
+type statusDoc struct {
+	FormatVersion   int             `json:"format_version"`
+	Gateway         gatewayView     `json:"gateway"`
+	ExternalAddress string          `json:"external_address"`
+	ExternalError   string          `json:"external_error,omitempty"`
+	Mappings        []statusMapping `json:"mappings"`
+}
+
+func runStatus(ctx context.Context, g *globals, args []string) error {
+	cfg, err := g.optionalConfig(ctx, args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	s, err := connect(ctx, cfg.Gateway)
+	if err != nil {
+		return err
+	}
+	observed, err := s.backend.List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the gateway's mappings: %w", err)
+	}
+	slices.SortFunc(observed, func(a, b forward.Mapping) int { return a.Key.Compare(b.Key) })
+	doc := statusDoc{FormatVersion: formatVersion, Gateway: viewGateway(s), Mappings: []statusMapping{}}
+	if ext, err := s.backend.ExternalAddr(ctx); err != nil {
+		doc.ExternalError = err.Error()
+	} else {
+		doc.ExternalAddress = ext.String()
+	}
+	mine := hosts(cfg, s.self)
+	for _, m := range observed {
+		doc.Mappings = append(doc.Mappings, statusMapping{*viewMapping(&m), ownership(m, mine)})
+	}
+	if g.json() {
+		return g.writeJSON(doc)
+	}
+	return g.printStatus(doc)
+}
+
+// optionalConfig loads the named or default config when there is one, and
+// otherwise an empty config whose gateway section comes from flags and
+// environment alone.
+func (g *globals) optionalConfig(ctx context.Context, args []string) (*forward.Config, error) {
+	if _, err := g.configPath(args); err == nil {
+		return g.loadConfig(ctx, args)
+	}
+	gw, err := g.gatewaySettings(forward.Gateway{Backend: "auto", Lease: forward.DefaultLease})
+	return &forward.Config{Gateway: gw}, err
+}
+
+func ownership(m forward.Mapping, mine []netip.Addr) string {
+	switch {
+	case m.Owner() == "":
+		return "foreign"
+	case slices.Contains(mine, m.InternalHost):
+		return "owned"
+	}
+	return "portfwd"
+}
+
+func (g *globals) printStatus(doc statusDoc) error {
+	ext := doc.ExternalAddress
+	if doc.ExternalError != "" {
+		ext = "unknown: " + doc.ExternalError
+	}
+	info := g.newTable("GATEWAY", doc.Gateway.Backend+" "+doc.Gateway.URL)
+	info.row("PROTOCOLS", fmt.Sprint(doc.Gateway.Protocols))
+	info.row("EXTERNAL ADDRESS", ext)
+	info.row("THIS HOST", doc.Gateway.ThisHost)
+	if err := info.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(g.io.Out)
+	t := g.newTable("PROTO", "EXTERNAL", "INTERNAL", "LEASE", "OWNERSHIP", "DESCRIPTION")
+	for _, m := range doc.Mappings {
+		lease := forward.LeaseString(secondsDuration(m.LeaseSeconds))
+		if !m.Enabled {
+			lease += " (disabled)"
+		}
+		t.row(m.Protocol, fmt.Sprint(m.ExternalPort), fmt.Sprintf("%s:%d", m.InternalHost, m.InternalPort),
+			lease, m.Ownership, m.Description)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.io.ErrOut, "%d mapping(s) on the gateway.\n", len(doc.Mappings))
+	return nil
+}
