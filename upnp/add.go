@@ -1,0 +1,178 @@
+package upnp
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/portfwd/portfwd/forward"
+)
+
+// Add installs m with AddPortMapping (WANIPConnection:1 §2.4.16), or
+// refreshes it, and returns the mapping as granted. UPnP error codes become
+// the forward sentinel errors; see explain.
+func (g *IGD) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
+	if holder, err := g.specific(ctx, m.Key); err == nil && !mayReplace(holder, m) {
+		return forward.Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, &forward.ConflictError{Want: m, Holder: holder})
+	}
+	lease := leaseSeconds(m.Lease)
+	err := g.addPortMapping(ctx, m, lease)
+	if lease > 0 && wantsPermanent(err) {
+		// Quirk: IGD:1 routers that only keep permanent mappings answer 725
+		// OnlyPermanentLeasesSupported (WANIPConnection:1 §2.4.16), and
+		// older ones 402 Invalid Args, to any finite lease. Ask again for a
+		// permanent one; the caller sees the granted lease differ.
+		lease = 0
+		err = g.addPortMapping(ctx, m, lease)
+	}
+	if err == nil {
+		return g.granted(m, lease), nil
+	}
+	got, err := g.explain(ctx, m, err)
+	if err != nil {
+		return forward.Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, err)
+	}
+	return got, nil
+}
+
+// mayReplace reports whether Add may overwrite holder with m. miniupnpd
+// (and most routers) silently replace a mapping when the same internal
+// client asks again, so a game's own UPnP mapping on this host would be
+// taken over; portfwd only replaces what it owns or what is already m.
+func mayReplace(holder, m forward.Mapping) bool {
+	return holder.Description == m.Description || holder.Owner() != ""
+}
+
+// addPortMapping sends one AddPortMapping. NewRemoteHost is "" (any remote
+// host): portfwd forwards from the whole internet.
+func (g *IGD) addPortMapping(ctx context.Context, m forward.Mapping, lease uint32) error {
+	err := g.client.AddPortMappingCtx(ctx, "", m.ExternalPort, wireProtocol(m.Protocol),
+		m.InternalPort, m.InternalHost.String(), m.Enabled, m.Description, lease)
+	return asSOAPError("AddPortMapping", err)
+}
+
+// wantsPermanent reports whether err refuses a finite lease.
+func wantsPermanent(err error) bool {
+	code := soapCode(err)
+	return code == codeOnlyPermanentLeases || code == codeInvalidArgs
+}
+
+// leaseSeconds converts a lease to the ui4 seconds UPnP carries, rounding
+// up so that a sub-second lease is not sent as 0 (permanent).
+func leaseSeconds(d time.Duration) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	s := (d + time.Second - 1) / time.Second
+	if s > math.MaxUint32 {
+		return math.MaxUint32
+	}
+	return uint32(s)
+}
+
+// granted is m as the gateway keeps it after an AddPortMapping with lease.
+// WANIPConnection:2 §2.3.16 makes the device treat 0 (and anything longer)
+// as 604800 seconds, which miniupnpd does in its IGD:2 build.
+func (g *IGD) granted(m forward.Mapping, lease uint32) forward.Mapping {
+	if max := g.service.MaxLease; max > 0 && (lease == 0 || lease > max) {
+		lease = max
+	}
+	m.Lease = time.Duration(lease) * time.Second
+	return m
+}
+
+// explain turns a failed AddPortMapping into an error that says why and
+// what to do, wrapping the forward sentinel that applies and the
+// *SOAPError. Only a 718 can turn out to be success; see explainConflict.
+func (g *IGD) explain(ctx context.Context, m forward.Mapping, err error) (forward.Mapping, error) {
+	if soapCode(err) == codeConflict {
+		return g.explainConflict(ctx, m, err)
+	}
+	return forward.Mapping{}, g.explainOther(ctx, m, err)
+}
+
+// explainOther explains every AddPortMapping error but 718.
+func (g *IGD) explainOther(ctx context.Context, m forward.Mapping, err error) error {
+	switch soapCode(err) {
+	case codeConflictOtherMech:
+		// IGD:2: the port is taken by something outside UPnP (a static
+		// forward, a service on the router); the device cannot name it.
+		return fmt.Errorf("%w (gateway said %w)", &forward.ConflictError{Want: m}, err)
+	case codeNotAuthorized:
+		return g.notAuthorized(m, err)
+	case codeActionFailed:
+		return g.diagnoseActionFailed(ctx, err)
+	}
+	if hint := addHint(m, soapCode(err)); hint != "" {
+		return fmt.Errorf("%s: %w", hint, err)
+	}
+	return err
+}
+
+// explainConflict handles 718 ConflictInMappingEntry. The code has two
+// causes: another client holds the port (the spec's meaning), or — in
+// miniupnpd and routers built on it — secure mode refusing a mapping whose
+// internal client is not the requesting host. GetSpecificPortMappingEntry
+// tells them apart.
+func (g *IGD) explainConflict(ctx context.Context, m forward.Mapping, err error) (forward.Mapping, error) {
+	holder, herr := g.specific(ctx, m.Key)
+	switch {
+	case herr == nil && !sameTarget(holder, m):
+		return forward.Mapping{}, fmt.Errorf("%w (gateway said %w)", &forward.ConflictError{Want: m, Holder: holder}, err)
+	case m.InternalHost != g.local:
+		return forward.Mapping{}, g.notAuthorized(m, err)
+	case herr == nil:
+		// Quirk: some routers answer 718 to a refresh of an identical
+		// mapping by the same host; it is in place, so report it as granted.
+		return holder, nil
+	case soapCode(herr) != codeNoSuchEntry:
+		return forward.Mapping{}, fmt.Errorf("%w (gateway said %w)", &forward.ConflictError{Want: m}, err)
+	}
+	return forward.Mapping{}, g.notAuthorized(m, err)
+}
+
+// sameTarget reports whether a holder is the very mapping m asks for.
+func sameTarget(holder, m forward.Mapping) bool {
+	return holder.InternalHost == m.InternalHost && holder.InternalPort == m.InternalPort &&
+		holder.Description == m.Description
+}
+
+// notAuthorized explains 606 Action not authorized (UDA 1.1 §3.2.2) and a
+// secure-mode 718. Secure mode, on by default in routers, maps ports only to
+// the host that asks; otherwise the router's UPnP rules exclude the port.
+func (g *IGD) notAuthorized(m forward.Mapping, err error) error {
+	if g.local.IsValid() && m.InternalHost != g.local {
+		return fmt.Errorf("the gateway only maps ports to the host that asks for them (UPnP secure mode); run portfwd on %s, or use the iptables backend on the router: %w: %w",
+			m.InternalHost, forward.ErrNotAuthorized, err)
+	}
+	return fmt.Errorf("the gateway's UPnP rules do not allow %s to %s; allow it in the router's UPnP settings, pick a port the router allows (often 1024 and up), or use the iptables backend on the router: %w: %w",
+		m.Key, m.InternalHost, forward.ErrNotAuthorized, err)
+}
+
+// addHint says what to do about the AddPortMapping errors that need no
+// further questions to the gateway (WANIPConnection:1 §2.4.16,
+// WANIPConnection:2 §2.5.16).
+func addHint(m forward.Mapping, code int) string {
+	switch code {
+	case codeSamePortValues:
+		return fmt.Sprintf("the gateway requires the internal port to equal the external port; set internal_port to %d", m.ExternalPort)
+	case codeWildCardExtPort:
+		return "the gateway does not accept external port 0 (any port); set external_port"
+	case codeWildCardIntPort:
+		return "the gateway does not accept internal port 0; set internal_port"
+	case codeWildCardSrcIP:
+		return "the gateway does not accept mappings from any remote host"
+	case codeRemoteHostWildcard:
+		return "the gateway only accepts mappings from any remote host"
+	case codeExtPortWildcard:
+		return "the gateway only maps a port of its own choosing, but portfwd needs a fixed external port; try backend natpmp or pcp"
+	case codeNoPortMapsAvailable:
+		return "the gateway's port-mapping table is full; remove unused mappings on the router"
+	case codeInvalidArgs:
+		return "the gateway rejected the request's arguments; check the internal host and ports"
+	case codeInvalidAction:
+		return "the gateway does not implement AddPortMapping; try backend natpmp"
+	}
+	return ""
+}

@@ -1,0 +1,142 @@
+package upnp
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/huin/goupnp"
+	"github.com/huin/goupnp/dcps/internetgateway2"
+)
+
+// soapTimeout bounds one SOAP call when the caller's context has no
+// deadline: a router that accepts the connection and never answers must not
+// hang portfwd. miniupnpd takes up to ~0.5 s for an AddPortMapping with a
+// hundred mappings present (LAB.md), so this is generous.
+const soapTimeout = 10 * time.Second
+
+// serviceKind is one of the port-mapping services, in order of preference.
+type serviceKind struct {
+	Type  string // full service type URN
+	Short string // "WANIPConnection:2"
+	// MaxLease is the longest lease the service grants; 0 means a zero
+	// (permanent) lease is honoured. WANIPConnection:2 §2.3.16: "a value of
+	// 0 … is interpreted as 604800 seconds", and it caps leases there.
+	MaxLease uint32
+}
+
+// services lists the port-mapping services by preference. WANIPConnection:2
+// first: it is what IGD:2 routers (and miniupnpd's default build) offer.
+// The choice is by service type only, whatever the device version, since
+// routers mix them (IGD:1 devices with WANIPConnection:2 services exist).
+var services = []serviceKind{
+	{Type: "urn:schemas-upnp-org:service:WANIPConnection:2", Short: "WANIPConnection:2", MaxLease: 604800},
+	{Type: "urn:schemas-upnp-org:service:WANIPConnection:1", Short: "WANIPConnection:1"},
+	{Type: "urn:schemas-upnp-org:service:WANPPPConnection:1", Short: "WANPPPConnection:1"},
+}
+
+// NewIGD returns a backend for the IGD whose root device description is at
+// rootDescURL (e.g. "http://192.168.1.1:5000/rootDesc.xml"), skipping SSDP.
+func NewIGD(ctx context.Context, rootDescURL string) (*IGD, error) {
+	loc, err := url.Parse(rootDescURL)
+	if err != nil || loc.Host == "" {
+		return nil, fmt.Errorf("UPnP description URL %q is not an absolute URL", rootDescURL)
+	}
+	root, err := goupnp.DeviceByURLCtx(ctx, loc)
+	if err != nil {
+		return nil, fmt.Errorf("reading the UPnP description at %s: %w", rootDescURL, err)
+	}
+	kind, svc, err := pickService(root)
+	if err != nil {
+		return nil, fmt.Errorf("UPnP device at %s: %w", rootDescURL, err)
+	}
+	local, err := localAddrToward(loc)
+	if err != nil {
+		return nil, fmt.Errorf("finding this host's address toward %s: %w", loc.Host, err)
+	}
+	return &IGD{
+		client:     newClient(kind, root, loc, svc),
+		rootURL:    rootDescURL,
+		deviceType: shortType(root.Device.DeviceType),
+		service:    kind,
+		local:      local,
+	}, nil
+}
+
+// pickService finds the most preferred port-mapping service anywhere in the
+// device tree (it usually sits in WANDevice/WANConnectionDevice).
+func pickService(root *goupnp.RootDevice) (serviceKind, *goupnp.Service, error) {
+	for _, kind := range services {
+		if svc := findService(root, kind.Type); svc != nil {
+			return kind, svc, nil
+		}
+	}
+	return serviceKind{}, nil, fmt.Errorf("%s (%s) offers no WANIPConnection or WANPPPConnection service, so it cannot forward ports; try backend natpmp",
+		root.Device.FriendlyName, shortType(root.Device.DeviceType))
+}
+
+// findService is Device.FindService, tolerating whitespace around the
+// serviceType (seen in hand-written router descriptions) and skipping
+// services without a usable controlURL.
+func findService(root *goupnp.RootDevice, serviceType string) *goupnp.Service {
+	var found *goupnp.Service
+	root.Device.VisitServices(func(s *goupnp.Service) {
+		if found == nil && strings.TrimSpace(s.ServiceType) == serviceType && s.ControlURL.Ok {
+			found = s
+		}
+	})
+	return found
+}
+
+// newClient wraps goupnp's generated client for kind. All three share the
+// igdClient methods with identical signatures.
+func newClient(kind serviceKind, root *goupnp.RootDevice, loc *url.URL, svc *goupnp.Service) igdClient {
+	sc := goupnp.ServiceClient{SOAPClient: svc.NewSOAPClient(), RootDevice: root, Location: loc, Service: svc}
+	sc.SOAPClient.HTTPClient.Timeout = soapTimeout
+	switch kind.Short {
+	case "WANIPConnection:2":
+		return &internetgateway2.WANIPConnection2{ServiceClient: sc}
+	case "WANIPConnection:1":
+		return &internetgateway2.WANIPConnection1{ServiceClient: sc}
+	default:
+		return &internetgateway2.WANPPPConnection1{ServiceClient: sc}
+	}
+}
+
+// shortType turns "urn:schemas-upnp-org:device:InternetGatewayDevice:2"
+// into "InternetGatewayDevice:2".
+func shortType(urn string) string {
+	urn = strings.TrimSpace(urn)
+	if i := strings.Index(urn, ":device:"); i >= 0 {
+		return urn[i+len(":device:"):]
+	}
+	if i := strings.Index(urn, ":service:"); i >= 0 {
+		return urn[i+len(":service:"):]
+	}
+	return urn
+}
+
+// localAddrToward is the address this host uses to reach the description's
+// host: connecting a UDP socket sends nothing but makes the kernel choose
+// the route and source address. It is what a router in secure mode sees as
+// the requesting client.
+func localAddrToward(loc *url.URL) (netip.Addr, error) {
+	port := loc.Port()
+	if port == "" {
+		port = "80"
+	}
+	conn, err := net.Dial("udp", net.JoinHostPort(loc.Hostname(), port))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer conn.Close()
+	ap, err := netip.ParseAddrPort(conn.LocalAddr().String())
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return ap.Addr().Unmap(), nil
+}

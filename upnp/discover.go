@@ -1,0 +1,218 @@
+package upnp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/jackpal/gateway"
+
+	"github.com/portfwd/portfwd/forward"
+)
+
+// DefaultDiscoverTimeout bounds a whole Discover call when
+// DiscoverOptions.Timeout is zero. A router on the LAN answers a unicast
+// M-SEARCH in a few milliseconds; the rest is slack for lost packets and a
+// slow description server.
+const DefaultDiscoverTimeout = 2 * time.Second
+
+// resendAfter are the offsets at which the M-SEARCHes are (re)sent. SSDP is
+// UDP and UDA 1.1 §1.3.2 recommends sending more than once; short gaps keep
+// discovery fast when the first packet is lost.
+var resendAfter = []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond}
+
+// DiscoverOptions tunes Discover.
+type DiscoverOptions struct {
+	// Gateway is the router's LAN address. When unset, the default gateway
+	// of this host is used (github.com/jackpal/gateway).
+	Gateway netip.Addr
+	// Timeout bounds the whole discovery; DefaultDiscoverTimeout when zero.
+	Timeout time.Duration
+
+	// Test hooks: where unicast and multicast M-SEARCHes go.
+	unicastPort uint16         // 0 means ssdpPort
+	multicast   netip.AddrPort // zero means ssdpMulticast
+	noUnicast   bool
+	noMulticast bool
+}
+
+// Discover finds the gateway's UPnP IGD and returns a backend for it. It
+// sends SSDP M-SEARCH unicast to the gateway and multicast to the SSDP group
+// from one socket, and uses the first answer whose LOCATION is on the
+// gateway itself. When nothing usable answers in time, the error wraps
+// forward.ErrNoGateway and says what to try.
+func Discover(ctx context.Context, opts DiscoverOptions) (*IGD, error) {
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDiscoverTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	gw, err := gatewayAddr(opts.Gateway)
+	if err != nil {
+		return nil, fmt.Errorf("finding the default gateway: %v; set gateway.address to the router's LAN address: %w", err, forward.ErrNoGateway)
+	}
+	conn, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		return nil, fmt.Errorf("opening a socket for SSDP: %w", err)
+	}
+	defer conn.Close()
+	answers := make(chan ssdpAnswer, 16)
+	go readAnswers(ctx, conn, answers)
+	go sendSearches(ctx, conn, searchDestinations(gw, opts))
+	return awaitGateway(ctx, gw, timeout, answers)
+}
+
+// gatewayAddr is the gateway address to search: the one given, or this
+// host's default gateway.
+func gatewayAddr(given netip.Addr) (netip.Addr, error) {
+	if given.IsValid() {
+		return given.Unmap(), nil
+	}
+	ip, err := gateway.DiscoverGateway()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	addr, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("bad gateway address %v", ip)
+	}
+	return addr.Unmap(), nil
+}
+
+// searchDestinations are where M-SEARCHes go: the gateway's SSDP port and
+// the SSDP multicast group.
+func searchDestinations(gw netip.Addr, opts DiscoverOptions) []netip.AddrPort {
+	var dsts []netip.AddrPort
+	if !opts.noUnicast {
+		port := opts.unicastPort
+		if port == 0 {
+			port = ssdpPort
+		}
+		dsts = append(dsts, netip.AddrPortFrom(gw, port))
+	}
+	if !opts.noMulticast {
+		mc := opts.multicast
+		if !mc.IsValid() {
+			mc = ssdpMulticast
+		}
+		dsts = append(dsts, mc)
+	}
+	return dsts
+}
+
+// sendSearches sends one M-SEARCH per search target to every destination at
+// each resendAfter offset. Send errors are ignored: multicast fails on hosts
+// without a multicast route, and the unicast search may still succeed.
+func sendSearches(ctx context.Context, conn *net.UDPConn, dsts []netip.AddrPort) {
+	start := time.Now()
+	for _, at := range resendAfter {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(start.Add(at))):
+		}
+		for _, dst := range dsts {
+			for _, st := range searchTargets {
+				_, _ = conn.WriteToUDPAddrPort(mSearch(dst, st), dst)
+			}
+		}
+	}
+}
+
+// ssdpAnswer is one parsed datagram and who sent it.
+type ssdpAnswer struct {
+	resp ssdpResponse
+	from netip.Addr
+}
+
+// readAnswers parses datagrams from conn until it is closed, passing on the
+// valid M-SEARCH answers. Anything unparsable is dropped: the socket is
+// open to the whole LAN.
+func readAnswers(ctx context.Context, conn *net.UDPConn, out chan<- ssdpAnswer) {
+	buf := make([]byte, 4096)
+	for {
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		resp, err := parseSSDPResponse(buf[:n])
+		if err != nil {
+			continue
+		}
+		select {
+		case out <- ssdpAnswer{resp: resp, from: from.Addr().Unmap()}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// awaitGateway takes answers until one names a usable IGD on gw.
+func awaitGateway(ctx context.Context, gw netip.Addr, timeout time.Duration, answers <-chan ssdpAnswer) (*IGD, error) {
+	var s searchState
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, s.failure(ctx, gw, timeout)
+		case a := <-answers:
+			if igd := s.try(ctx, gw, a); igd != nil {
+				return igd, nil
+			}
+		}
+	}
+}
+
+// searchState remembers what discovery saw, for the error when it fails.
+type searchState struct {
+	tried   map[string]bool
+	failed  []error      // descriptions on the gateway that could not be used
+	foreign []netip.Addr // devices that answered with a LOCATION elsewhere
+}
+
+// try uses answer a if its LOCATION is on the gateway and new. Answers that
+// point elsewhere are refused: any LAN device can answer SSDP, and only the
+// router itself may be believed to be the router.
+func (s *searchState) try(ctx context.Context, gw netip.Addr, a ssdpAnswer) *IGD {
+	loc := a.resp.Location.String()
+	if host := locationHost(a.resp.Location); host != gw {
+		if !slices.Contains(s.foreign, host) {
+			s.foreign = append(s.foreign, host)
+		}
+		return nil
+	}
+	if s.tried[loc] {
+		return nil
+	}
+	if s.tried == nil {
+		s.tried = map[string]bool{}
+	}
+	s.tried[loc] = true
+	igd, err := NewIGD(ctx, loc)
+	if err != nil {
+		s.failed = append(s.failed, err)
+		return nil
+	}
+	return igd
+}
+
+// failure is the error for a discovery that found nothing usable.
+func (s *searchState) failure(ctx context.Context, gw netip.Addr, timeout time.Duration) error {
+	if errors.Is(context.Cause(ctx), context.Canceled) {
+		return fmt.Errorf("discovering the UPnP gateway: %w", ctx.Err())
+	}
+	if len(s.failed) > 0 {
+		return fmt.Errorf("the gateway %s answered SSDP but its UPnP description is unusable (%w); try backend natpmp: %w",
+			gw, errors.Join(s.failed...), forward.ErrNoGateway)
+	}
+	hint := ""
+	if len(s.foreign) > 0 {
+		hint = fmt.Sprintf(" (UPnP devices at %v answered, but they are not the gateway; if one is your router, set gateway.address to it)", s.foreign)
+	}
+	return fmt.Errorf("no UPnP gateway answered at %s within %s%s; is UPnP enabled on the router? set gateway.address if the router is not this host's default gateway, or try backend natpmp: %w",
+		gw, timeout, hint, forward.ErrNoGateway)
+}

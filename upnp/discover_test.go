@@ -1,0 +1,128 @@
+package upnp
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portfwd/portfwd/forward"
+)
+
+// loopbackOptions points Discover at responders on loopback; the multicast
+// search goes to a second loopback responder (or nowhere), never to the
+// real LAN.
+func loopbackOptions(gw string, unicast, multicast *ssdpResponder) DiscoverOptions {
+	o := DiscoverOptions{Gateway: netip.MustParseAddr(gw), Timeout: time.Second, noUnicast: unicast == nil, noMulticast: multicast == nil}
+	if unicast != nil {
+		o.unicastPort = unicast.port()
+	}
+	if multicast != nil {
+		o.multicast = multicast.addrPort()
+	}
+	return o
+}
+
+func TestDiscoverUnicast(t *testing.T) {
+	f := newFakeIGD(t, "igd2-rootdesc.xml")
+	r := newSSDPResponder(t, f.rootURL())
+	start := time.Now()
+	g, err := Discover(context.Background(), loopbackOptions("127.0.0.1", r, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 90*time.Millisecond {
+		t.Errorf("discovery took %v; the first answer should end it", took)
+	}
+	if g.Properties().Gateway != f.rootURL() || g.service.Short != "WANIPConnection:2" {
+		t.Errorf("Properties = %+v", g.Properties())
+	}
+}
+
+// TestDiscoverMulticastAnswers: unicast and multicast go out together, and
+// an answer to either is enough.
+func TestDiscoverMulticastAnswers(t *testing.T) {
+	f := newFakeIGD(t, "igd1-rootdesc.xml")
+	silent := newSSDPResponder(t, f.rootURL())
+	silent.setDrop(1 << 20)
+	mc := newSSDPResponder(t, f.rootURL())
+	if _, err := Discover(context.Background(), loopbackOptions("127.0.0.1", silent, mc)); err != nil {
+		t.Fatal(err)
+	}
+	if silent.count() == 0 || mc.count() == 0 {
+		t.Errorf("unicast got %d requests, multicast %d; want both", silent.count(), mc.count())
+	}
+}
+
+// TestDiscoverResendsAfterLoss: the whole first round of M-SEARCHes is lost.
+func TestDiscoverResendsAfterLoss(t *testing.T) {
+	f := newFakeIGD(t, "igd1-rootdesc.xml")
+	r := newSSDPResponder(t, f.rootURL())
+	r.setDrop(len(searchTargets))
+	start := time.Now()
+	if _, err := Discover(context.Background(), loopbackOptions("127.0.0.1", r, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 90*time.Millisecond || took > 250*time.Millisecond {
+		t.Errorf("discovery took %v; want the 100ms re-send to answer", took)
+	}
+}
+
+// TestDiscoverRefusesRogueLocation: a device at the gateway's address that
+// points LOCATION at another host (here the fake IGD on 127.0.0.1 while the
+// gateway is 127.0.0.2) is not believed, and its description never fetched.
+func TestDiscoverRefusesRogueLocation(t *testing.T) {
+	f := newFakeIGD(t, "igd2-rootdesc.xml")
+	rogue := newSSDPResponder(t, f.rootURL())
+	opts := loopbackOptions("127.0.0.2", nil, rogue)
+	opts.Timeout = 300 * time.Millisecond
+	_, err := Discover(context.Background(), opts)
+	if !errors.Is(err, forward.ErrNoGateway) || !strings.Contains(err.Error(), "UPnP devices at [127.0.0.1] answered, but they are not the gateway") {
+		t.Fatalf("Discover = %v; want ErrNoGateway naming the rogue", err)
+	}
+	if f.gets != 0 {
+		t.Errorf("the rogue's description was fetched")
+	}
+}
+
+func TestDiscoverNothingAnswers(t *testing.T) {
+	silent := newSSDPResponder(t, "http://127.0.0.1:1/x.xml")
+	silent.setDrop(1 << 20)
+	opts := loopbackOptions("127.0.0.1", silent, nil)
+	opts.Timeout = 250 * time.Millisecond
+	start := time.Now()
+	_, err := Discover(context.Background(), opts)
+	if took := time.Since(start); took > 400*time.Millisecond {
+		t.Errorf("took %v, want about the timeout", took)
+	}
+	if !errors.Is(err, forward.ErrNoGateway) {
+		t.Fatalf("Discover = %v; want ErrNoGateway", err)
+	}
+	for _, hint := range []string{"is UPnP enabled on the router?", "gateway.address", "backend natpmp"} {
+		if !strings.Contains(err.Error(), hint) {
+			t.Errorf("error %q lacks %q", err, hint)
+		}
+	}
+}
+
+func TestDiscoverUnusableDescription(t *testing.T) {
+	f := newFakeIGD(t, "no-wanconn-rootdesc.xml")
+	r := newSSDPResponder(t, f.rootURL())
+	opts := loopbackOptions("127.0.0.1", r, nil)
+	opts.Timeout = 300 * time.Millisecond
+	_, err := Discover(context.Background(), opts)
+	if !errors.Is(err, forward.ErrNoGateway) || !strings.Contains(err.Error(), "no WANIPConnection") {
+		t.Fatalf("Discover = %v", err)
+	}
+}
+
+func TestDiscoverCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Discover(ctx, DiscoverOptions{Gateway: netip.MustParseAddr("127.0.0.1"), noMulticast: true, unicastPort: 9})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Discover = %v; want context.Canceled", err)
+	}
+}

@@ -1,0 +1,26 @@
+// Package upnp finds the home router and talks to it over UPnP IGD (Internet
+// Gateway Device, v1 and v2), as a forward.Backend.
+//
+// Discovery is built for speed: the default gateway comes from
+// github.com/jackpal/gateway, and one UDP socket sends SSDP M-SEARCH both
+// unicast to gateway:1900 and multicast to 239.255.255.250:1900 at once,
+// re-sending a couple of times in case of loss. The first answer whose
+// LOCATION points at the gateway itself wins; answers naming another host are
+// ignored, so a rogue LAN device cannot pose as the router. The root device
+// description is parsed by github.com/huin/goupnp, and the port-mapping
+// service is chosen by service type whatever device version is advertised:
+// WANIPConnection:2, then WANIPConnection:1, then WANPPPConnection:1.
+//
+// The backend (IGD) turns the UPnP error codes routers really send into the
+// errors forward callers branch on: 718 becomes a *forward.ConflictError
+// naming the holder, 606 and secure-mode refusals wrap
+// forward.ErrNotAuthorized, a 501 on a router whose own WAN address is
+// private or shared wraps forward.ErrDoubleNAT, and 725 or 402 on a finite
+// lease is retried as a permanent lease. Every SOAP fault is also available
+// as a *SOAPError.
+//
+// Files: ssdp.go (M-SEARCH and response parsing), discover.go (the search),
+// description.go (root description and service choice), igd.go (the
+// backend), add.go (AddPortMapping and its quirks), soaperror.go (SOAP
+// faults and UPnP error codes), diagnose.go (WAN address checks).
+package upnp

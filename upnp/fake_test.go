@@ -1,0 +1,258 @@
+package upnp
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// fakeIGD is a port-mapping gateway speaking real SOAP over httptest,
+// behaving like miniupnpd unless a quirk knob says otherwise. Faults are
+// served from testdata files captured in the shape routers send.
+type fakeIGD struct {
+	t        testing.TB
+	desc     string // testdata root description file
+	srv      *httptest.Server
+	mu       sync.Mutex
+	entries  []fakeEntry
+	extIP    string
+	secure   bool   // refuse internal clients other than the requester, with 718
+	finite   string // fault file answered to a finite lease ("" accepts)
+	addFault string // fault file answered to every AddPortMapping
+	listEnd  string // fault file past the end of the table
+	actions  []string
+	gets     int
+}
+
+type fakeEntry struct {
+	proto, client, desc string
+	ext, port           int
+	lease               int
+	enabled             bool
+}
+
+func newFakeIGD(t testing.TB, desc string) *fakeIGD {
+	f := &fakeIGD{t: t, desc: desc, extIP: "50.60.70.1", secure: true, listEnd: "soap-713-array-index-invalid.xml"}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// rootURL is the LOCATION of the fake's root description.
+func (f *fakeIGD) rootURL() string { return f.srv.URL + "/rootDesc.xml" }
+
+func (f *fakeIGD) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet {
+		f.mu.Lock()
+		f.gets++
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "text/xml")
+		w.Write(testdata(f.t, f.desc))
+		return
+	}
+	_, action, _ := strings.Cut(strings.Trim(r.Header.Get("SOAPAction"), `"`), "#")
+	args := soapArgs(r.Body)
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.actions = append(f.actions, action)
+	out, fault := f.act(action, args, host)
+	if fault != "" {
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write(testdata(f.t, fault))
+		return
+	}
+	fmt.Fprintf(w, `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><u:%sResponse xmlns:u="x">%s</u:%sResponse></s:Body></s:Envelope>`, action, out, action)
+}
+
+// act runs one action; it returns the response arguments or a fault file.
+func (f *fakeIGD) act(action string, a map[string]string, requester string) (string, string) {
+	switch action {
+	case "AddPortMapping":
+		return "", f.add(a, requester)
+	case "DeletePortMapping":
+		if i := f.find(a); i >= 0 {
+			f.entries = append(f.entries[:i], f.entries[i+1:]...)
+			return "", ""
+		}
+		return "", "soap-714-no-such-entry.xml"
+	case "GetSpecificPortMappingEntry":
+		if i := f.find(a); i >= 0 {
+			return f.entries[i].args(false), ""
+		}
+		return "", "soap-714-no-such-entry.xml"
+	case "GetGenericPortMappingEntry":
+		i, _ := strconv.Atoi(a["NewPortMappingIndex"])
+		if i >= len(f.entries) {
+			return "", f.listEnd
+		}
+		return f.entries[i].args(true), ""
+	case "GetExternalIPAddress":
+		return "<NewExternalIPAddress>" + f.extIP + "</NewExternalIPAddress>", ""
+	}
+	return "", "soap-402-invalid-args.xml"
+}
+
+// add is miniupnpd's AddPortMapping: secure mode answers 718, as does a
+// port held by another client; the same client refreshes.
+func (f *fakeIGD) add(a map[string]string, requester string) string {
+	e := fakeEntry{proto: a["NewProtocol"], client: a["NewInternalClient"], desc: a["NewPortMappingDescription"],
+		enabled: a["NewEnabled"] == "1"}
+	e.ext, _ = strconv.Atoi(a["NewExternalPort"])
+	e.port, _ = strconv.Atoi(a["NewInternalPort"])
+	e.lease, _ = strconv.Atoi(a["NewLeaseDuration"])
+	switch {
+	case f.addFault != "":
+		return f.addFault
+	case f.finite != "" && e.lease > 0:
+		return f.finite
+	case f.secure && e.client != requester:
+		return "soap-718-conflict.xml"
+	}
+	if i := f.find(a); i >= 0 {
+		if f.entries[i].client != e.client {
+			return "soap-718-conflict.xml"
+		}
+		f.entries[i] = e
+		return ""
+	}
+	f.entries = append(f.entries, e)
+	return ""
+}
+
+func (f *fakeIGD) find(a map[string]string) int {
+	for i, e := range f.entries {
+		if strconv.Itoa(e.ext) == a["NewExternalPort"] && e.proto == a["NewProtocol"] {
+			return i
+		}
+	}
+	return -1
+}
+
+func (e fakeEntry) args(generic bool) string {
+	var b strings.Builder
+	if generic {
+		fmt.Fprintf(&b, "<NewRemoteHost></NewRemoteHost><NewExternalPort>%d</NewExternalPort><NewProtocol>%s</NewProtocol>", e.ext, e.proto)
+	}
+	en := 0
+	if e.enabled {
+		en = 1
+	}
+	fmt.Fprintf(&b, "<NewInternalPort>%d</NewInternalPort><NewInternalClient>%s</NewInternalClient><NewEnabled>%d</NewEnabled>"+
+		"<NewPortMappingDescription>%s</NewPortMappingDescription><NewLeaseDuration>%d</NewLeaseDuration>",
+		e.port, e.client, en, e.desc, e.lease)
+	return b.String()
+}
+
+// soapArgs collects the leaf elements of a SOAP request by local name.
+func soapArgs(r io.Reader) map[string]string {
+	args := map[string]string{}
+	dec := xml.NewDecoder(r)
+	var name string
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return args
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			name = tok.Name.Local
+			args[name] = ""
+		case xml.CharData:
+			args[name] += string(tok)
+		}
+	}
+}
+
+func testdata(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// ssdpResponder answers M-SEARCHes on loopback with a fixed LOCATION,
+// like a router's SSDP server. drop loses the first requests.
+type ssdpResponder struct {
+	conn     *net.UDPConn
+	location string
+	mu       sync.Mutex
+	drop     int
+	requests [][]byte
+}
+
+func newSSDPResponder(t testing.TB, location string) *ssdpResponder {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &ssdpResponder{conn: conn, location: location}
+	t.Cleanup(func() { conn.Close() })
+	go s.serve()
+	return s
+}
+
+func (s *ssdpResponder) port() uint16 { return uint16(s.conn.LocalAddr().(*net.UDPAddr).Port) }
+
+func (s *ssdpResponder) addrPort() netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), s.port())
+}
+
+func (s *ssdpResponder) serve() {
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := s.conn.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		if !s.record(buf[:n]) {
+			continue
+		}
+		st := "upnp:rootdevice"
+		for _, line := range strings.Split(string(buf[:n]), "\r\n") {
+			if v, ok := strings.CutPrefix(line, "ST: "); ok {
+				st = v
+			}
+		}
+		s.conn.WriteToUDP([]byte("HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: "+st+
+			"\r\nUSN: uuid:x::"+st+"\r\nEXT:\r\nSERVER: Debian/12 UPnP/1.1 MiniUPnPd/2.3.1\r\nLOCATION: "+
+			s.location+"\r\n\r\n"), from)
+	}
+}
+
+// record keeps the request and says whether to answer it.
+func (s *ssdpResponder) record(b []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, bytes.Clone(b))
+	if s.drop > 0 {
+		s.drop--
+		return false
+	}
+	return true
+}
+
+func (s *ssdpResponder) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.requests)
+}
+
+func (s *ssdpResponder) setDrop(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drop = n
+}

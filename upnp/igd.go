@@ -1,0 +1,162 @@
+package upnp
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/portfwd/portfwd/forward"
+)
+
+// igdClient is the part of goupnp's WANIPConnection1/2 and WANPPPConnection1
+// clients that portfwd uses: the port-mapping actions common to all three
+// (WANIPConnection:1 §2.4.15–2.4.18, §2.4.14).
+type igdClient interface {
+	AddPortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string,
+		internalPort uint16, internalClient string, enabled bool, description string, leaseSeconds uint32) error
+	DeletePortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) error
+	GetGenericPortMappingEntryCtx(ctx context.Context, index uint16) (remoteHost string, externalPort uint16, protocol string,
+		internalPort uint16, internalClient string, enabled bool, description string, leaseSeconds uint32, err error)
+	GetSpecificPortMappingEntryCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) (
+		internalPort uint16, internalClient string, enabled bool, description string, leaseSeconds uint32, err error)
+	GetExternalIPAddressCtx(ctx context.Context) (string, error)
+}
+
+// IGD is a forward.Backend for a UPnP Internet Gateway Device. Create it
+// with Discover or NewIGD.
+type IGD struct {
+	client     igdClient
+	rootURL    string
+	deviceType string // "InternetGatewayDevice:2"
+	service    serviceKind
+	local      netip.Addr
+}
+
+var _ forward.Backend = (*IGD)(nil)
+
+// Properties describes the gateway. Routers run UPnP in secure mode by
+// default (mappings only for the asking host), so ThirdParty is false.
+// WANIPConnection:2 caps leases at a week, so only the v1 services keep
+// permanent leases.
+func (g *IGD) Properties() forward.Properties {
+	return forward.Properties{
+		Name:            "upnp",
+		Gateway:         g.rootURL,
+		Protocols:       []string{"UPnP " + g.deviceType, g.service.Short},
+		PermanentLeases: g.service.MaxLease == 0,
+		ThirdParty:      false,
+	}
+}
+
+// LocalAddr is the address this host uses to reach the gateway: the
+// internal client a secure-mode router accepts from us. The CLI resolves
+// "internal_host: self" with it.
+func (g *IGD) LocalAddr() netip.Addr { return g.local }
+
+// maxListEntries bounds List against a router that never reports the end
+// of its table.
+const maxListEntries = 65535
+
+// List reads the port-mapping table with GetGenericPortMappingEntry at
+// index 0, 1, 2, … until the router reports the end of the table.
+func (g *IGD) List(ctx context.Context) ([]forward.Mapping, error) {
+	var out []forward.Mapping
+	for i := 0; i < maxListEntries; i++ {
+		m, err := g.entry(ctx, uint16(i))
+		if endOfTable(err) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("listing mappings on %s (entry %d): %w", g.rootURL, i, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// endOfTable reports whether err ends a GetGenericPortMappingEntry walk.
+// The spec answer is 713 SpecifiedArrayIndexInvalid (WANIPConnection:1
+// §2.4.14). Quirks: some routers answer 714 NoSuchEntryInArray, and some
+// old ones 402 Invalid Args, for the first index past the end.
+func endOfTable(err error) bool {
+	switch soapCode(err) {
+	case codeArrayIndexInvalid, codeNoSuchEntry, codeInvalidArgs:
+		return true
+	}
+	return false
+}
+
+// entry reads one GetGenericPortMappingEntry.
+func (g *IGD) entry(ctx context.Context, index uint16) (forward.Mapping, error) {
+	_, ext, proto, intPort, client, enabled, desc, lease, err := g.client.GetGenericPortMappingEntryCtx(ctx, index)
+	if err != nil {
+		return forward.Mapping{}, asSOAPError("GetGenericPortMappingEntry", err)
+	}
+	return toMapping(ext, proto, intPort, client, enabled, desc, lease)
+}
+
+// toMapping converts the fields of a port-mapping entry.
+func toMapping(ext uint16, proto string, intPort uint16, client string, enabled bool, desc string, lease uint32) (forward.Mapping, error) {
+	p, err := forward.ParseProtocol(proto)
+	if err != nil {
+		return forward.Mapping{}, err
+	}
+	host, err := netip.ParseAddr(strings.TrimSpace(client))
+	if err != nil {
+		return forward.Mapping{}, fmt.Errorf("internal client %q: %w", client, err)
+	}
+	return forward.Mapping{
+		Key:          forward.Key{Protocol: p, ExternalPort: ext},
+		InternalHost: host.Unmap(),
+		InternalPort: intPort,
+		Description:  desc,
+		Lease:        time.Duration(lease) * time.Second,
+		Enabled:      enabled,
+	}, nil
+}
+
+// specific reads the mapping on key with GetSpecificPortMappingEntry; the
+// error is 714 NoSuchEntryInArray when there is none.
+func (g *IGD) specific(ctx context.Context, key forward.Key) (forward.Mapping, error) {
+	intPort, client, enabled, desc, lease, err := g.client.GetSpecificPortMappingEntryCtx(ctx, "", key.ExternalPort, wireProtocol(key.Protocol))
+	if err != nil {
+		return forward.Mapping{}, asSOAPError("GetSpecificPortMappingEntry", err)
+	}
+	return toMapping(key.ExternalPort, string(key.Protocol), intPort, client, enabled, desc, lease)
+}
+
+// Delete removes the mapping on m.Key. 714 NoSuchEntryInArray means it is
+// already gone, which is success.
+func (g *IGD) Delete(ctx context.Context, m forward.Mapping) error {
+	err := asSOAPError("DeletePortMapping", g.client.DeletePortMappingCtx(ctx, "", m.ExternalPort, wireProtocol(m.Protocol)))
+	switch {
+	case err == nil, soapCode(err) == codeNoSuchEntry:
+		return nil
+	case soapCode(err) == codeNotAuthorized:
+		// Secure mode also guards deletion: only the mapping's own
+		// internal client may remove it.
+		return fmt.Errorf("deleting mapping %s: the gateway lets only %s remove it (UPnP secure mode): %w: %w",
+			m.Key, m.InternalHost, forward.ErrNotAuthorized, err)
+	}
+	return fmt.Errorf("deleting mapping %s: %w", m.Key, err)
+}
+
+// ExternalAddr asks the gateway for its WAN address (GetExternalIPAddress).
+func (g *IGD) ExternalAddr(ctx context.Context) (netip.Addr, error) {
+	s, err := g.client.GetExternalIPAddressCtx(ctx)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("asking %s for its external address: %w", g.rootURL, asSOAPError("GetExternalIPAddress", err))
+	}
+	addr, err := netip.ParseAddr(strings.TrimSpace(s))
+	if err != nil || addr.IsUnspecified() {
+		// Quirk: routers without a WAN connection answer "" or "0.0.0.0".
+		return netip.Addr{}, fmt.Errorf("the gateway reports no usable external address (%q); is its internet connection up?", s)
+	}
+	return addr.Unmap(), nil
+}
+
+// wireProtocol is the protocol as UPnP spells it: "TCP" or "UDP"
+// (WANIPConnection:1 §2.2.17).
+func wireProtocol(p forward.Protocol) string { return strings.ToUpper(string(p)) }
