@@ -1,0 +1,154 @@
+package forward
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is a parsed, validated config file: the gateway to talk to and the
+// rules whose forwards it must hold.
+type Config struct {
+	File    string
+	Gateway Gateway
+	Rules   []Rule
+}
+
+// Gateway says how to reach the gateway.
+type Gateway struct {
+	Backend string        // "auto" when omitted; see backendNames
+	Address string        // "" = discover
+	Lease   time.Duration // 1h when omitted; 0 = permanent
+}
+
+// DefaultLease is the lease requested when the config does not say. An hour
+// keeps a forest of dead forwards from outliving a machine that went away,
+// while a reconcile loop renews live ones long before they lapse.
+const DefaultLease = time.Hour
+
+// Rule is one entry of the config's rules: list, defaults applied.
+type Rule struct {
+	Name, Service, Description string
+	Protocols                  []Protocol // "both" => []Protocol{TCP, UDP}
+	External                   PortRange
+	Internal                   PortRange  // same length as External
+	InternalHost               string     // as written: "self", an IPv4 literal or a hostname
+	InternalAddr               netip.Addr // resolved address; zero value for "self"
+	Probe                      string     // probe kind: from the service, else "tcp" or "udp" by protocol
+	Line                       int        // line of the rule in the file
+}
+
+// Diagnostic is one problem in a config file, error or warning.
+type Diagnostic struct {
+	File    string
+	Line    int    // 0 when unknown
+	Key     string // path of the offending key, e.g. "rules[1].external_port"; "" for the whole file
+	Message string
+}
+
+// String renders d as "portfwd.yaml:7: rules[1].external_port: message",
+// the file:line form editors jump to.
+func (d Diagnostic) String() string {
+	var b strings.Builder
+	b.WriteString(d.File)
+	if d.Line > 0 {
+		fmt.Fprintf(&b, ":%d", d.Line)
+	}
+	b.WriteString(": ")
+	if d.Key != "" {
+		b.WriteString(d.Key + ": ")
+	}
+	b.WriteString(d.Message)
+	return b.String()
+}
+
+// ConfigError holds every error found in one file, so a user fixes them all
+// in one round instead of one per run.
+type ConfigError struct{ Problems []Diagnostic }
+
+// Error lists the problems, one per line.
+func (e *ConfigError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, d := range e.Problems {
+		lines[i] = d.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// LoadOptions tunes Load.
+type LoadOptions struct {
+	// LookupHost resolves internal_host hostnames; nil means
+	// net.DefaultResolver.LookupNetIP(ctx, "ip4", host).
+	LookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
+}
+
+// Load parses and validates data, the contents of file. It returns the config
+// and its warnings, or a *ConfigError holding every error (with the warnings
+// found so far, so the caller can still show them).
+func Load(ctx context.Context, file string, data []byte, opts LoadOptions) (*Config, []Diagnostic, error) {
+	l := newLoader(file, opts)
+	cfg := l.load(ctx, data)
+	sortDiagnostics(l.errs)
+	sortDiagnostics(l.warns)
+	if len(l.errs) > 0 {
+		return nil, l.warns, &ConfigError{Problems: l.errs}
+	}
+	return cfg, l.warns, nil
+}
+
+// LoadFile reads file and calls Load. A missing or unreadable file is a plain
+// error naming the file, not a *ConfigError.
+func LoadFile(ctx context.Context, file string, opts LoadOptions) (*Config, []Diagnostic, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Load(ctx, file, data, opts)
+}
+
+// sortDiagnostics orders by line, so output reads top to bottom like the file.
+func sortDiagnostics(ds []Diagnostic) {
+	slices.SortStableFunc(ds, func(a, b Diagnostic) int { return cmp.Compare(a.Line, b.Line) })
+}
+
+// Desired expands the rules into the mappings the gateway should hold: one
+// per protocol per port, sorted by Key. Rules with internal_host "self"
+// forward to self.
+func (c *Config) Desired(self netip.Addr) []Mapping {
+	var out []Mapping
+	for _, r := range c.Rules {
+		host := r.InternalAddr
+		if !host.IsValid() {
+			host = self
+		}
+		for _, p := range r.Protocols {
+			for i := range r.External.Len() {
+				out = append(out, Mapping{
+					Key:          Key{Protocol: p, ExternalPort: r.External.First + uint16(i)},
+					InternalHost: host,
+					InternalPort: r.Internal.First + uint16(i),
+					Description:  Tag(r.Name),
+					Lease:        c.Gateway.Lease,
+					Enabled:      true,
+				})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Mapping) int { return a.Key.Compare(b.Key) })
+	return out
+}
+
+// Rule finds the rule called name.
+func (c *Config) Rule(name string) (Rule, bool) {
+	for _, r := range c.Rules {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Rule{}, false
+}

@@ -1,0 +1,508 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeLookup stands in for DNS: tests never touch the network.
+func fakeLookup(_ context.Context, host string) ([]netip.Addr, error) {
+	switch host {
+	case "nas.lan":
+		return []netip.Addr{netip.MustParseAddr("192.168.1.20")}, nil
+	case "mixed.lan":
+		return []netip.Addr{netip.MustParseAddr("fd00::1"), netip.MustParseAddr("192.168.1.30")}, nil
+	case "v6.lan":
+		return []netip.Addr{netip.MustParseAddr("fd00::1")}, nil
+	case "localhost":
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	return nil, errors.New("no such host")
+}
+
+func load(t *testing.T, src string) (*Config, []Diagnostic, error) {
+	t.Helper()
+	return Load(context.Background(), "portfwd.yaml", []byte(src), LoadOptions{LookupHost: fakeLookup})
+}
+
+// want is an expected diagnostic: its line, its key, and part of its message.
+type want struct {
+	line int
+	key  string
+	msg  string
+}
+
+// checkDiags asserts that got holds exactly the wanted diagnostics.
+func checkDiags(t *testing.T, got []Diagnostic, wants []want) {
+	t.Helper()
+	for _, w := range wants {
+		found := false
+		for _, d := range got {
+			if d.File == "portfwd.yaml" && d.Line == w.line && d.Key == w.key && strings.Contains(d.Message, w.msg) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("missing %d: %s: %s in:\n%s", w.line, w.key, w.msg, (&ConfigError{got}).Error())
+		}
+	}
+	if len(got) != len(wants) {
+		t.Errorf("got %d diagnostics, want %d:\n%s", len(got), len(wants), (&ConfigError{got}).Error())
+	}
+}
+
+func problems(t *testing.T, err error) []Diagnostic {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error is %T, want *ConfigError: %v", err, err)
+	}
+	return ce.Problems
+}
+
+const rule = "rules:\n  - name: mc\n    protocol: tcp\n"
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []want
+	}{
+		{"syntax", "rules:\n  - name: a\n    external_port: [1\n", []want{{3, "", "invalid YAML: did not find expected ',' or ']'"}}},
+		{"tab indent", "rules:\n\t- name: a\n", []want{{2, "", "invalid YAML"}}},
+		{"empty file", "", []want{{1, "", "the file is empty"}}},
+		{"only comments", "# nothing\n", []want{{1, "", "the file is empty"}}},
+		{"null document", "~\n", []want{{1, "", "the file is empty"}}},
+		{"no rules key", "gateway:\n  backend: upnp\n", []want{{1, "", "no rules: key"}}},
+		{"rules null", "rules:\n", []want{{1, "rules", "is empty"}}},
+		{"two documents", "rules: []\n---\nrules: []\n", []want{{2, "", "more than one YAML document"}}},
+		{"root is a list", "- name: a\n", []want{{1, "", "want a mapping with gateway: and rules: keys, got a list"}}},
+		{"unknown top key", "rules: []\nrulez: []\n", []want{{2, "rulez", `unknown key "rulez" (did you mean "rules"?)`}}},
+		{"unknown key far from any", "rules: []\nzzzzzz: 1\n", []want{{2, "zzzzzz", "known keys: gateway, rules"}}},
+		{"unknown gateway key", "gateway:\n  leas: 1h\nrules: []\n", []want{{2, "gateway.leas", `did you mean "lease"?`}}},
+		{"unknown rule key", rule + "    externl_port: 25565\n", []want{
+			{2, "rules[0].external_port", "external_port is required"},
+			{4, "rules[0].externl_port", `unknown key "externl_port" (did you mean "external_port"?)`},
+		}},
+		{"duplicate key", rule + "    external_port: 1025\n    external_port: 1026\n", []want{{5, "rules[0].external_port", "key set twice; first set on line 4"}}},
+		{"non-scalar key", "rules: []\n? [a]\n: 1\n", []want{{2, "", "keys must be plain names"}}},
+		{"rules is a scalar", "rules: all\n", []want{{1, "rules", `want a list of rules, got "all"`}}},
+		{"rule is a scalar", "rules:\n  - minecraft\n", []want{{2, "rules[0]", "want a rule"}}},
+		{"gateway is a list", "gateway: [upnp]\nrules: []\n", []want{{1, "gateway", "want a mapping"}}},
+		{"name is a list", "rules:\n  - name: [a]\n    protocol: tcp\n    external_port: 2000\n", []want{{2, "rules[0].name", "want a single value, got a list"}}},
+		{"port is a mapping", rule + "    external_port: {a: 1}\n", []want{{4, "rules[0].external_port", "want a single value, got a mapping"}}},
+		{"port is text", rule + "    external_port: abc\n", []want{{4, "rules[0].external_port", `invalid port "abc"`}}},
+		{"port is a float", rule + "    external_port: 25565.5\n", []want{{4, "rules[0].external_port", `invalid port "25565.5"`}}},
+		{"negative port", rule + "    external_port: -5\n", []want{{4, "rules[0].external_port", `invalid port "-5"`}}},
+		{"three part range", rule + "    external_port: 1-2-3\n", []want{{4, "rules[0].external_port", `invalid port "1-2-3"`}}},
+		{"port 0", rule + "    external_port: 0\n", []want{{4, "rules[0].external_port", "port 0 is out of range 1-65535"}}},
+		{"port too big", rule + "    external_port: 70000\n", []want{{4, "rules[0].external_port", "port 70000 is out of range 1-65535"}}},
+		{"port overflows", rule + "    external_port: 99999999999999999999999\n", []want{{4, "rules[0].external_port", "out of range"}}},
+		{"range end too big", rule + "    external_port: 65000-65536\n", []want{{4, "rules[0].external_port", "port 65536 is out of range"}}},
+		{"reversed range", rule + "    external_port: 2458-2456\n", []want{{4, "rules[0].external_port", `reversed range "2458-2456": write 2456-2458`}}},
+		{"internal port 0", rule + "    external_port: 2000\n    internal_port: 0\n", []want{{5, "rules[0].internal_port", "port 0 is out of range"}}},
+		{"missing name", "rules:\n  - protocol: tcp\n    external_port: 2000\n", []want{{2, "rules[0].name", "name is required"}}},
+		{"empty name", "rules:\n  - name: ''\n    protocol: tcp\n    external_port: 2000\n", []want{{2, "rules[0].name", `invalid name ""`}}},
+		{"bad name", "rules:\n  - name: My_Server\n    protocol: tcp\n    external_port: 2000\n", []want{{2, "rules[0].name", `invalid name "My_Server"`}}},
+		{"name starts with hyphen", "rules:\n  - name: -mc\n    protocol: tcp\n    external_port: 2000\n", []want{{2, "rules[0].name", `invalid name "-mc"`}}},
+		{"long name", "rules:\n  - name: " + strings.Repeat("a", 41) + "\n    protocol: tcp\n    external_port: 2000\n", []want{{2, "rules[0].name", "longer than 40 characters"}}},
+		{"unknown protocol", "rules:\n  - name: mc\n    protocol: tpc\n    external_port: 2000\n", []want{{3, "rules[0].protocol", `unknown protocol "tpc" (did you mean "tcp"? want tcp, udp or both)`}}},
+		{"protocol icmp", "rules:\n  - name: mc\n    protocol: icmp\n    external_port: 2000\n", []want{{3, "rules[0].protocol", `unknown protocol "icmp" (want tcp, udp or both)`}}},
+		{"missing protocol", "rules:\n  - name: mc\n    external_port: 2000\n", []want{{2, "rules[0].protocol", "protocol is required"}}},
+		{"missing port", "rules:\n  - name: mc\n    protocol: udp\n", []want{{2, "rules[0].external_port", "external_port is required"}}},
+		{"unknown protocol, extra letter", "rules:\n  - name: mc\n    protocol: tcpp\n    external_port: 2000\n", []want{{3, "rules[0].protocol", `(did you mean "tcp"?`}}},
+		{"unknown anchor", "rules:\n  - name: a\n    <<: *base\n", []want{{3, "", "invalid YAML: unknown anchor 'base' referenced"}}},
+		{"unknown service", "rules:\n  - name: mc\n    service: minecraft\n", []want{{3, "rules[0].service", `unknown service "minecraft"; did you mean "minecraft-bedrock" or "minecraft-java"?`}}},
+		{"misspelt service", "rules:\n  - name: v\n    service: valhiem\n", []want{{3, "rules[0].service", `did you mean "valheim"?`}}},
+		{"service far from any", "rules:\n  - name: v\n    service: qqqqqqqq\n", []want{{3, "rules[0].service", `unknown service "qqqqqqqq" (portfwd services`}}},
+		{"duplicate names", "rules:\n  - name: mc\n    service: minecraft-java\n  - name: mc\n    service: minecraft-bedrock\n",
+			[]want{{4, "rules[1].name", `duplicate rule name "mc"; first used on line 2`}}},
+		{"same port", "rules:\n  - name: a\n    service: minecraft-java\n  - name: b\n    protocol: both\n    external_port: 25565\n",
+			[]want{{6, "rules[1].external_port", `rule "b" claims tcp/25565, already claimed by rule "a" (line 2)`}}},
+		{"same port from services", "rules:\n  - name: a\n    service: terraria\n  - name: b\n    service: satisfactory\n",
+			[]want{{5, "rules[1].service", `rule "b" claims tcp/7777, already claimed by rule "a" (line 2)`}}},
+		{"overlapping ranges", "rules:\n  - name: a\n    protocol: udp\n    external_port: 2000-2010\n  - name: b\n    protocol: udp\n    external_port: 2010-2020\n",
+			[]want{{7, "rules[1].external_port", `rule "b" claims udp 2010-2020, which overlaps udp 2000-2010 of rule "a" (line 2)`}}},
+		{"unequal ranges single", rule + "    external_port: 2456-2458\n    internal_port: 2456\n",
+			[]want{{5, "rules[0].internal_port", "ranges of unequal length: external_port 2456-2458 is 3 port(s), internal_port 2456 is 1"}}},
+		{"unequal ranges", rule + "    external_port: 2456-2458\n    internal_port: 3000-3001\n",
+			[]want{{5, "rules[0].internal_port", "ranges of unequal length"}}},
+		{"host does not resolve", rule + "    external_port: 2000\n    internal_host: nas.example\n",
+			[]want{{5, "rules[0].internal_host", `internal_host "nas.example" does not resolve: no such host`}}},
+		{"host resolves to loopback", rule + "    external_port: 2000\n    internal_host: localhost\n",
+			[]want{{5, "rules[0].internal_host", "it resolves to 127.0.0.1, which is a loopback address"}}},
+		{"host resolves to IPv6 only", rule + "    external_port: 2000\n    internal_host: v6.lan\n",
+			[]want{{5, "rules[0].internal_host", "no IPv4 address"}}},
+		{"loopback literal", rule + "    external_port: 2000\n    internal_host: 127.0.0.1\n",
+			[]want{{5, "rules[0].internal_host", "use internal_host: self"}}},
+		{"IPv6 literal", rule + "    external_port: 2000\n    internal_host: fd00::5\n",
+			[]want{{5, "rules[0].internal_host", "is not IPv4"}}},
+		{"unspecified literal", rule + "    external_port: 2000\n    internal_host: 0.0.0.0\n",
+			[]want{{5, "rules[0].internal_host", "is not a host address"}}},
+		{"bad address literal", rule + "    external_port: 2000\n    internal_host: 192.168.1.300\n",
+			[]want{{5, "rules[0].internal_host", `invalid internal_host "192.168.1.300"`}}},
+		{"bad hostname", rule + "    external_port: 2000\n    internal_host: my nas\n",
+			[]want{{5, "rules[0].internal_host", `invalid internal_host "my nas"`}}},
+		{"unknown backend", "gateway:\n  backend: miniupnp\nrules: []\n", []want{{2, "gateway.backend", `unknown backend "miniupnp"`}}},
+		{"backend typo", "gateway:\n  backend: natpnp\nrules: []\n", []want{{2, "gateway.backend", `did you mean "natpmp"?`}}},
+		{"bad lease", "gateway:\n  lease: 1 hour\nrules: []\n", []want{{2, "gateway.lease", `invalid lease "1 hour"`}}},
+		{"negative lease", "gateway:\n  lease: -1h\nrules: []\n", []want{{2, "gateway.lease", "is negative"}}},
+		{"negative seconds", "gateway:\n  lease: -5\nrules: []\n", []want{{2, "gateway.lease", "is negative"}}},
+		{"sub-second lease", "gateway:\n  lease: 500ms\nrules: []\n", []want{{2, "gateway.lease", "under a second"}}},
+		{"huge lease", "gateway:\n  lease: 99999999999999\nrules: []\n", []want{{2, "gateway.lease", "too long"}}},
+		{"address with port", "gateway:\n  address: 192.168.1.1:5351\nrules: []\n", []want{{2, "gateway.address", "has a port"}}},
+		{"address hostname", "gateway:\n  address: router.lan\nrules: []\n", []want{{2, "gateway.address", "is not an IPv4 address"}}},
+		{"address IPv6", "gateway:\n  address: fe80::1\nrules: []\n", []want{{2, "gateway.address", "is not an IPv4 address"}}},
+		{"merge of a scalar", "rules:\n  - <<: 5\n    name: a\n", []want{
+			{2, "rules[0]", "merge key (<<) takes a mapping"},
+			{2, "rules[0].protocol", "is required"},
+			{2, "rules[0].external_port", "is required"},
+		}},
+		{"every error reported", "gateway:\n  backend: x\nrules:\n  - name: A\n    protocol: tcp\n    external_port: 0\n  - name: b\n    protocol: udp\n    external_port: 10-1\n", []want{
+			{2, "gateway.backend", "unknown backend"},
+			{4, "rules[0].name", "invalid name"},
+			{6, "rules[0].external_port", "port 0"},
+			{9, "rules[1].external_port", "reversed range"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _, err := load(t, tt.src)
+			if err == nil {
+				t.Fatalf("loaded without error: %+v", cfg)
+			}
+			if cfg != nil {
+				t.Errorf("config %+v returned with an error", cfg)
+			}
+			checkDiags(t, problems(t, err), tt.want)
+		})
+	}
+}
+
+func TestLoadWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []want
+	}{
+		{"ordinary port", "rules:\n  - name: mc\n    service: minecraft-java\n", nil},
+		{"below 1024", "rules:\n  - name: web\n    protocol: tcp\n    external_port: 8080-8081\n  - name: ssh\n    service: ssh\n", []want{
+			{6, "rules[1].service", "external port 22 is below 1024: many gateways refuse ports below 1024; miniupnpd allows 1024-65535 by default"},
+		}},
+		{"dynamic range", "rules:\n  - name: x\n    protocol: udp\n    external_port: 50000\n", []want{
+			{4, "rules[0].external_port", "external port 50000 is in the dynamic range 49152-65535"},
+		}},
+		{"dynamic range ok for the service's own port", "rules:\n  - name: wg\n    service: wireguard\n", nil},
+		{"dynamic range, service moved", "rules:\n  - name: wg\n    service: wireguard\n    external_port: 51821\n", []want{
+			{4, "rules[0].external_port", "dynamic range"},
+		}},
+		{"RDP", "rules:\n  - name: rdp\n    protocol: tcp\n    external_port: 3389\n", []want{
+			{4, "rules[0].external_port", "port 3389 is RDP, dangerous to expose to the internet"},
+		}},
+		{"RDP behind another port", "rules:\n  - name: rdp\n    protocol: tcp\n    external_port: 13389\n    internal_port: 3389\n", []want{
+			{5, "rules[0].internal_port", "reach it over a VPN such as WireGuard instead"},
+		}},
+		{"telnet", "rules:\n  - name: t\n    protocol: tcp\n    external_port: 23\n", []want{
+			{4, "rules[0].external_port", "below 1024"},
+			{4, "rules[0].external_port", "telnet, dangerous to expose"},
+		}},
+		{"range over VNC and Docker", "rules:\n  - name: r\n    protocol: tcp\n    external_port: 2370-2380\n    internal_port: 5895-5905\n", []want{
+			{4, "rules[0].external_port", "port 2375-2376 is the Docker API"},
+			{5, "rules[0].internal_port", "port 5900-5901 is VNC"},
+		}},
+		{"databases", "rules:\n  - {name: a, protocol: tcp, external_port: 3306}\n  - {name: b, protocol: tcp, external_port: 5432}\n  - {name: c, protocol: tcp, external_port: 6379}\n  - {name: d, protocol: tcp, external_port: 27017}\n  - {name: e, protocol: tcp, external_port: 9200}\n  - {name: f, protocol: udp, external_port: 11211}\n  - {name: g, protocol: tcp, external_port: 445}\n", []want{
+			{2, "rules[0].external_port", "MySQL"},
+			{3, "rules[1].external_port", "PostgreSQL"},
+			{4, "rules[2].external_port", "Redis"},
+			{5, "rules[3].external_port", "MongoDB"},
+			{6, "rules[4].external_port", "Elasticsearch"},
+			{7, "rules[5].external_port", "memcached"},
+			{8, "rules[6].external_port", "SMB"},
+			{8, "rules[6].external_port", "below 1024"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, warns, err := load(t, tt.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDiags(t, warns, tt.want)
+		})
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	cfg, warns, err := load(t, "rules:\n  - name: mc\n    service: minecraft-java\n")
+	if err != nil || len(warns) > 0 {
+		t.Fatal(err, warns)
+	}
+	wantGW := Gateway{Backend: "auto", Lease: time.Hour}
+	if cfg.Gateway != wantGW || cfg.File != "portfwd.yaml" {
+		t.Errorf("config = %+v, want gateway %+v", cfg, wantGW)
+	}
+	want := Rule{Name: "mc", Service: "minecraft-java", Protocols: []Protocol{TCP},
+		External: PortRange{25565, 25565}, Internal: PortRange{25565, 25565},
+		InternalHost: "self", Probe: "minecraft-java", Line: 2}
+	if !reflect.DeepEqual(cfg.Rules, []Rule{want}) {
+		t.Errorf("rules = %+v\nwant %+v", cfg.Rules, want)
+	}
+}
+
+func TestLoadRules(t *testing.T) {
+	nas := netip.MustParseAddr("192.168.1.20")
+	tests := []struct {
+		name string
+		src  string // one rule's keys, indented under "- "
+		want Rule
+	}{
+		{"explicit keys override the service", "name: mc\n    service: minecraft-java\n    external_port: 25566\n    protocol: both",
+			Rule{Protocols: []Protocol{TCP, UDP}, External: PortRange{25566, 25566}, Internal: PortRange{25566, 25566}, Probe: "minecraft-java"}},
+		{"probe falls back when the protocol changes", "name: mc\n    service: minecraft-java\n    protocol: udp",
+			Rule{Protocols: []Protocol{UDP}, External: PortRange{25565, 25565}, Internal: PortRange{25565, 25565}, Probe: "udp"}},
+		{"a2s service on both", "name: cs\n    service: cs2",
+			Rule{Protocols: []Protocol{TCP, UDP}, External: PortRange{27015, 27015}, Internal: PortRange{27015, 27015}, Probe: "a2s"}},
+		{"a2s service on tcp only", "name: cs\n    service: cs2\n    protocol: tcp",
+			Rule{Protocols: []Protocol{TCP}, External: PortRange{27015, 27015}, Internal: PortRange{27015, 27015}, Probe: "tcp"}},
+		{"service range", "name: v\n    service: VALHEIM\n    internal_port: 3456-3457",
+			Rule{Protocols: []Protocol{UDP}, External: PortRange{2456, 2457}, Internal: PortRange{3456, 3457}, Probe: "a2s"}},
+		{"plain udp", "name: x\n    protocol: UDP\n    external_port: '2000'",
+			Rule{Protocols: []Protocol{UDP}, External: PortRange{2000, 2000}, Internal: PortRange{2000, 2000}, Probe: "udp"}},
+		{"both", "name: x\n    protocol: both\n    external_port: 2000-2001\n    description: voice",
+			Rule{Protocols: []Protocol{TCP, UDP}, External: PortRange{2000, 2001}, Internal: PortRange{2000, 2001}, Probe: "tcp", Description: "voice"}},
+		{"hostname", "name: x\n    protocol: tcp\n    external_port: 2000\n    internal_host: nas.lan",
+			Rule{Protocols: []Protocol{TCP}, External: PortRange{2000, 2000}, Internal: PortRange{2000, 2000}, Probe: "tcp", InternalHost: "nas.lan", InternalAddr: nas}},
+		{"hostname with an IPv6 address too", "name: x\n    protocol: tcp\n    external_port: 2000\n    internal_host: mixed.lan",
+			Rule{Protocols: []Protocol{TCP}, External: PortRange{2000, 2000}, Internal: PortRange{2000, 2000}, Probe: "tcp", InternalHost: "mixed.lan", InternalAddr: netip.MustParseAddr("192.168.1.30")}},
+		{"literal", "name: x\n    protocol: tcp\n    external_port: 2000\n    internal_host: 192.168.1.20",
+			Rule{Protocols: []Protocol{TCP}, External: PortRange{2000, 2000}, Internal: PortRange{2000, 2000}, Probe: "tcp", InternalHost: "192.168.1.20", InternalAddr: nas}},
+		{"self in capitals", "name: x\n    protocol: tcp\n    external_port: 2000\n    internal_host: SELF",
+			Rule{Protocols: []Protocol{TCP}, External: PortRange{2000, 2000}, Internal: PortRange{2000, 2000}, Probe: "tcp"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _, err := load(t, "rules:\n  - "+tt.src+"\n")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := cfg.Rules[0]
+			got.Name, got.Service, got.Line = "", "", 0
+			if tt.want.InternalHost == "" {
+				tt.want.InternalHost = "self"
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("rule = %+v\nwant   %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadGateway(t *testing.T) {
+	tests := []struct {
+		src  string
+		want Gateway
+	}{
+		{"gateway:\n", Gateway{Backend: "auto", Lease: time.Hour}},
+		{"gateway:\n  lease: 0\n", Gateway{Backend: "auto"}},
+		{"gateway:\n  lease: 3600\n", Gateway{Backend: "auto", Lease: time.Hour}},
+		{"gateway:\n  lease: 90m\n  backend: pcp\n  address: 192.168.0.1\n", Gateway{Backend: "pcp", Address: "192.168.0.1", Lease: 90 * time.Minute}},
+		{"gateway:\n  backend: iptables\n  address: ''\n", Gateway{Backend: "iptables", Lease: time.Hour}},
+	}
+	for _, tt := range tests {
+		cfg, _, err := load(t, tt.src+"rules: []\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Gateway != tt.want || cfg.Rules == nil && len(cfg.Rules) != 0 {
+			t.Errorf("%q: gateway = %+v, want %+v", tt.src, cfg.Gateway, tt.want)
+		}
+	}
+}
+
+func TestLoadMergeKeys(t *testing.T) {
+	src := `defaults: &game {protocol: udp, internal_host: nas.lan}
+rules:
+  - <<: *game
+    name: a
+    external_port: 2000
+  - <<: [*game]
+    name: b
+    protocol: tcp
+    external_port: 2000
+`
+	// "defaults" is not a known key; the anchor must live somewhere, so the
+	// rules merge from inside the list instead.
+	src = strings.Replace(src, "defaults: &game {protocol: udp, internal_host: nas.lan}\nrules:\n  - <<: *game",
+		"rules:\n  - <<: &game {protocol: udp, internal_host: nas.lan}", 1)
+	cfg, _, err := load(t, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := cfg.Rule("a")
+	b, _ := cfg.Rule("b")
+	if a.Protocols[0] != UDP || b.Protocols[0] != TCP || !a.InternalAddr.IsValid() || b.InternalHost != "nas.lan" {
+		t.Errorf("merged rules: %+v %+v", a, b)
+	}
+}
+
+func TestLoadSelfReferentialAnchor(t *testing.T) {
+	// An anchor may name a node that contains it; merging it must stop.
+	_, _, err := load(t, "rules:\n  - &r\n    name: a\n    <<: *r\n")
+	if err == nil {
+		t.Fatal("want an error")
+	}
+}
+
+func TestDesired(t *testing.T) {
+	self := netip.MustParseAddr("192.168.1.10")
+	cfg, _, err := load(t, `gateway:
+  lease: 30m
+rules:
+  - name: voice
+    protocol: both
+    external_port: 3000-3001
+    internal_port: 4000-4001
+  - name: web
+    protocol: tcp
+    external_port: 2000
+    internal_host: nas.lan
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nas := netip.MustParseAddr("192.168.1.20")
+	m := func(p Protocol, ext uint16, host netip.Addr, in uint16, rule string) Mapping {
+		return Mapping{Key: Key{p, ext}, InternalHost: host, InternalPort: in, Description: Tag(rule), Lease: 30 * time.Minute, Enabled: true}
+	}
+	want := []Mapping{
+		m(TCP, 2000, nas, 2000, "web"),
+		m(TCP, 3000, self, 4000, "voice"),
+		m(TCP, 3001, self, 4001, "voice"),
+		m(UDP, 3000, self, 4000, "voice"),
+		m(UDP, 3001, self, 4001, "voice"),
+	}
+	if got := cfg.Desired(self); !reflect.DeepEqual(got, want) {
+		t.Errorf("Desired =\n%v\nwant\n%v", got, want)
+	}
+	if got := (&Config{}).Desired(self); len(got) != 0 {
+		t.Errorf("empty config: Desired = %v", got)
+	}
+}
+
+func TestConfigRule(t *testing.T) {
+	cfg := &Config{Rules: []Rule{{Name: "a"}, {Name: "b", Line: 7}}}
+	if r, ok := cfg.Rule("b"); !ok || r.Line != 7 {
+		t.Errorf(`Rule("b") = %+v, %v`, r, ok)
+	}
+	if _, ok := cfg.Rule("c"); ok {
+		t.Error(`Rule("c") found`)
+	}
+}
+
+func TestDiagnosticString(t *testing.T) {
+	tests := []struct {
+		d    Diagnostic
+		want string
+	}{
+		{Diagnostic{"portfwd.yaml", 7, "rules[1].external_port", "port 70000 is out of range 1-65535"}, "portfwd.yaml:7: rules[1].external_port: port 70000 is out of range 1-65535"},
+		{Diagnostic{"portfwd.yaml", 1, "", "the file is empty"}, "portfwd.yaml:1: the file is empty"},
+		{Diagnostic{"portfwd.yaml", 0, "rules", "x"}, "portfwd.yaml: rules: x"},
+	}
+	for _, tt := range tests {
+		if got := tt.d.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+	e := &ConfigError{Problems: []Diagnostic{tests[0].d, tests[1].d}}
+	if got, want := e.Error(), tests[0].want+"\n"+tests[1].want; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+func TestValidateGateway(t *testing.T) {
+	tests := []struct {
+		g    Gateway
+		want string // "" for valid
+	}{
+		{Gateway{Backend: "auto", Lease: time.Hour}, ""},
+		{Gateway{Backend: "upnp", Address: "10.0.0.1"}, ""},
+		{Gateway{Backend: "", Lease: time.Hour}, `gateway.backend: unknown backend ""`},
+		{Gateway{Backend: "UPnP"}, `did you mean "upnp"?`},
+		{Gateway{Backend: "auto", Address: "10.0.0.1:80"}, "gateway.address: \"10.0.0.1:80\" has a port"},
+		{Gateway{Backend: "auto", Address: "::1"}, "is not an IPv4 address"},
+		{Gateway{Backend: "auto", Lease: -time.Second}, "gateway.lease: lease -1s is negative"},
+	}
+	for _, tt := range tests {
+		err := ValidateGateway(tt.g)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%+v: %v", tt.g, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%+v: error %v, want %q", tt.g, err, tt.want)
+		}
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	ctx := context.Background()
+	missing := filepath.Join(t.TempDir(), "nope.yaml")
+	_, _, err := LoadFile(ctx, missing, LoadOptions{LookupHost: fakeLookup})
+	var ce *ConfigError
+	if err == nil || errors.As(err, &ce) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing file: %v", err)
+	}
+	file := filepath.Join("testdata", "valid", "minecraft.yaml")
+	cfg, _, err := LoadFile(ctx, file, LoadOptions{LookupHost: fakeLookup})
+	if err != nil || cfg.File != file {
+		t.Fatalf("LoadFile: %v, %+v", err, cfg)
+	}
+}
+
+// TestTestdata loads every example. Each invalid one starts with
+// "# want: <line>: <key>: <message part>", matched against
+// Diagnostic.String() without the file name; the CLI tests reuse them.
+func TestTestdata(t *testing.T) {
+	valid, _ := filepath.Glob("testdata/valid/*.yaml")
+	for _, file := range valid {
+		t.Run(file, func(t *testing.T) {
+			if _, _, err := LoadFile(context.Background(), file, LoadOptions{LookupHost: fakeLookup}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	invalid, _ := filepath.Glob("testdata/invalid/*.yaml")
+	if len(invalid) < 12 {
+		t.Errorf("only %d invalid examples", len(invalid))
+	}
+	for _, file := range invalid {
+		t.Run(file, func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, _, _ := strings.Cut(string(data), "\n")
+			wantText, ok := strings.CutPrefix(first, "# want: ")
+			if !ok {
+				t.Fatalf("first line %q is not a # want: header", first)
+			}
+			_, _, err = Load(context.Background(), file, data, LoadOptions{LookupHost: fakeLookup})
+			for _, d := range problems(t, err) {
+				if strings.HasPrefix(strings.TrimPrefix(d.String(), file+":"), wantText) ||
+					strings.Contains(strings.TrimPrefix(d.String(), file+":"), wantText) && strings.HasPrefix(wantText, strings.Split(strings.TrimPrefix(d.String(), file+":"), ":")[0]+":") {
+					return
+				}
+			}
+			t.Errorf("no diagnostic matches %q; got %v", wantText, err)
+		})
+	}
+}

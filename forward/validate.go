@@ -1,0 +1,418 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// backendNames are the values gateway.backend accepts.
+var backendNames = []string{"auto", "upnp", "natpmp", "pcp", "iptables"}
+
+// maxNameLen keeps tags short: "portfwd:" plus the name must fit the
+// description field of routers that truncate it (some keep only 32-64 bytes).
+const maxNameLen = 40
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// lookupTimeout bounds each internal_host lookup, so a dead DNS server makes
+// Load fail with a message instead of hanging.
+const lookupTimeout = 5 * time.Second
+
+// ValidateGateway checks a Gateway after the CLI has applied environment
+// and flag overrides: the backend is known, the address is an IPv4 literal
+// (or empty) and the lease is not negative.
+func ValidateGateway(g Gateway) error {
+	var errs []error
+	if err := checkBackend(g.Backend); err != nil {
+		errs = append(errs, fmt.Errorf("gateway.backend: %w", err))
+	}
+	if err := checkAddress(g.Address); err != nil {
+		errs = append(errs, fmt.Errorf("gateway.address: %w", err))
+	}
+	if err := checkLease(g.Lease); err != nil {
+		errs = append(errs, fmt.Errorf("gateway.lease: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func checkBackend(name string) error {
+	if contains(backendNames, name) {
+		return nil
+	}
+	hint := ""
+	if s := suggest(name, backendNames); s != "" {
+		hint = "did you mean " + s + "? "
+	}
+	return fmt.Errorf("unknown backend %q (%swant one of %s)", name, hint, strings.Join(backendNames, ", "))
+}
+
+// checkAddress accepts "" (discover) or a plain IPv4 address: NAT-PMP and
+// PCP talk to a fixed port and UPnP finds its own through SSDP, so a port
+// here would be ignored or wrong.
+func checkAddress(s string) error {
+	if s == "" {
+		return nil
+	}
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err == nil && a.Is4():
+		return nil
+	case err == nil:
+		return fmt.Errorf("%q is not an IPv4 address; home gateways forward IPv4", s)
+	}
+	if _, perr := netip.ParseAddrPort(s); perr == nil {
+		return fmt.Errorf("%q has a port; give the gateway's plain IPv4 address, like 192.168.1.1", s)
+	}
+	return fmt.Errorf("%q is not an IPv4 address; give the gateway's address, like 192.168.1.1, or leave it empty to discover it", s)
+}
+
+// checkLease rejects negative leases, and leases under a second: every
+// gateway protocol counts leases in whole seconds, where it would become 0,
+// which means permanent.
+func checkLease(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("lease %s is negative; use 0 for a permanent forward", d)
+	}
+	if d > 0 && d < time.Second {
+		return fmt.Errorf("lease %s is under a second; use at least 1s, or 0 for a permanent forward", d)
+	}
+	return nil
+}
+
+// parseLease reads a Go duration ("1h30m") or a whole number of seconds.
+func parseLease(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n > int64(1<<62/time.Second) {
+			return 0, fmt.Errorf("lease %s seconds is too long", s)
+		}
+		d := time.Duration(n) * time.Second
+		return d, checkLease(d)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid lease %q: want a duration like 1h or 30m, a number of seconds, or 0 for permanent", s)
+	}
+	return d, checkLease(d)
+}
+
+// gateway reads the gateway: section; every key is optional.
+func (l *loader) gateway(n *yaml.Node) Gateway {
+	g := Gateway{Backend: "auto", Lease: DefaultLease}
+	if isNull(n) {
+		return g
+	}
+	if n.Kind != yaml.MappingNode {
+		l.errorf(n.Line, "gateway", "want a mapping (backend:, address:, lease:), got %s", kindName(n))
+		return g
+	}
+	f := l.fields(n, "gateway", gatewayKeys)
+	if s, ok := l.scalar(f["backend"], "gateway.backend"); ok {
+		g.Backend = strings.TrimSpace(s)
+		l.check(f["backend"], "gateway.backend", checkBackend(g.Backend))
+	}
+	if s, ok := l.scalar(f["address"], "gateway.address"); ok {
+		g.Address = strings.TrimSpace(s)
+		l.check(f["address"], "gateway.address", checkAddress(g.Address))
+	}
+	if s, ok := l.scalar(f["lease"], "gateway.lease"); ok {
+		var err error
+		g.Lease, err = parseLease(s)
+		l.check(f["lease"], "gateway.lease", err)
+	}
+	return g
+}
+
+// check records err, if any, against the value node n.
+func (l *loader) check(n *yaml.Node, key string, err error) {
+	if err != nil {
+		l.errorf(n.Line, key, "%s", err)
+	}
+}
+
+// ruleInput is a rule while it is being read: the rule, and the nodes its
+// keys came from, for the line numbers of later checks.
+type ruleInput struct {
+	Rule
+	path   string
+	nodes  map[string]*yaml.Node
+	portOK bool // protocols and ports are valid: the rule takes part in overlap checks
+	lookup bool // InternalHost is a hostname still to resolve
+}
+
+// where returns the line and key path to blame for key: the key itself if
+// the rule sets it, else its service (which filled it in), else the rule.
+func (r *ruleInput) where(key string) (int, string) {
+	for _, k := range []string{key, "service"} {
+		if n, ok := r.nodes[k]; ok && n != nil {
+			return n.Line, joinKey(r.path, k)
+		}
+	}
+	return r.Line, joinKey(r.path, key)
+}
+
+// rules reads the rules: list, then checks the rules against each other and
+// resolves their hosts.
+func (l *loader) rules(ctx context.Context, n *yaml.Node, rootLine int) []Rule {
+	if n == nil {
+		l.errorf(rootLine, "", "no rules: key; list the forwards under rules:, or write rules: [] to remove every forward portfwd owns")
+		return nil
+	}
+	if isNull(n) {
+		l.errorf(n.Line, "rules", "is empty; list the forwards, or write rules: [] to remove every forward portfwd owns")
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.errorf(n.Line, "rules", "want a list of rules, got %s", kindName(n))
+		return nil
+	}
+	inputs := make([]*ruleInput, 0, len(n.Content))
+	for i, item := range n.Content {
+		if r := l.rule(i, deref(item)); r != nil {
+			inputs = append(inputs, r)
+		}
+	}
+	l.checkNames(inputs)
+	l.checkClaims(inputs)
+	l.resolveHosts(ctx, inputs)
+	out := make([]Rule, len(inputs))
+	for i, r := range inputs {
+		l.warnRule(r)
+		out[i] = r.Rule
+	}
+	return out
+}
+
+// rule reads one entry of rules:, applying its service and the defaults.
+func (l *loader) rule(i int, n *yaml.Node) *ruleInput {
+	path := fmt.Sprintf("rules[%d]", i)
+	if n.Kind != yaml.MappingNode {
+		l.errorf(n.Line, path, "want a rule (a mapping with name:, protocol:, external_port: ...), got %s", kindName(n))
+		return nil
+	}
+	r := &ruleInput{Rule: Rule{Line: n.Line, InternalHost: "self"}, path: path}
+	r.nodes = l.fields(n, path, ruleKeys)
+	r.Name = l.ruleName(r)
+	svc, svcOK := l.ruleService(r)
+	protoOK := l.ruleProtocols(r, svc, svcOK)
+	portOK := l.rulePorts(r, svc, svcOK)
+	r.portOK = protoOK && portOK
+	l.ruleHost(r)
+	r.Description, _ = l.scalar(r.nodes["description"], joinKey(path, "description"))
+	r.Probe = probeFor(r.Protocols, svc)
+	return r
+}
+
+func (l *loader) ruleName(r *ruleInput) string {
+	key := joinKey(r.path, "name")
+	name, ok := l.scalar(r.nodes["name"], key)
+	switch {
+	case !ok && isNull(r.nodes["name"]):
+		l.errorf(r.Line, key, "name is required: it tags the rule's forwards on the router (portfwd:<name>)")
+	case !ok:
+	case len(name) > maxNameLen:
+		l.errorf(r.nodes["name"].Line, key, "name %q is longer than %d characters", name, maxNameLen)
+	case !namePattern.MatchString(name):
+		l.errorf(r.nodes["name"].Line, key, "invalid name %q: use lower-case letters, digits and hyphens, starting with a letter or digit", name)
+	}
+	return name
+}
+
+// ruleService looks up the rule's service. ok is false when the rule names
+// none, or one that is unknown; in the latter case the error is recorded and
+// known is false so that keys the service would have filled are not also
+// reported missing.
+func (l *loader) ruleService(r *ruleInput) (svc Service, known bool) {
+	key := joinKey(r.path, "service")
+	name, ok := l.scalar(r.nodes["service"], key)
+	if !ok {
+		return Service{}, !isNull(r.nodes["service"])
+	}
+	r.Service = name
+	svc, found := LookupService(name)
+	if !found {
+		hint := ""
+		if s := suggest(name, serviceNames()); s != "" {
+			hint = "; did you mean " + s + "?"
+		}
+		l.errorf(r.nodes["service"].Line, key, "unknown service %q%s (portfwd services lists them)", name, hint)
+		return Service{}, true
+	}
+	return svc, true
+}
+
+// ruleProtocols sets r.Protocols from protocol:, else from the service.
+func (l *loader) ruleProtocols(r *ruleInput, svc Service, svcGiven bool) bool {
+	key := joinKey(r.path, "protocol")
+	s, ok := l.scalar(r.nodes["protocol"], key)
+	switch {
+	case ok:
+		ps, err := parseProtocols(s)
+		l.check(r.nodes["protocol"], key, err)
+		r.Protocols = ps
+		return err == nil
+	case r.nodes["protocol"] != nil && !isNull(r.nodes["protocol"]):
+		return false // wrong type, reported by scalar
+	case svc.Name != "":
+		r.Protocols = svc.Protocols
+		return true
+	case !svcGiven:
+		l.errorf(r.Line, key, "protocol is required (tcp, udp or both) unless service: names a catalog entry")
+	}
+	return false
+}
+
+// parseProtocols reads protocol:, where "both" stands for tcp and udp.
+func parseProtocols(s string) ([]Protocol, error) {
+	if strings.EqualFold(strings.TrimSpace(s), "both") {
+		return []Protocol{TCP, UDP}, nil
+	}
+	p, err := ParseProtocol(s)
+	if err != nil {
+		hint := ""
+		if h := suggest(s, []string{"tcp", "udp", "both"}); h != "" {
+			hint = "did you mean " + h + "? "
+		}
+		return nil, fmt.Errorf("unknown protocol %q (%swant tcp, udp or both)", s, hint)
+	}
+	return []Protocol{p}, nil
+}
+
+// rulePorts sets the external and internal ranges. The internal range
+// defaults to the external one, and must have its length: a gateway maps
+// port by port, so 2456-2458 -> 3456-3458 is three forwards, and there is no
+// way to send three external ports to one internal port.
+func (l *loader) rulePorts(r *ruleInput, svc Service, svcGiven bool) bool {
+	extKey := joinKey(r.path, "external_port")
+	ext, ok := l.portRange(r.nodes["external_port"], extKey)
+	switch {
+	case ok:
+	case r.nodes["external_port"] != nil && !isNull(r.nodes["external_port"]):
+		return false // invalid, reported by portRange
+	case svc.Name != "":
+		ext = svc.Ports
+	case !svcGiven:
+		l.errorf(r.Line, extKey, "external_port is required (a port like 25565 or a range like 2456-2458) unless service: names a catalog entry")
+		return false
+	default:
+		return false
+	}
+	r.External, r.Internal = ext, ext
+	intKey := joinKey(r.path, "internal_port")
+	in, ok := l.portRange(r.nodes["internal_port"], intKey)
+	if !ok {
+		return isNull(r.nodes["internal_port"])
+	}
+	if in.Len() != ext.Len() {
+		l.errorf(r.nodes["internal_port"].Line, intKey,
+			"ranges of unequal length: external_port %s is %d port(s), internal_port %s is %d; ports map one to one",
+			ext, ext.Len(), in, in.Len())
+		return false
+	}
+	r.Internal = in
+	return true
+}
+
+// portRange reads a port or range value. ok is false when the key is absent
+// or the value invalid (and then reported).
+func (l *loader) portRange(n *yaml.Node, key string) (PortRange, bool) {
+	s, ok := l.scalar(n, key)
+	if !ok {
+		return PortRange{}, false
+	}
+	pr, err := ParsePortRange(s)
+	l.check(n, key, err)
+	return pr, err == nil
+}
+
+// probeFor picks how to check a rule: the service's own probe when the rule
+// still forwards the protocol that probe speaks, else a plain connect (TCP)
+// or datagram (UDP) probe.
+func probeFor(ps []Protocol, svc Service) string {
+	if svc.Probe != "" && contains(protocolStrings(ps), string(probeTransport[svc.Probe])) {
+		return svc.Probe
+	}
+	if contains(protocolStrings(ps), string(TCP)) {
+		return "tcp"
+	}
+	if len(ps) > 0 {
+		return "udp"
+	}
+	return ""
+}
+
+func protocolStrings(ps []Protocol) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
+	}
+	return out
+}
+
+// suggest returns the candidates closest to word, quoted and joined with
+// "or", or "" when none is close. Close means a typo away (a small edit
+// distance), or else containing one another ("minecraft" for
+// "minecraft-java").
+func suggest(word string, candidates []string) string {
+	w := strings.ToLower(strings.TrimSpace(word))
+	if w == "" || len(w) > 64 {
+		return ""
+	}
+	limit := editLimit(w)
+	best := limit + 1
+	var typo, sub []string
+	for _, c := range candidates {
+		switch d := editDistance(w, c); {
+		case d > limit:
+		case d < best:
+			best, typo = d, []string{strconv.Quote(c)}
+		case d == best:
+			typo = append(typo, strconv.Quote(c))
+		}
+		if len(w) >= 3 && (strings.Contains(c, w) || strings.Contains(w, c)) {
+			sub = append(sub, strconv.Quote(c))
+		}
+	}
+	if len(typo) == 0 {
+		typo = sub
+	}
+	return strings.Join(typo[:min(len(typo), 3)], " or ")
+}
+
+// editLimit is how many edits still look like a typo of a word this long.
+func editLimit(w string) int { return max(1, len(w)/4) }
+
+// editDistance is the optimal string alignment distance between a and b:
+// insertions, deletions, substitutions and swaps of neighbours ("tpc" for
+// "tcp") each count one. Bytes, not runes: keys and names are ASCII.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}
