@@ -71,7 +71,7 @@ func checkFuzzConfig(t *testing.T, cfg *Config) {
 		t.Fatalf("Desired gave %d mappings, want %d", len(desired), total)
 	}
 	for i := 1; i < len(desired); i++ {
-		if !desired[i-1].Key.Less(desired[i].Key) {
+		if desired[i-1].Key.Compare(desired[i].Key) >= 0 {
 			t.Fatalf("Desired not sorted or holds %s twice", desired[i].Key)
 		}
 	}
