@@ -27,7 +27,7 @@ func (g *IGD) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, erro
 		err = g.addPortMapping(ctx, m, lease)
 	}
 	if err == nil {
-		return g.granted(m, lease), nil
+		return g.granted(ctx, m, lease), nil
 	}
 	got, err := g.explain(ctx, m, err)
 	if err != nil {
@@ -72,15 +72,28 @@ func leaseSeconds(d time.Duration) uint32 {
 }
 
 // granted is m as the gateway keeps it after an AddPortMapping with lease.
-// WANIPConnection:2 §2.3.16 makes the device treat 0 (and anything longer)
-// as 604800 seconds, which miniupnpd does in its IGD:2 build.
-func (g *IGD) granted(m forward.Mapping, lease uint32) forward.Mapping {
-	if max := g.service.MaxLease; max > 0 && (lease == 0 || lease > max) {
-		lease = max
-	}
+// Routers change leases silently: WANIPConnection:2 §2.3.16 turns 0 (and
+// anything longer) into 604800 seconds, and miniupnpd built with IGD:2
+// support does so even when it advertises IGD:1. So the lease is read back;
+// a remaining lease within a few seconds of the request counts as granted
+// as asked, so that the caller sees no spurious difference.
+func (g *IGD) granted(ctx context.Context, m forward.Mapping, lease uint32) forward.Mapping {
 	m.Lease = time.Duration(lease) * time.Second
+	got, err := g.specific(ctx, m.Key)
+	switch {
+	case err != nil:
+		if max := g.service.MaxLease; max > 0 && (lease == 0 || lease > max) {
+			m.Lease = time.Duration(max) * time.Second
+		}
+	case got.Lease > m.Lease || got.Lease < m.Lease-leaseSlack || (m.Lease == 0) != (got.Lease == 0):
+		m.Lease = got.Lease
+	}
 	return m
 }
+
+// leaseSlack is how far a read-back lease may have run down and still
+// count as the lease requested.
+const leaseSlack = 5 * time.Second
 
 // explain turns a failed AddPortMapping into an error that says why and
 // what to do, wrapping the forward sentinel that applies and the

@@ -63,8 +63,11 @@ func Discover(ctx context.Context, opts DiscoverOptions) (*IGD, error) {
 	defer conn.Close()
 	answers := make(chan ssdpAnswer, 16)
 	go readAnswers(ctx, conn, answers)
-	go sendSearches(ctx, conn, searchDestinations(gw, opts))
-	return awaitGateway(ctx, gw, timeout, answers)
+	sendCtx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+	go sendSearches(sendCtx, conn, searchDestinations(gw, opts))
+	s := searchState{answered: stopSending}
+	return s.await(ctx, gw, timeout, answers)
 }
 
 // gatewayAddr is the gateway address to search: the one given, or this
@@ -152,9 +155,8 @@ func readAnswers(ctx context.Context, conn *net.UDPConn, out chan<- ssdpAnswer) 
 	}
 }
 
-// awaitGateway takes answers until one names a usable IGD on gw.
-func awaitGateway(ctx context.Context, gw netip.Addr, timeout time.Duration, answers <-chan ssdpAnswer) (*IGD, error) {
-	var s searchState
+// await takes answers until one names a usable IGD on gw.
+func (s *searchState) await(ctx context.Context, gw netip.Addr, timeout time.Duration, answers <-chan ssdpAnswer) (*IGD, error) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -169,9 +171,13 @@ func awaitGateway(ctx context.Context, gw netip.Addr, timeout time.Duration, ans
 
 // searchState remembers what discovery saw, for the error when it fails.
 type searchState struct {
-	tried   map[string]bool
-	failed  []error      // descriptions on the gateway that could not be used
-	foreign []netip.Addr // devices that answered with a LOCATION elsewhere
+	// answered stops the re-sends once the gateway has answered: every
+	// M-SEARCH costs the router one answer per search target, and
+	// miniupnpd queues them, delaying the next client's answers.
+	answered func()
+	tried    map[string]bool
+	failed   []error      // descriptions on the gateway that could not be used
+	foreign  []netip.Addr // devices that answered with a LOCATION elsewhere
 }
 
 // try uses answer a if its LOCATION is on the gateway and new. Answers that
@@ -185,6 +191,7 @@ func (s *searchState) try(ctx context.Context, gw netip.Addr, a ssdpAnswer) *IGD
 		}
 		return nil
 	}
+	s.answered()
 	if s.tried[loc] {
 		return nil
 	}

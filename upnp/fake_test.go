@@ -120,6 +120,9 @@ func (f *fakeIGD) add(a map[string]string, requester string) string {
 	case f.secure && e.client != requester:
 		return "soap-718-conflict.xml"
 	}
+	if strings.HasPrefix(f.desc, "igd2") && (e.lease == 0 || e.lease > 604800) {
+		e.lease = 604800 // WANIPConnection:2 §2.3.16, as miniupnpd does
+	}
 	if i := f.find(a); i >= 0 {
 		if f.entries[i].client != e.client {
 			return "soap-718-conflict.xml"

@@ -1,0 +1,230 @@
+package upnp
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/huin/goupnp/dcps/internetgateway2"
+
+	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/forward/forwardtest"
+	"github.com/portfwd/portfwd/internal/lab"
+)
+
+// The lab tests prove the backend against a real miniupnpd (LAB.md). The
+// parent test builds the lab and re-runs this test binary inside the LAN
+// namespace (`ip netns exec`), so every socket — SSDP, and the HTTP dials
+// goupnp makes on other goroutines — lives on the LAN host. The child reads
+// the lab's addresses from labEnv.
+const labEnv = "PORTFWD_UPNP_LAB"
+
+func TestLabIGDv2(t *testing.T) { runLab(t, false) }
+func TestLabIGDv1(t *testing.T) { runLab(t, true) }
+
+func runLab(t *testing.T, igdv1 bool) {
+	if os.Getenv(labEnv) != "" {
+		t.Skip("inside the lab child")
+	}
+	l := lab.ForTest(t, lab.Options{IGDv1: igdv1})
+	// A mapping another program on the LAN host made, with upnpc.
+	out, err := l.Command(lab.LAN, "upnpc", "-e", "libminiupnpc", "-u", l.RootDescURL,
+		"-a", l.LANHost.String(), "41000", "41000", "TCP").CombinedOutput()
+	if err != nil {
+		t.Fatalf("upnpc -a: %v\n%s", err, out)
+	}
+	mode := "v2"
+	if igdv1 {
+		mode = "v1"
+	}
+	cmd := l.Command(lab.LAN, os.Args[0], "-test.run=^TestLabChild$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), labEnv+"="+strings.Join([]string{mode, l.RouterLAN.String(), l.LANHost.String(),
+		l.LANHost2.String(), l.RouterWAN.String()}, ","))
+	out, err = cmd.CombinedOutput()
+	t.Logf("child in %s:\n%s", l.Namespace(lab.LAN), out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestLabChild") {
+		t.Fatalf("lab child failed: %v", err)
+	}
+	if m, err := l.Mappings(context.Background()); err == nil && !strings.Contains(m, "libminiupnpc") {
+		t.Errorf("the upnpc mapping is gone:\n%s", m)
+	}
+}
+
+// labAddrs is the lab as the child sees it.
+type labAddrs struct {
+	v1                       bool
+	router, self, other, wan netip.Addr
+}
+
+func childLab(t *testing.T) labAddrs {
+	f := strings.Split(os.Getenv(labEnv), ",")
+	if len(f) != 5 {
+		t.Skip("run by TestLabIGDv1/TestLabIGDv2 inside the lab")
+	}
+	p := netip.MustParseAddr
+	return labAddrs{v1: f[0] == "v1", router: p(f[1]), self: p(f[2]), other: p(f[3]), wan: p(f[4])}
+}
+
+func TestLabChild(t *testing.T) {
+	a := childLab(t)
+	g := labDiscover(t, "unicast+multicast", DiscoverOptions{Gateway: a.router})
+	labDiscover(t, "default gateway lookup", DiscoverOptions{})
+	labDiscover(t, "multicast only", DiscoverOptions{Gateway: a.router, noUnicast: true})
+	labDiscover(t, "unicast only", DiscoverOptions{Gateway: a.router, noMulticast: true})
+	wantProto := []string{"UPnP InternetGatewayDevice:2", "WANIPConnection:2"}
+	if a.v1 {
+		wantProto = []string{"UPnP InternetGatewayDevice:1", "WANIPConnection:1"}
+	}
+	if p := g.Properties(); strings.Join(p.Protocols, " ") != strings.Join(wantProto, " ") {
+		t.Errorf("Protocols = %v, want %v", p.Protocols, wantProto)
+	}
+	if g.LocalAddr() != a.self {
+		t.Errorf("LocalAddr = %v, want %v", g.LocalAddr(), a.self)
+	}
+	t.Run("ExternalAddr", func(t *testing.T) {
+		if got, err := g.ExternalAddr(testCtx(t)); err != nil || got != a.wan {
+			t.Errorf("ExternalAddr = %v, %v; want %v", got, err, a.wan)
+		}
+	})
+	t.Run("AddListDelete", func(t *testing.T) { labAddListDelete(t, g, a) })
+	t.Run("ConflictWithUpnpc", func(t *testing.T) { labConflictUpnpc(t, g) })
+	t.Run("Conflict718", func(t *testing.T) { labConflict718(t, g, a) })
+	t.Run("SecureMode", func(t *testing.T) { labSecureMode(t, g, a) })
+	t.Run("Conformance", func(t *testing.T) {
+		forwardtest.Run(t, forwardtest.Harness{
+			New: func(*testing.T) forward.Backend { return g }, Self: a.self, Port: 42000, Lease: time.Hour,
+			AddForeign: func(t *testing.T, m forward.Mapping) {
+				if _, err := g.Add(testCtx(t), m); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { g.Delete(context.Background(), m) })
+			},
+		})
+	})
+}
+
+// labDiscover runs Discover and reports how long it took.
+func labDiscover(t *testing.T, name string, opts DiscoverOptions) *IGD {
+	t.Helper()
+	start := time.Now()
+	g, err := Discover(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("Discover (%s): %v", name, err)
+	}
+	t.Logf("Discover (%s): %v, %s", name, time.Since(start).Round(100*time.Microsecond), g.Properties().Gateway)
+	return g
+}
+
+func labAddListDelete(t *testing.T, g *IGD, a labAddrs) {
+	for _, lease := range []time.Duration{time.Hour, 0} {
+		m := mapping(40000, a.self.String(), lease)
+		got, err := g.Add(testCtx(t), m)
+		if err != nil {
+			t.Fatalf("Add: %v", err)
+		}
+		want := lease
+		if lease == 0 {
+			// miniupnpd built with IGD:2 caps leases at a week
+			// (WANIPConnection:2 §2.3.16), even when it advertises IGD:1.
+			want = 604800 * time.Second
+		}
+		if got.Lease > want || got.Lease < want-5*time.Second {
+			t.Errorf("granted lease %v, want %v", got.Lease, want)
+		}
+		listed := labFind(t, g, m.Key)
+		if listed == nil || listed.InternalHost != a.self || listed.Description != m.Description || !listed.Enabled ||
+			listed.Lease > want || listed.Lease < want-5*time.Second {
+			t.Errorf("List has %+v; want %v with lease ~%v", listed, m, want)
+		}
+		if err := g.Delete(testCtx(t), m); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		if err := g.Delete(testCtx(t), m); err != nil {
+			t.Errorf("Delete of an absent mapping: %v", err)
+		}
+		if labFind(t, g, m.Key) != nil {
+			t.Errorf("mapping still listed after Delete")
+		}
+	}
+}
+
+func labFind(t *testing.T, g *IGD, k forward.Key) *forward.Mapping {
+	t.Helper()
+	ms, err := g.List(testCtx(t))
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	for _, m := range ms {
+		if m.Key == k {
+			return &m
+		}
+	}
+	return nil
+}
+
+// labConflictUpnpc: upnpc mapped tcp/41000 to this very host; miniupnpd
+// would let us overwrite it, so Add must refuse on its own.
+func labConflictUpnpc(t *testing.T, g *IGD) {
+	_, err := g.Add(testCtx(t), mapping(41000, g.LocalAddr().String(), 0))
+	var ce *forward.ConflictError
+	if !errors.As(err, &ce) || ce.Holder.Description != "libminiupnpc" {
+		t.Fatalf("Add over upnpc's mapping: %v; want a conflict naming it", err)
+	}
+	t.Logf("%v", err)
+	if m := labFind(t, g, ce.Want.Key); m == nil || m.Description != "libminiupnpc" {
+		t.Errorf("upnpc's mapping changed: %+v", m)
+	}
+}
+
+// labConflict718: another host (the LAN host's second address, which
+// secure mode lets map to itself) holds the port; miniupnpd answers 718.
+func labConflict718(t *testing.T, g *IGD, a labAddrs) {
+	other := labIGDFrom(t, g, a.other)
+	held := mapping(41001, a.other.String(), 0)
+	held.Description = forward.Tag("other-host")
+	if _, err := other.Add(testCtx(t), held); err != nil {
+		t.Fatalf("Add from %v: %v", a.other, err)
+	}
+	t.Cleanup(func() { other.Delete(context.Background(), held) })
+	_, err := g.Add(testCtx(t), mapping(41001, a.self.String(), 0))
+	var ce *forward.ConflictError
+	if !errors.As(err, &ce) || soapCode(err) != codeConflict || ce.Holder.InternalHost != a.other {
+		t.Fatalf("Add: %v; want a 718 conflict naming %v", err, a.other)
+	}
+	t.Logf("%v", err)
+}
+
+// labSecureMode: miniupnpd in secure mode refuses a mapping to another host.
+func labSecureMode(t *testing.T, g *IGD, a labAddrs) {
+	_, err := g.Add(testCtx(t), mapping(41002, a.other.String(), 0))
+	if !errors.Is(err, forward.ErrNotAuthorized) || !strings.Contains(err.Error(), "run portfwd on "+a.other.String()) {
+		t.Fatalf("Add for %v: %v; want ErrNotAuthorized", a.other, err)
+	}
+	t.Logf("%v", err)
+}
+
+// labIGDFrom is a copy of g whose SOAP requests leave from src, so it
+// looks like another LAN host to the router.
+func labIGDFrom(t *testing.T, g *IGD, src netip.Addr) *IGD {
+	g2, err := NewIGD(testCtx(t), g.rootURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}).DialContext}
+	switch c := g2.client.(type) {
+	case *internetgateway2.WANIPConnection2:
+		c.SOAPClient.HTTPClient.Transport = tr
+	case *internetgateway2.WANIPConnection1:
+		c.SOAPClient.HTTPClient.Transport = tr
+	default:
+		t.Fatalf("unexpected client %T", c)
+	}
+	g2.local = src
+	return g2
+}
