@@ -57,24 +57,27 @@ bench: deps
 
 ## demo: the main job end to end on the lab.
 demo: deps build
-	@set -e; lab=$(BIN)/portfwd-lab; \
-	trap '$$lab down >/dev/null 2>&1 || true' EXIT; \
-	echo "== building the lab: wan / router (miniupnpd) / lan namespaces"; \
-	$$lab up; \
-	echo "== a Minecraft server on the LAN host (port 25565)"; \
-	$$lab exec lan -- $(BIN)/portfwd-lab listen tcp 25565 & \
+	@set -e; lab=$(BIN)/portfwd-lab; pf=$(BIN)/portfwd; \
+	trap 'kill $$listener 2>/dev/null; $$lab down >/dev/null 2>&1 || true' EXIT; \
+	echo "== 1. the lab: wan (the internet) / router (miniupnpd) / lan (your PC)"; \
+	$$lab up >/dev/null; \
+	wan=$$($$lab env | sed -n 's/^LAB_ROUTER_WAN=//p'); \
+	echo "   router's public address: $$wan"; \
+	echo "== 2. a Minecraft server on the LAN host, port 25565"; \
+	$$lab exec lan -- $$lab listen tcp 25565 -greeting "Minecraft server on the LAN host" & listener=$$!; \
 	sleep 0.3; \
-	echo "== portfwd apply configs/minecraft.yaml, on the LAN host"; \
-	$$lab exec lan -- $(BIN)/portfwd apply configs/minecraft.yaml; \
-	echo "== portfwd status"; \
-	$$lab exec lan -- $(BIN)/portfwd status configs/minecraft.yaml; \
-	echo "== from the internet (WAN host) to the router's public address"; \
-	$$lab exec wan -- $(BIN)/portfwd-lab send tcp "$$($$lab addr router-wan):25565"; \
-	echo "== apply again: nothing to change"; \
-	$$lab exec lan -- $(BIN)/portfwd apply configs/minecraft.yaml; \
-	echo "== portfwd down"; \
-	$$lab exec lan -- $(BIN)/portfwd down configs/minecraft.yaml; \
-	echo "== demo passed"
+	echo "== 3. portfwd apply configs/minecraft.yaml (on the LAN host)"; \
+	$$lab exec lan -- $$pf apply configs/minecraft.yaml; \
+	echo "== 4. from the internet (WAN host) to $$wan:25565"; \
+	$$lab exec wan -- $$lab send tcp "$$wan:25565"; \
+	echo "== 5. portfwd status"; \
+	$$lab exec lan -- $$pf status configs/minecraft.yaml; \
+	echo "== 6. apply again: nothing to change"; \
+	$$lab exec lan -- $$pf apply configs/minecraft.yaml; \
+	echo "== 7. portfwd down, and the port is closed again"; \
+	$$lab exec lan -- $$pf down configs/minecraft.yaml; \
+	if $$lab exec wan -- $$lab send tcp "$$wan:25565" 2>/dev/null; then echo "still open after down"; exit 1; fi; \
+	echo "== demo passed: reachable after apply, closed after down"
 
 clean:
 	rm -rf $(BIN)

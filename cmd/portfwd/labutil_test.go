@@ -70,7 +70,7 @@ func decode[T any](t *testing.T, s string) T {
 	return v
 }
 
-func writeConfig(t *testing.T, body string) string {
+func writeConfig(t testing.TB, body string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "portfwd.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portfwd/portfwd/internal/lab"
+)
+
+// The lab benchmarks time whole processes, as a user would run them, and
+// put portfwd beside miniupnpc's upnpc in the same run. Each reports the
+// median of its iterations as portfwd-ms and upnpc-ms, and their ratio as
+// upnpc/portfwd (how many times faster portfwd is). Run: make bench.
+
+func BenchmarkLabColdApply1Rule(b *testing.B) {
+	l := lab.ForTest(b, lab.Options{})
+	cfg := writeBenchConfig(b, 1)
+	host := l.LANHost.String()
+	var pf, up []time.Duration
+	for i := 0; i < b.N; i++ {
+		reboot(b, l)
+		pf = append(pf, timed(b, l.Command(lab.LAN, binary, "apply", cfg)))
+		reboot(b, l)
+		// What a user would type: upnpc discovers the gateway, then maps.
+		up = append(up, timed(b, l.Command(lab.LAN, "upnpc", "-e", "bench", "-a", host, "30000", "30000", "TCP")))
+	}
+	report(b, pf, up)
+}
+
+func BenchmarkLabColdApply50Rules(b *testing.B) {
+	l := lab.ForTest(b, lab.Options{})
+	cfg := writeBenchConfig(b, 50)
+	var pf, up []time.Duration
+	for i := 0; i < b.N; i++ {
+		reboot(b, l)
+		pf = append(pf, timed(b, l.Command(lab.LAN, binary, "apply", cfg)))
+		reboot(b, l)
+		// 50 upnpc -a in a loop, given the root description URL so they
+		// skip upnpc's 2 s discovery: the fastest way upnpc can do it.
+		script := fmt.Sprintf(`for p in $(seq 30000 30049); do upnpc -u %s -e bench -a %s $p $p TCP >/dev/null || exit 1; done`,
+			l.RootDescURL, l.LANHost)
+		up = append(up, timed(b, l.Command(lab.LAN, "sh", "-c", script)))
+	}
+	report(b, pf, up)
+}
+
+func BenchmarkLabNoopApply50Rules(b *testing.B) {
+	l := lab.ForTest(b, lab.Options{})
+	cfg := writeBenchConfig(b, 50)
+	timed(b, l.Command(lab.LAN, binary, "apply", cfg))
+	adds := l.AddPortMappingCount()
+	var pf, up, upURL []time.Duration
+	for i := 0; i < b.N; i++ {
+		pf = append(pf, timed(b, l.Command(lab.LAN, binary, "apply", cfg)))
+		up = append(up, timed(b, l.Command(lab.LAN, "upnpc", "-l")))
+		upURL = append(upURL, timed(b, l.Command(lab.LAN, "upnpc", "-u", l.RootDescURL, "-l")))
+	}
+	if n := l.AddPortMappingCount(); n != adds {
+		b.Fatalf("no-op apply made %d AddPortMapping calls", n-adds)
+	}
+	report(b, pf, up)
+	b.ReportMetric(ms(median(upURL)), "upnpc-u-ms")
+}
+
+func writeBenchConfig(b *testing.B, rules int) string {
+	var s strings.Builder
+	s.WriteString("rules:\n")
+	for i := 0; i < rules; i++ {
+		fmt.Fprintf(&s, "  - name: r%d\n    protocol: tcp\n    external_port: %d\n", i, 30000+i)
+	}
+	return writeConfig(b, s.String())
+}
+
+func reboot(b *testing.B, l *lab.Lab) {
+	if err := l.Reboot(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func timed(b *testing.B, cmd *exec.Cmd) time.Duration {
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if err != nil {
+		b.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+	}
+	return d
+}
+
+func report(b *testing.B, portfwd, upnpc []time.Duration) {
+	p, u := median(portfwd), median(upnpc)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(ms(p), "portfwd-ms")
+	b.ReportMetric(ms(u), "upnpc-ms")
+	b.ReportMetric(float64(u)/float64(p), "upnpc/portfwd")
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
