@@ -43,7 +43,8 @@ func (r Result) Made() int {
 
 // Apply carries out plan on b. It writes only what differs: a Noop makes no
 // call. One failing change does not stop the others; each outcome carries
-// its own error, and Result.Failed counts them. A cancelled ctx fails the
+// its own error as the backend worded it (backends name the mapping and say
+// what to do), and Result.Failed counts them. A cancelled ctx fails the
 // changes not yet made.
 func Apply(ctx context.Context, b Backend, plan Plan) Result {
 	res := Result{Outcomes: make([]Outcome, 0, len(plan.Changes))}
@@ -64,9 +65,7 @@ func applyOne(ctx context.Context, b Backend, c Change) Outcome {
 	case Conflict:
 		out.Err = &ConflictError{Want: *c.After, Holder: *c.Before}
 	case Delete:
-		if err := b.Delete(ctx, *c.Before); err != nil {
-			out.Err = fmt.Errorf("deleting mapping %s: %w", c.Key, err)
-		}
+		out.Err = b.Delete(ctx, *c.Before)
 	case Update:
 		// Delete first: many gateways refuse to overwrite a mapping that
 		// points at another internal client (UPnP 718), even their own.
@@ -84,7 +83,7 @@ func applyOne(ctx context.Context, b Backend, c Change) Outcome {
 func add(ctx context.Context, b Backend, want Mapping) (*Mapping, string, error) {
 	got, err := b.Add(ctx, want)
 	if err != nil {
-		return nil, "", fmt.Errorf("adding mapping %s: %w", want.Key, err)
+		return nil, "", err
 	}
 	return &got, grantNote(want, got), nil
 }

@@ -2,6 +2,7 @@ package upnp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -144,6 +145,10 @@ func (g *IGD) Delete(ctx context.Context, m forward.Mapping) error {
 }
 
 // ExternalAddr asks the gateway for its WAN address (GetExternalIPAddress).
+// errNoExternalAddr: the gateway answered GetExternalIPAddress without an
+// address it could be reached on.
+var errNoExternalAddr = errors.New("no usable external address")
+
 func (g *IGD) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 	s, err := g.client.GetExternalIPAddressCtx(ctx)
 	if err != nil {
@@ -151,8 +156,10 @@ func (g *IGD) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 	}
 	addr, err := netip.ParseAddr(strings.TrimSpace(s))
 	if err != nil || addr.IsUnspecified() {
-		// Quirk: routers without a WAN connection answer "" or "0.0.0.0".
-		return netip.Addr{}, fmt.Errorf("the gateway reports no usable external address (%q); is its internet connection up?", s)
+		// Quirk: routers without a WAN connection answer "" or "0.0.0.0",
+		// and so does miniupnpd when its own WAN address is private or
+		// shared ("not suitable for external IP").
+		return netip.Addr{}, fmt.Errorf("the gateway reports no usable external address (%q): its internet connection is down, or its own WAN address is private: %w", s, errNoExternalAddr)
 	}
 	return addr.Unmap(), nil
 }

@@ -87,8 +87,10 @@ func runApply(ctx context.Context, g *globals, args []string, opts *applyOptions
 	if err := g.printResult(cfg, s, plan, res); err != nil {
 		return err
 	}
-	if n := res.Failed(); n > 0 {
-		return withCode(exitPartial, fmt.Errorf("%d of %d change(s) failed; the others were made", n, len(plan.Changes)-plan.Count(forward.Noop)))
+	if n, tried := res.Failed(), len(plan.Changes)-plan.Count(forward.Noop); n > 0 && n == tried {
+		return withCode(exitPartial, fmt.Errorf("all %d change(s) failed; see above for why and what to do", n))
+	} else if n > 0 {
+		return withCode(exitPartial, fmt.Errorf("%d of %d change(s) failed; the others were made", n, tried))
 	}
 	return nil
 }
