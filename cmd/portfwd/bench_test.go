@@ -23,7 +23,7 @@ func BenchmarkLabColdApply1Rule(b *testing.B) {
 	var pf, up []time.Duration
 	for i := 0; i < b.N; i++ {
 		reboot(b, l)
-		pf = append(pf, timed(b, l.Command(lab.LAN, binary, "apply", cfg)))
+		pf = append(pf, timed(b, l.Command(lab.LAN, binary(b), "apply", cfg)))
 		reboot(b, l)
 		// What a user would type: upnpc discovers the gateway, then maps.
 		up = append(up, timed(b, l.Command(lab.LAN, "upnpc", "-e", "bench", "-a", host, "30000", "30000", "TCP")))
@@ -37,7 +37,7 @@ func BenchmarkLabColdApply50Rules(b *testing.B) {
 	var pf, up []time.Duration
 	for i := 0; i < b.N; i++ {
 		reboot(b, l)
-		pf = append(pf, timed(b, l.Command(lab.LAN, binary, "apply", cfg)))
+		pf = append(pf, timed(b, l.Command(lab.LAN, binary(b), "apply", cfg)))
 		reboot(b, l)
 		// 50 upnpc -a in a loop, given the root description URL so they
 		// skip upnpc's 2 s discovery: the fastest way upnpc can do it.
@@ -51,11 +51,11 @@ func BenchmarkLabColdApply50Rules(b *testing.B) {
 func BenchmarkLabNoopApply50Rules(b *testing.B) {
 	l := lab.ForTest(b, lab.Options{})
 	cfg := writeBenchConfig(b, 50)
-	timed(b, l.Command(lab.LAN, binary, "apply", cfg))
+	timed(b, l.Command(lab.LAN, binary(b), "apply", cfg))
 	adds := l.AddPortMappingCount()
 	var pf, up, upURL []time.Duration
 	for i := 0; i < b.N; i++ {
-		pf = append(pf, timed(b, l.Command(lab.LAN, binary, "apply", cfg)))
+		pf = append(pf, timed(b, l.Command(lab.LAN, binary(b), "apply", cfg)))
 		up = append(up, timed(b, l.Command(lab.LAN, "upnpc", "-l")))
 		upURL = append(upURL, timed(b, l.Command(lab.LAN, "upnpc", "-u", l.RootDescURL, "-l")))
 	}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +19,31 @@ import (
 )
 
 // binary is the portfwd executable the lab tests run inside the LAN
-// namespace, built once by TestMain.
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "portfwd-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+// namespace, built on first use (unit and script tests do not need it).
+func binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "portfwd-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "portfwd")
+		if out, err := exec.Command("go", "build", "-o", buildPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building portfwd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	binary = filepath.Join(dir, "portfwd")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building portfwd: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return buildPath
 }
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
 
 // cli is one portfwd run in a lab namespace.
 type cli struct {
@@ -46,7 +54,7 @@ type cli struct {
 func portfwd(t *testing.T, l *lab.Lab, args ...string) cli {
 	t.Helper()
 	var out, errb bytes.Buffer
-	cmd := l.Command(lab.LAN, binary, args...)
+	cmd := l.Command(lab.LAN, binary(t), args...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	res := cli{stdout: out.String(), stderr: errb.String()}

@@ -17,7 +17,8 @@ func main() {
 
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, args []string, io IOStreams) int {
-	root := newRootCmd(io)
+	g := newGlobals(io)
+	root := newRootCmd(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	code := exitCodeOf(err)
@@ -26,6 +27,9 @@ func run(ctx context.Context, args []string, io IOStreams) int {
 	}
 	if err != nil && !isSilent(err) {
 		fmt.Fprintln(io.ErrOut, "portfwd:", err)
+		if g.json() && !g.wroteJSON {
+			g.writeError(err, code)
+		}
 	}
 	return code
 }

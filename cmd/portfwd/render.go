@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -18,6 +19,7 @@ const formatVersion = 1
 
 // writeJSON prints v, indented, as one document on Out.
 func (g *globals) writeJSON(v any) error {
+	g.wroteJSON = true
 	enc := json.NewEncoder(g.io.Out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
@@ -132,3 +134,33 @@ func summaryLine(p forward.Plan) string {
 }
 
 func secondsDuration(s int64) time.Duration { return time.Duration(s) * time.Second }
+
+// errorDoc is what -o json prints on stdout when a command fails before it
+// has a result, so scripts always get a document to read.
+type errorDoc struct {
+	FormatVersion int `json:"format_version"`
+	Error         struct {
+		Message  string        `json:"message"`
+		ExitCode int           `json:"exit_code"`
+		Problems []problemView `json:"problems,omitempty"` // config errors, one per problem
+	} `json:"error"`
+}
+
+type problemView struct {
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
+	Key     string `json:"key,omitempty"`
+	Message string `json:"message"`
+}
+
+func (g *globals) writeError(err error, code int) {
+	doc := errorDoc{FormatVersion: formatVersion}
+	doc.Error.Message, doc.Error.ExitCode = err.Error(), code
+	var ce *forward.ConfigError
+	if errors.As(err, &ce) {
+		for _, p := range ce.Problems {
+			doc.Error.Problems = append(doc.Error.Problems, problemView(p))
+		}
+	}
+	_ = g.writeJSON(doc)
+}

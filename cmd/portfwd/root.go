@@ -17,10 +17,15 @@ type globals struct {
 	v       *viper.Viper
 	output  string
 	timeout time.Duration
+	// wroteJSON is set once a command has printed its JSON document, so a
+	// failure after it (a partial apply) does not print a second one.
+	wroteJSON bool
 }
 
-func newRootCmd(io IOStreams) *cobra.Command {
-	g := &globals{io: io, v: viper.New()}
+func newGlobals(io IOStreams) *globals { return &globals{io: io, v: viper.New()} }
+
+func newRootCmd(g *globals) *cobra.Command {
+	io := g.io
 	root := &cobra.Command{
 		Use:   "portfwd",
 		Short: "Keep your router's port forwards equal to a YAML file",
