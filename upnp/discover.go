@@ -108,23 +108,36 @@ func searchDestinations(gw netip.Addr, opts DiscoverOptions) []netip.AddrPort {
 	return dsts
 }
 
-// sendSearches sends one M-SEARCH per search target to every destination at
-// each resendAfter offset. Send errors are ignored: multicast fails on hosts
-// without a multicast route, and the unicast search may still succeed.
+// sendSearches sends M-SEARCHes to every destination at each resendAfter
+// offset: the first round only for firstTarget, the re-sends for every
+// search target. Send errors are ignored: multicast fails on hosts without
+// a multicast route, and the unicast search may still succeed.
 func sendSearches(ctx context.Context, conn *net.UDPConn, dsts []netip.AddrPort) {
 	start := time.Now()
-	for _, at := range resendAfter {
+	for round, at := range resendAfter {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Until(start.Add(at))):
 		}
 		for _, dst := range dsts {
-			for _, st := range searchTargets {
+			for _, st := range roundTargets(round) {
 				_, _ = conn.WriteToUDPAddrPort(mSearch(dst, st), dst)
 			}
 		}
 	}
+}
+
+// roundTargets are the search targets of re-send round n (0 is the first
+// send). miniupnpd answers each M-SEARCH only after ~50 ms and serves
+// nothing else meanwhile: ten M-SEARCHes at once kept it busy long enough
+// to slow the description fetch and the first SOAP call that follow ten
+// times over (measured in the lab). So the first round asks once.
+func roundTargets(n int) []string {
+	if n == 0 {
+		return []string{firstTarget}
+	}
+	return searchTargets
 }
 
 // ssdpAnswer is one parsed datagram and who sent it.

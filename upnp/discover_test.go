@@ -60,7 +60,7 @@ func TestDiscoverMulticastAnswers(t *testing.T) {
 func TestDiscoverResendsAfterLoss(t *testing.T) {
 	f := newFakeIGD(t, "igd1-rootdesc.xml")
 	r := newSSDPResponder(t, f.rootURL())
-	r.setDrop(len(searchTargets))
+	r.setDrop(len(roundTargets(0)))
 	start := time.Now()
 	if _, err := Discover(context.Background(), loopbackOptions("127.0.0.1", r, nil)); err != nil {
 		t.Fatal(err)
@@ -124,5 +124,41 @@ func TestDiscoverCanceled(t *testing.T) {
 	_, err := Discover(ctx, DiscoverOptions{Gateway: netip.MustParseAddr("127.0.0.1"), noMulticast: true, unicastPort: 9})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Discover = %v; want context.Canceled", err)
+	}
+}
+
+// TestDiscoverFirstRoundAsksOnce: a gateway that answers at once gets one
+// M-SEARCH per destination, for IGD:1, and nothing more.
+func TestDiscoverFirstRoundAsksOnce(t *testing.T) {
+	f := newFakeIGD(t, "igd2-rootdesc.xml")
+	uni, mc := newSSDPResponder(t, f.rootURL()), newSSDPResponder(t, f.rootURL())
+	if _, err := Discover(context.Background(), loopbackOptions("127.0.0.1", uni, mc)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond) // past the first re-send
+	for name, r := range map[string]*ssdpResponder{"unicast": uni, "multicast": mc} {
+		r.mu.Lock()
+		reqs := r.requests
+		r.mu.Unlock()
+		if len(reqs) != 1 || !strings.Contains(string(reqs[0]), "ST: "+firstTarget+"\r\n") {
+			t.Errorf("%s got %d requests (%q); want one for %s", name, len(reqs), reqs, firstTarget)
+		}
+	}
+}
+
+// TestDiscoverOtherSTInResend: a router that answers only its exact
+// service type is found by the re-send round, which asks for every target.
+func TestDiscoverOtherSTInResend(t *testing.T) {
+	f := newFakeIGD(t, "igd1-rootdesc.xml")
+	r := newSSDPResponder(t, f.rootURL())
+	r.mu.Lock()
+	r.onlyST = "urn:schemas-upnp-org:service:WANIPConnection:1"
+	r.mu.Unlock()
+	start := time.Now()
+	if _, err := Discover(context.Background(), loopbackOptions("127.0.0.1", r, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 90*time.Millisecond || took > 250*time.Millisecond {
+		t.Errorf("discovery took %v; want the 100ms re-send to find it", took)
 	}
 }

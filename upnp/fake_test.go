@@ -194,6 +194,7 @@ type ssdpResponder struct {
 	location string
 	mu       sync.Mutex
 	drop     int
+	onlyST   string // answer only this search target, as some ISP boxes do
 	requests [][]byte
 }
 
@@ -229,6 +230,12 @@ func (s *ssdpResponder) serve() {
 			if v, ok := strings.CutPrefix(line, "ST: "); ok {
 				st = v
 			}
+		}
+		s.mu.Lock()
+		only := s.onlyST
+		s.mu.Unlock()
+		if only != "" && st != only {
+			continue
 		}
 		s.conn.WriteToUDP([]byte("HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: "+st+
 			"\r\nUSN: uuid:x::"+st+"\r\nEXT:\r\nSERVER: Debian/12 UPnP/1.1 MiniUPnPd/2.3.1\r\nLOCATION: "+

@@ -32,6 +32,13 @@ var searchTargets = []string{
 	"urn:schemas-upnp-org:service:WANPPPConnection:1",
 }
 
+// firstTarget is the one ST of the first search round. IGD:1 because every
+// IGD answers it: UDA 1.1 §1.3.2 has a device answer a search for an older
+// version of its type, and IGD:2 routers keep answering IGD:1 searches for
+// the many IGD:1-only clients (miniupnpd does in IGD:2 mode). Routers that
+// answer only some other ST get it in the re-send rounds.
+const firstTarget = "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
+
 // mSearch builds one M-SEARCH request (UDA 1.1, §1.3.2). host is the
 // destination as it goes in the HOST header. MX is the multicast response
 // window in seconds: 1 is the spec's minimum, keeping the devices' random
