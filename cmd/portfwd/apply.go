@@ -56,12 +56,8 @@ file names). Mappings made by anyone else are left alone.`,
 }
 
 type applyDoc struct {
-	FormatVersion int            `json:"format_version"`
-	Config        string         `json:"config"`
-	Gateway       gatewayView    `json:"gateway"`
-	Changes       []changeView   `json:"changes"`
-	Summary       map[string]int `json:"summary"`
-	Failed        int            `json:"failed"`
+	changesDoc
+	Failed int `json:"failed"`
 }
 
 func runApply(ctx context.Context, g *globals, args []string, opts *applyOptions) error {
@@ -69,12 +65,12 @@ func runApply(ctx context.Context, g *globals, args []string, opts *applyOptions
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, g.timeout)
-	defer cancel()
-	s, err := connect(ctx, cfg.Gateway)
-	if err != nil {
-		return err
-	}
+	return g.withGateway(ctx, cfg, func(ctx context.Context, s *session) error {
+		return applyOn(ctx, g, cfg, s, opts)
+	})
+}
+
+func applyOn(ctx context.Context, g *globals, cfg *forward.Config, s *session, opts *applyOptions) error {
 	var desired []forward.Mapping
 	if !opts.down {
 		desired = cfg.Desired(s.self)
@@ -101,8 +97,7 @@ var pastTense = map[forward.Action]string{forward.Noop: "unchanged", forward.Cre
 
 func (g *globals) printResult(cfg *forward.Config, s *session, plan forward.Plan, res forward.Result) error {
 	if g.json() {
-		doc := applyDoc{FormatVersion: formatVersion, Config: cfg.File, Gateway: viewGateway(s),
-			Changes: []changeView{}, Summary: summary(plan), Failed: res.Failed()}
+		doc := applyDoc{newChangesDoc(cfg, s, plan), res.Failed()}
 		for _, o := range res.Outcomes {
 			doc.Changes = append(doc.Changes, viewOutcome(o))
 		}

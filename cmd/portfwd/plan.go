@@ -37,13 +37,23 @@ Nothing is changed on the gateway.`,
 	return cmd
 }
 
-type planDoc struct {
+// changesDoc is the head plan and apply share in JSON.
+type changesDoc struct {
 	FormatVersion int            `json:"format_version"`
 	Config        string         `json:"config"`
 	Gateway       gatewayView    `json:"gateway"`
 	Changes       []changeView   `json:"changes"`
 	Summary       map[string]int `json:"summary"`
-	Pending       bool           `json:"pending"`
+}
+
+func newChangesDoc(cfg *forward.Config, s *session, plan forward.Plan) changesDoc {
+	return changesDoc{FormatVersion: formatVersion, Config: cfg.File, Gateway: viewGateway(s),
+		Changes: []changeView{}, Summary: summary(plan)}
+}
+
+type planDoc struct {
+	changesDoc
+	Pending bool `json:"pending"`
 }
 
 func runPlan(ctx context.Context, g *globals, args []string, opts *planOptions) error {
@@ -51,29 +61,24 @@ func runPlan(ctx context.Context, g *globals, args []string, opts *planOptions) 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, g.timeout)
-	defer cancel()
-	s, err := connect(ctx, cfg.Gateway)
-	if err != nil {
-		return err
-	}
-	plan, _, err := reconcilePlan(ctx, s, cfg.Desired(s.self), cfg, opts.prune)
-	if err != nil {
-		return err
-	}
-	if err := g.printPlan(cfg, s, plan); err != nil {
-		return err
-	}
-	if opts.detailedExitCode && plan.Pending() {
-		return withCode(exitPending, nil)
-	}
-	return nil
+	return g.withGateway(ctx, cfg, func(ctx context.Context, s *session) error {
+		plan, _, err := reconcilePlan(ctx, s, cfg.Desired(s.self), cfg, opts.prune)
+		if err != nil {
+			return err
+		}
+		if err := g.printPlan(cfg, s, plan); err != nil {
+			return err
+		}
+		if opts.detailedExitCode && plan.Pending() {
+			return withCode(exitPending, nil)
+		}
+		return nil
+	})
 }
 
 func (g *globals) printPlan(cfg *forward.Config, s *session, plan forward.Plan) error {
 	if g.json() {
-		doc := planDoc{FormatVersion: formatVersion, Config: cfg.File, Gateway: viewGateway(s),
-			Changes: []changeView{}, Summary: summary(plan), Pending: plan.Pending()}
+		doc := planDoc{newChangesDoc(cfg, s, plan), plan.Pending()}
 		for _, c := range plan.Changes {
 			doc.Changes = append(doc.Changes, viewChange(c))
 		}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/portfwd/portfwd/forward"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 )
@@ -84,3 +86,15 @@ func (g *globals) validate() error {
 }
 
 func (g *globals) json() bool { return g.output == "json" }
+
+// withGateway connects to the gateway cfg names and runs fn, all under
+// --timeout.
+func (g *globals) withGateway(ctx context.Context, cfg *forward.Config, fn func(context.Context, *session) error) error {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	s, err := connect(ctx, cfg.Gateway)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, s)
+}

@@ -50,12 +50,12 @@ func runStatus(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, g.timeout)
-	defer cancel()
-	s, err := connect(ctx, cfg.Gateway)
-	if err != nil {
-		return err
-	}
+	return g.withGateway(ctx, cfg, func(ctx context.Context, s *session) error {
+		return statusOf(ctx, g, cfg, s)
+	})
+}
+
+func statusOf(ctx context.Context, g *globals, cfg *forward.Config, s *session) error {
 	observed, err := s.backend.List(ctx)
 	if err != nil {
 		return fmt.Errorf("listing the gateway's mappings: %w", err)
