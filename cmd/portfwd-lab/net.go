@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"strings"
 	"time"
+
+	"github.com/portfwd/portfwd/internal/lab"
 )
 
 // sendTimeout is how long send waits for a connection and a reply.
@@ -32,46 +31,26 @@ func (c *cli) listen(args []string) error {
 	return fmt.Errorf("protocol %q: want tcp or udp: %w", proto, errUsage)
 }
 
-// serveTCP writes one greeting line, naming the peer so the demo shows
-// whether the router rewrote the source, to each connection.
+// serveTCP greets each connection until the command is stopped.
 func (c *cli) serveTCP(addr, greeting string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
 	fmt.Fprintf(c.stderr, "listening on tcp %s\n", ln.Addr())
 	go func() { <-c.ctx.Done(); ln.Close() }()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			return stoppedBy(c.ctx, err)
-		}
-		fmt.Fprintf(c.stderr, "connection from %s\n", conn.RemoteAddr())
-		fmt.Fprintf(conn, "%s (you are %s)\n", greeting, conn.RemoteAddr())
-		conn.Close()
-	}
+	return stoppedBy(c.ctx, lab.ServeTCP(ln, greeting, c.stderr))
 }
 
-// serveUDP answers each datagram with its content prefixed by the greeting.
+// serveUDP echoes each datagram, prefixed by the greeting, until stopped.
 func (c *cli) serveUDP(addr, greeting string) error {
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return err
 	}
-	defer pc.Close()
 	fmt.Fprintf(c.stderr, "listening on udp %s\n", pc.LocalAddr())
 	go func() { <-c.ctx.Done(); pc.Close() }()
-	buf := make([]byte, 64*1024)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			return stoppedBy(c.ctx, err)
-		}
-		fmt.Fprintf(c.stderr, "datagram from %s\n", from)
-		reply := fmt.Sprintf("%s: %s", greeting, buf[:n])
-		_, _ = pc.WriteTo([]byte(reply), from)
-	}
+	return stoppedBy(c.ctx, lab.ServeUDP(pc, greeting, c.stderr))
 }
 
 // stoppedBy turns the error of a server closed by a signal (portfwd-lab
@@ -94,39 +73,11 @@ func (c *cli) send(args []string) error {
 	if proto != "tcp" && proto != "udp" {
 		return fmt.Errorf("protocol %q: want tcp or udp: %w", proto, errUsage)
 	}
-	conn, err := net.DialTimeout(proto, addr, sendTimeout)
+	reply, err := lab.Exchange(proto, addr, *msg, sendTimeout)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(sendTimeout))
-	if proto == "udp" {
-		if _, err := conn.Write([]byte(*msg)); err != nil {
-			return err
-		}
-	}
-	return c.printReply(conn, proto, addr)
-}
-
-func (c *cli) printReply(conn net.Conn, proto, addr string) error {
-	var reply string
-	var err error
-	if proto == "tcp" {
-		reply, err = bufio.NewReader(conn).ReadString('\n')
-	} else {
-		buf := make([]byte, 64*1024)
-		var n int
-		n, err = conn.Read(buf)
-		reply = string(buf[:n])
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("no reply from %s %s within %v", proto, addr, sendTimeout)
-	}
-	if err != nil && reply == "" {
-		return fmt.Errorf("reading from %s %s: %w", proto, addr, err)
-	}
-	fmt.Fprintln(c.stdout, strings.TrimRight(reply, "\n"))
+	fmt.Fprintln(c.stdout, reply)
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/portfwd/portfwd/internal/lab"
 )
@@ -87,76 +85,10 @@ func writeConfig(t testing.TB, body string) string {
 	return p
 }
 
-// listenTCP serves a greeting on port in the LAN namespace, like a game
-// server would answer.
-func listenTCP(t *testing.T, l *lab.Lab, port int) {
-	t.Helper()
-	var ln net.Listener
-	if err := l.Do(lab.LAN, func() (err error) {
-		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
-		return err
-	}); err != nil {
-		t.Fatalf("listening in the LAN namespace: %v", err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "hello from lan tcp/%d\n", port)
-			c.Close()
-		}
-	}()
-}
-
-// listenUDP echoes each datagram on port in the LAN namespace.
-func listenUDP(t *testing.T, l *lab.Lab, port int) {
-	t.Helper()
-	var pc net.PacketConn
-	if err := l.Do(lab.LAN, func() (err error) {
-		pc, err = net.ListenPacket("udp", fmt.Sprintf(":%d", port))
-		return err
-	}); err != nil {
-		t.Fatalf("listening in the LAN namespace: %v", err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(append([]byte("lan got: "), buf[:n]...), from)
-		}
-	}()
-}
-
 // fromWAN connects from the internet side to the router's WAN address and
 // returns what the LAN host answered.
 func fromWAN(l *lab.Lab, network string, port int) (string, error) {
-	addr := netip.AddrPortFrom(l.RouterWAN, uint16(port)).String()
-	var reply string
-	err := l.Do(lab.WAN, func() error {
-		c, err := net.DialTimeout(network, addr, 2*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(2 * time.Second))
-		if network == "udp" {
-			if _, err := c.Write([]byte("ping")); err != nil {
-				return err
-			}
-		}
-		buf := make([]byte, 200)
-		n, err := c.Read(buf)
-		reply = strings.TrimSpace(string(buf[:n]))
-		return err
-	})
-	return reply, err
+	return l.ExchangeFrom(lab.WAN, network, netip.AddrPortFrom(l.RouterWAN, uint16(port)).String(), "ping")
 }
 
 // upnpc runs miniupnpc's client in the LAN namespace against the lab's

@@ -1,16 +1,14 @@
 package lab
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 const minecraft = "25565"
@@ -23,43 +21,16 @@ func upnpc(t *testing.T, l *Lab, args ...string) (string, error) {
 	return string(out), err
 }
 
-// listenLAN serves one greeting line per connection on the LAN host.
+// listenLAN serves a greeting line per connection on the LAN host.
 func listenLAN(t *testing.T, l *Lab, port string) {
 	t.Helper()
-	var ln net.Listener
-	err := l.Do(LAN, func() (err error) {
-		ln, err = net.Listen("tcp", net.JoinHostPort(l.LANHost.String(), port))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("listening in the LAN namespace: %v", err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "hello from lan to %s\n", c.RemoteAddr())
-			c.Close()
-		}
-	}()
+	p, _ := strconv.Atoi(port)
+	l.Serve(t, LAN, "tcp", p, "hello from lan")
 }
 
 // dialFromWAN connects from the WAN host and returns the first line read.
 func dialFromWAN(l *Lab, addr netip.Addr, port string) (string, error) {
-	var c net.Conn
-	err := l.Do(WAN, func() (err error) {
-		c, err = net.DialTimeout("tcp", net.JoinHostPort(addr.String(), port), 2*time.Second)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	return bufio.NewReader(c).ReadString('\n')
+	return l.ExchangeFrom(WAN, "tcp", net.JoinHostPort(addr.String(), port), "")
 }
 
 func TestMappingReachesLANHost(t *testing.T) {
@@ -83,7 +54,7 @@ func TestMappingReachesLANHost(t *testing.T) {
 		t.Fatalf("dialing the mapping from the WAN: %v", err)
 	}
 	// Inbound traffic is only DNATed: the LAN host sees the real peer.
-	if want := "hello from lan to " + l.WANHost.String() + ":"; !strings.HasPrefix(line, want) {
+	if want := "hello from lan (you are " + l.WANHost.String() + ":"; !strings.HasPrefix(line, want) {
 		t.Errorf("greeting = %q, want prefix %q", line, want)
 	}
 }
