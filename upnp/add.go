@@ -2,6 +2,7 @@ package upnp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -13,8 +14,31 @@ import (
 // refreshes it, and returns the mapping as granted. UPnP error codes become
 // the forward sentinel errors; see explain.
 func (g *IGD) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
-	if holder, err := g.specific(ctx, m.Key); err == nil && !mayReplace(holder, m) {
-		return forward.Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, &forward.ConflictError{Want: m, Holder: holder})
+	var got forward.Mapping
+	err := g.guard(ctx, func() error {
+		var err error
+		got, err = g.add(ctx, m)
+		return err
+	})
+	if err != nil {
+		if !errors.Is(err, errHeld) {
+			g.snap.forget()
+		}
+		return forward.Mapping{}, err
+	}
+	g.snap.set(got)
+	return got, nil
+}
+
+// errHeld marks the conflicts Add finds before sending anything; the
+// snapshot stays valid after them.
+var errHeld = errors.New("held")
+
+// add is Add without the cache guard and the snapshot update.
+func (g *IGD) add(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
+	if holder, held := g.holder(ctx, m.Key); held && !mayReplace(holder, m) {
+		ce := &forward.ConflictError{Want: m, Holder: holder}
+		return forward.Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, heldError{ce})
 	}
 	lease := leaseSeconds(m.Lease)
 	err := g.addPortMapping(ctx, m, lease)
@@ -34,6 +58,22 @@ func (g *IGD) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, erro
 		return forward.Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, err)
 	}
 	return got, nil
+}
+
+// heldError is a *forward.ConflictError found before AddPortMapping.
+type heldError struct{ *forward.ConflictError }
+
+func (e heldError) Unwrap() []error { return []error{e.ConflictError, errHeld} }
+
+// holder is the mapping on k, if any: from the snapshot when List ran
+// moments ago, else from GetSpecificPortMappingEntry. A failed lookup
+// counts as no holder; AddPortMapping then gets the final word.
+func (g *IGD) holder(ctx context.Context, k forward.Key) (forward.Mapping, bool) {
+	if m, present, known := g.snap.lookup(k); known {
+		return m, present
+	}
+	m, err := g.specific(ctx, k)
+	return m, err == nil
 }
 
 // mayReplace reports whether Add may overwrite holder with m. miniupnpd
@@ -71,14 +111,22 @@ func leaseSeconds(d time.Duration) uint32 {
 	return uint32(s)
 }
 
+// maxLeaseV2 is the longest lease WANIPConnection:2 grants (§2.3.16).
+const maxLeaseV2 = 604800
+
 // granted is m as the gateway keeps it after an AddPortMapping with lease.
 // Routers change leases silently: WANIPConnection:2 §2.3.16 turns 0 (and
 // anything longer) into 604800 seconds, and miniupnpd built with IGD:2
-// support does so even when it advertises IGD:1. So the lease is read back;
-// a remaining lease within a few seconds of the request counts as granted
-// as asked, so that the caller sees no spurious difference.
+// support does so even when it advertises IGD:1. So such a lease is read
+// back; a lease between 1 s and a week is granted as asked by every router
+// seen, and costs no request. A read-back lease within a few seconds of
+// the request counts as granted as asked, so that the caller sees no
+// spurious difference.
 func (g *IGD) granted(ctx context.Context, m forward.Mapping, lease uint32) forward.Mapping {
 	m.Lease = time.Duration(lease) * time.Second
+	if lease > 0 && lease <= maxLeaseV2 {
+		return m
+	}
 	got, err := g.specific(ctx, m.Key)
 	switch {
 	case err != nil:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/huin/goupnp"
 	"github.com/huin/goupnp/dcps/internetgateway2"
+	"github.com/huin/goupnp/soap"
 )
 
 // soapTimeout bounds one SOAP call when the caller's context has no
@@ -58,13 +59,21 @@ func NewIGD(ctx context.Context, rootDescURL string) (*IGD, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding this host's address toward %s: %w", loc.Host, err)
 	}
+	return newIGD(kind, rootDescURL, &svc.ControlURL.URL, shortType(root.Device.DeviceType), local), nil
+}
+
+// newIGD assembles an IGD from what discovery (or its cache) found.
+func newIGD(kind serviceKind, rootURL string, control *url.URL, deviceType string, local netip.Addr) *IGD {
+	client, sc := newClient(kind, control)
 	return &IGD{
-		client:     newClient(kind, root, loc, svc),
-		rootURL:    rootDescURL,
-		deviceType: shortType(root.Device.DeviceType),
+		client:     client,
+		soap:       sc,
+		rootURL:    rootURL,
+		controlURL: control.String(),
+		deviceType: deviceType,
 		service:    kind,
 		local:      local,
-	}, nil
+	}
 }
 
 // pickService finds the most preferred port-mapping service anywhere in the
@@ -92,11 +101,18 @@ func findService(root *goupnp.RootDevice, serviceType string) *goupnp.Service {
 	return found
 }
 
-// newClient wraps goupnp's generated client for kind. All three share the
-// igdClient methods with identical signatures.
-func newClient(kind serviceKind, root *goupnp.RootDevice, loc *url.URL, svc *goupnp.Service) igdClient {
-	sc := goupnp.ServiceClient{SOAPClient: svc.NewSOAPClient(), RootDevice: root, Location: loc, Service: svc}
+// newClient wraps goupnp's generated client for kind around the control
+// URL. All three share the igdClient methods with identical signatures,
+// and need nothing of the description but the control URL, so the
+// discovery cache can rebuild them.
+func newClient(kind serviceKind, control *url.URL) (igdClient, *soap.SOAPClient) {
+	sc := goupnp.ServiceClient{SOAPClient: soap.NewSOAPClient(*control)}
 	sc.SOAPClient.HTTPClient.Timeout = soapTimeout
+	return typedClient(kind, sc), sc.SOAPClient
+}
+
+// typedClient is goupnp's generated client for kind.
+func typedClient(kind serviceKind, sc goupnp.ServiceClient) igdClient {
 	switch kind.Short {
 	case "WANIPConnection:2":
 		return &internetgateway2.WANIPConnection2{ServiceClient: sc}

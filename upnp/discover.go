@@ -32,6 +32,12 @@ type DiscoverOptions struct {
 	Gateway netip.Addr
 	// Timeout bounds the whole discovery; DefaultDiscoverTimeout when zero.
 	Timeout time.Duration
+	// CacheDir, when set, is where Discover keeps what it found, one small
+	// JSON file per gateway address, so that the next run skips SSDP and
+	// the description fetch. The CLI passes os.UserCacheDir()/portfwd.
+	CacheDir string
+	// Refresh ignores the cache entry; discovery then rewrites it.
+	Refresh bool
 
 	// Test hooks: where unicast and multicast M-SEARCHes go.
 	unicastPort uint16         // 0 means ssdpPort
@@ -45,6 +51,10 @@ type DiscoverOptions struct {
 // from one socket, and uses the first answer whose LOCATION is on the
 // gateway itself. When nothing usable answers in time, the error wraps
 // forward.ErrNoGateway and says what to try.
+//
+// With opts.CacheDir set, a cached IGD for the gateway address is returned
+// without any network I/O; should its first request fail below SOAP, it
+// rediscovers once by itself (see staleCheck).
 func Discover(ctx context.Context, opts DiscoverOptions) (*IGD, error) {
 	timeout := opts.Timeout
 	if timeout <= 0 {
@@ -56,6 +66,18 @@ func Discover(ctx context.Context, opts DiscoverOptions) (*IGD, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding the default gateway: %v; set gateway.address to the router's LAN address: %w", err, forward.ErrNoGateway)
 	}
+	if g := fromCache(opts, gw); g != nil {
+		return g, nil
+	}
+	g, err := search(ctx, gw, timeout, opts)
+	if err == nil {
+		storeInCache(opts, gw, g)
+	}
+	return g, err
+}
+
+// search runs the SSDP search for the IGD on gw.
+func search(ctx context.Context, gw netip.Addr, timeout time.Duration, opts DiscoverOptions) (*IGD, error) {
 	conn, err := net.ListenUDP("udp4", nil)
 	if err != nil {
 		return nil, fmt.Errorf("opening a socket for SSDP: %w", err)

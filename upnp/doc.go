@@ -19,8 +19,17 @@
 // lease is retried as a permanent lease. Every SOAP fault is also available
 // as a *SOAPError.
 //
+// Speed comes from few requests, since a router with many mappings is slow
+// to answer each: List uses GetListOfPortMappings (WANIPConnection:2) where
+// it works, Add trusts what List saw moments ago instead of asking first,
+// and with DiscoverOptions.CacheDir a repeated run skips SSDP and the
+// description fetch, rediscovering only when the cached gateway stops
+// answering.
+//
 // Files: ssdp.go (M-SEARCH and response parsing), discover.go (the search),
+// cache.go (the discovery cache), stale.go (proving a cached IGD),
 // description.go (root description and service choice), igd.go (the
-// backend), add.go (AddPortMapping and its quirks), soaperror.go (SOAP
+// backend), listing.go (GetListOfPortMappings), snapshot.go (what List
+// saw, for Add), add.go (AddPortMapping and its quirks), soaperror.go (SOAP
 // faults and UPnP error codes), diagnose.go (WAN address checks).
 package upnp

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ type fakeIGD struct {
 	finite   string // fault file answered to a finite lease ("" accepts)
 	addFault string // fault file answered to every AddPortMapping
 	listEnd  string // fault file past the end of the table
+	listing  string // testdata file answered to GetListOfPortMappings ("" lists entries)
 	actions  []string
 	gets     int
 }
@@ -73,6 +75,10 @@ func (f *fakeIGD) serve(w http.ResponseWriter, r *http.Request) {
 		w.Write(testdata(f.t, fault))
 		return
 	}
+	if strings.HasPrefix(out, "<?xml") { // a whole captured answer
+		w.Write([]byte(out))
+		return
+	}
 	fmt.Fprintf(w, `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><u:%sResponse xmlns:u="x">%s</u:%sResponse></s:Body></s:Envelope>`, action, out, action)
 }
 
@@ -98,6 +104,8 @@ func (f *fakeIGD) act(action string, a map[string]string, requester string) (str
 			return "", f.listEnd
 		}
 		return f.entries[i].args(true), ""
+	case "GetListOfPortMappings":
+		return f.portListing(a)
 	case "GetExternalIPAddress":
 		return "<NewExternalIPAddress>" + f.extIP + "</NewExternalIPAddress>", ""
 	}
@@ -132,6 +140,50 @@ func (f *fakeIGD) add(a map[string]string, requester string) string {
 	}
 	f.entries = append(f.entries, e)
 	return ""
+}
+
+// portListing answers GetListOfPortMappings as miniupnpd does: a
+// PortMappingList with prefixed elements inside CDATA, newest first (its
+// rule order, not port order), cut at NewNumberOfPorts entries. Only IGD:2 descriptions have it.
+func (f *fakeIGD) portListing(a map[string]string) (string, string) {
+	if f.listing != "" {
+		if strings.HasPrefix(f.listing, "soap-") {
+			return "", f.listing
+		}
+		return string(testdata(f.t, f.listing)), ""
+	}
+	if !strings.HasPrefix(f.desc, "igd2") {
+		return "", "soap-402-invalid-args.xml" // miniupnpd: 401; either is a fault
+	}
+	start, _ := strconv.Atoi(a["NewStartPort"])
+	end, _ := strconv.Atoi(a["NewEndPort"])
+	n, _ := strconv.Atoi(a["NewNumberOfPorts"])
+	var sel []fakeEntry
+	for _, e := range slices.Backward(f.entries) {
+		if e.proto == a["NewProtocol"] && e.ext >= start && e.ext <= end {
+			sel = append(sel, e)
+		}
+	}
+	var b strings.Builder
+	b.WriteString(`<NewPortListing><![CDATA[<p:PortMappingList xmlns:p="urn:schemas-upnp-org:gw:WANIPConnection">`)
+	for i, e := range sel {
+		if i == n {
+			break
+		}
+		fmt.Fprintf(&b, "<p:PortMappingEntry><p:NewRemoteHost></p:NewRemoteHost><p:NewExternalPort>%d</p:NewExternalPort>"+
+			"<p:NewProtocol>%s</p:NewProtocol><p:NewInternalPort>%d</p:NewInternalPort><p:NewInternalClient>%s</p:NewInternalClient>"+
+			"<p:NewEnabled>%d</p:NewEnabled><p:NewDescription>%s</p:NewDescription><p:NewLeaseTime>%d</p:NewLeaseTime></p:PortMappingEntry>",
+			e.ext, e.proto, e.port, e.client, boolInt(e.enabled), e.desc, e.lease)
+	}
+	b.WriteString(`</p:PortMappingList>]]></NewPortListing>`)
+	return b.String(), ""
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (f *fakeIGD) find(a map[string]string) int {

@@ -27,12 +27,25 @@ type igdClient interface {
 
 // IGD is a forward.Backend for a UPnP Internet Gateway Device. Create it
 // with Discover or NewIGD.
+//
+// Requests are few, because a router with many mappings is slow to answer
+// each (miniupnpd rescans its nftables ruleset per request, ~100 ms with
+// 50 mappings): List uses GetListOfPortMappings where the service has it;
+// Add decides from what List saw in the last few seconds (snapshotTTL)
+// whether the key may be replaced, instead of asking first, and reads the
+// granted lease back only when the router may have changed it. An IGD
+// built from the discovery cache rediscovers the gateway once if its first
+// request fails below SOAP (see guard).
 type IGD struct {
 	client     igdClient
+	soap       soapPerformer // the service's SOAP endpoint
 	rootURL    string
+	controlURL string
 	deviceType string // "InternetGatewayDevice:2"
 	service    serviceKind
 	local      netip.Addr
+	snap       snapshot
+	check      *staleCheck // non-nil when built from the discovery cache
 }
 
 var _ forward.Backend = (*IGD)(nil)
@@ -45,10 +58,15 @@ func (g *IGD) Properties() forward.Properties {
 	return forward.Properties{
 		Name:            "upnp",
 		Gateway:         g.rootURL,
-		Protocols:       []string{"UPnP " + g.deviceType, g.service.Short},
+		Protocols:       g.protocols(),
 		PermanentLeases: g.service.MaxLease == 0,
 		ThirdParty:      false,
 	}
+}
+
+// protocols names the device and service versions, for Properties.
+func (g *IGD) protocols() []string {
+	return []string{"UPnP " + g.deviceType, g.service.Short}
 }
 
 // LocalAddr is the address this host uses to reach the gateway: the
@@ -60,9 +78,43 @@ func (g *IGD) LocalAddr() netip.Addr { return g.local }
 // of its table.
 const maxListEntries = 65535
 
-// List reads the port-mapping table with GetGenericPortMappingEntry at
-// index 0, 1, 2, … until the router reports the end of the table.
+// List reads the port-mapping table: with GetListOfPortMappings on a
+// WANIPConnection:2 service, else (or when that fails) with
+// GetGenericPortMappingEntry. What it saw is kept for Add (snapshot).
 func (g *IGD) List(ctx context.Context) ([]forward.Mapping, error) {
+	var out []forward.Mapping
+	err := g.guard(ctx, func() error {
+		var err error
+		out, err = g.list(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.snap.remember(out)
+	return out, nil
+}
+
+// list picks the listing method. Quirk: routers that claim
+// WANIPConnection:2 yet answer GetListOfPortMappings with 401, 501, 606,
+// an HTTP error or a listing that cannot be read still enumerate with
+// GetGenericPortMappingEntry, so any failure falls back to it — except a
+// cancelled context, and a transport failure on an unproven cached IGD,
+// which guard answers by rediscovering.
+func (g *IGD) list(ctx context.Context) ([]forward.Mapping, error) {
+	if g.service.Short != "WANIPConnection:2" || g.soap == nil {
+		return g.listGeneric(ctx)
+	}
+	out, err := g.listFast(ctx)
+	if err == nil || ctx.Err() != nil || (g.check.unproven() && transportFailure(err)) {
+		return out, err
+	}
+	return g.listGeneric(ctx)
+}
+
+// listGeneric reads the table with GetGenericPortMappingEntry at index 0,
+// 1, 2, … until the router reports the end of the table.
+func (g *IGD) listGeneric(ctx context.Context) ([]forward.Mapping, error) {
 	var out []forward.Mapping
 	for i := 0; i < maxListEntries; i++ {
 		m, err := g.entry(ctx, uint16(i))
@@ -131,9 +183,12 @@ func (g *IGD) specific(ctx context.Context, key forward.Key) (forward.Mapping, e
 // Delete removes the mapping on m.Key. 714 NoSuchEntryInArray means it is
 // already gone, which is success.
 func (g *IGD) Delete(ctx context.Context, m forward.Mapping) error {
-	err := asSOAPError("DeletePortMapping", g.client.DeletePortMappingCtx(ctx, "", m.ExternalPort, wireProtocol(m.Protocol)))
+	err := g.guard(ctx, func() error {
+		return asSOAPError("DeletePortMapping", g.client.DeletePortMappingCtx(ctx, "", m.ExternalPort, wireProtocol(m.Protocol)))
+	})
 	switch {
 	case err == nil, soapCode(err) == codeNoSuchEntry:
+		g.snap.drop(m.Key)
 		return nil
 	case soapCode(err) == codeNotAuthorized:
 		// Secure mode also guards deletion: only the mapping's own
@@ -150,7 +205,12 @@ func (g *IGD) Delete(ctx context.Context, m forward.Mapping) error {
 var errNoExternalAddr = errors.New("no usable external address")
 
 func (g *IGD) ExternalAddr(ctx context.Context) (netip.Addr, error) {
-	s, err := g.client.GetExternalIPAddressCtx(ctx)
+	var s string
+	err := g.guard(ctx, func() error {
+		var err error
+		s, err = g.client.GetExternalIPAddressCtx(ctx)
+		return err
+	})
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("asking %s for its external address: %w", g.rootURL, asSOAPError("GetExternalIPAddress", err))
 	}

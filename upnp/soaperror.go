@@ -31,6 +31,7 @@ const (
 	codeNoPortMapsAvailable = 728
 	codeConflictOtherMech   = 729
 	codeWildCardIntPort     = 732
+	codePortMappingNotFound = 730
 )
 
 // codeNames are the error names the specs give each code, used when a router
@@ -52,6 +53,7 @@ var codeNames = map[int]string{
 	codeNoPortMapsAvailable: "NoPortMapsAvailable",
 	codeConflictOtherMech:   "ConflictWithOtherMechanisms",
 	codeWildCardIntPort:     "WildCardNotPermittedInIntPort",
+	codePortMappingNotFound: "PortMappingNotFound",
 }
 
 // SOAPError is a UPnP error a gateway answered to a SOAP action: the

@@ -1,0 +1,149 @@
+package upnp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// cacheFormat is the version of the cache file layout; an entry of any
+// other version is ignored.
+const cacheFormat = 1
+
+// cacheEntry is what a repeated run needs to talk to a gateway without SSDP
+// or the description fetch: with ~50 mappings on it, miniupnpd takes
+// ~100 ms for each of those requests (LAB.md).
+type cacheEntry struct {
+	FormatVersion int      `json:"format_version"`
+	Gateway       string   `json:"gateway"`     // the gateway's LAN address: the cache key
+	Local         string   `json:"local"`       // this host's address toward it
+	RootURL       string   `json:"root_url"`    // the root description, for people
+	ControlURL    string   `json:"control_url"` // the port-mapping service's control URL
+	ServiceType   string   `json:"service_type"`
+	Protocols     []string `json:"protocols"` // Properties().Protocols
+}
+
+// cachePath is the entry file for gateway gw in dir, one per gateway.
+func cachePath(dir string, gw netip.Addr) string {
+	return filepath.Join(dir, "upnp-"+strings.ReplaceAll(gw.String(), ":", "_")+".json")
+}
+
+// entryFor describes g, found at gateway gw.
+func entryFor(gw netip.Addr, g *IGD) cacheEntry {
+	return cacheEntry{FormatVersion: cacheFormat, Gateway: gw.String(), Local: g.local.String(),
+		RootURL: g.rootURL, ControlURL: g.controlURL, ServiceType: g.service.Type, Protocols: g.protocols()}
+}
+
+// writeCache stores e atomically: a temp file in the same directory,
+// fsynced, then renamed over the entry, so a reader never sees half a file
+// and a crash leaves the old entry or the new one.
+func writeCache(path string, e cacheEntry) error {
+	b, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".upnp-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// readCache reads the entry at path; ok is false when there is none or it
+// cannot be used.
+func readCache(path string) (cacheEntry, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cacheEntry{}, false
+	}
+	var e cacheEntry
+	if json.Unmarshal(b, &e) != nil || e.FormatVersion != cacheFormat {
+		return cacheEntry{}, false
+	}
+	return e, true
+}
+
+// igdFromCache rebuilds the IGD e describes, with no network I/O. The
+// entry must be for gw, and this host must still reach the gateway from
+// the same address: a UDP "connect" picks the route and sends nothing. A
+// different address means another network that happens to use the same
+// gateway address, so the entry is not used.
+func igdFromCache(e cacheEntry, gw netip.Addr) (*IGD, error) {
+	kind, ok := serviceByType(e.ServiceType)
+	if !ok || e.Gateway != gw.String() || len(e.Protocols) != 2 {
+		return nil, fmt.Errorf("cache entry for %s does not fit", gw)
+	}
+	control, err := url.Parse(e.ControlURL)
+	if err != nil || control.Host == "" {
+		return nil, fmt.Errorf("cached control URL %q: not absolute", e.ControlURL)
+	}
+	local, err := localAddrToward(control)
+	if err != nil || local.String() != e.Local {
+		return nil, fmt.Errorf("this host now reaches %s from %v, not %s", gw, local, e.Local)
+	}
+	device := strings.TrimPrefix(e.Protocols[0], "UPnP ")
+	return newIGD(kind, e.RootURL, control, device, local), nil
+}
+
+// serviceByType finds the port-mapping service kind with type t.
+func serviceByType(t string) (serviceKind, bool) {
+	i := slices.IndexFunc(services, func(k serviceKind) bool { return k.Type == t })
+	if i < 0 {
+		return serviceKind{}, false
+	}
+	return services[i], true
+}
+
+// fromCache is the IGD cached for gw, unproven, or nil when there is no
+// usable entry (none, corrupt, another format, another network) or the
+// options say not to look.
+func fromCache(opts DiscoverOptions, gw netip.Addr) *IGD {
+	if opts.CacheDir == "" || opts.Refresh {
+		return nil
+	}
+	path := cachePath(opts.CacheDir, gw)
+	e, ok := readCache(path)
+	if !ok {
+		return nil
+	}
+	g, err := igdFromCache(e, gw)
+	if err != nil {
+		return nil
+	}
+	g.check = &staleCheck{path: path, rediscover: func(ctx context.Context) (*IGD, error) {
+		fresh := opts
+		fresh.Refresh = true
+		return Discover(ctx, fresh)
+	}}
+	g.check.pending.Store(true)
+	return g
+}
+
+// storeInCache writes the entry for g. A failed write only costs the next
+// run a discovery, so it is not reported.
+func storeInCache(opts DiscoverOptions, gw netip.Addr, g *IGD) {
+	if opts.CacheDir != "" {
+		_ = writeCache(cachePath(opts.CacheDir, gw), entryFor(gw, g))
+	}
+}
