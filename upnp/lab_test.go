@@ -93,6 +93,7 @@ func TestLabChild(t *testing.T) {
 		}
 	})
 	t.Run("AddListDelete", func(t *testing.T) { labAddListDelete(t, g, a) })
+	t.Run("ListingMatchesGeneric", func(t *testing.T) { labListingMatchesGeneric(t, g, a) })
 	t.Run("ConflictWithUpnpc", func(t *testing.T) { labConflictUpnpc(t, g) })
 	t.Run("Conflict718", func(t *testing.T) { labConflict718(t, g, a) })
 	t.Run("SecureMode", func(t *testing.T) { labSecureMode(t, g, a) })
@@ -227,4 +228,44 @@ func labIGDFrom(t *testing.T, g *IGD, src netip.Addr) *IGD {
 	}
 	g2.local = src
 	return g2
+}
+
+// labListingMatchesGeneric: in IGD:2 mode GetListOfPortMappings lists the
+// same mappings as the GetGenericPortMappingEntry walk (leases may have run
+// down a second in between).
+func labListingMatchesGeneric(t *testing.T, g *IGD, a labAddrs) {
+	if a.v1 {
+		t.Skip("GetListOfPortMappings is WANIPConnection:2")
+	}
+	for i, p := range []forward.Protocol{forward.TCP, forward.TCP, forward.UDP, forward.UDP} {
+		m := mapping(uint16(43000+i), a.self.String(), time.Duration(i)*time.Hour)
+		m.Protocol = p
+		if _, err := g.Add(testCtx(t), m); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Delete(context.Background(), m) })
+	}
+	fast, err := g.listFast(testCtx(t))
+	if err != nil {
+		t.Fatalf("GetListOfPortMappings: %v", err)
+	}
+	generic, err := g.listGeneric(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fast) < 4 || len(fast) != len(generic) {
+		t.Fatalf("listing has %d mappings, generic walk %d", len(fast), len(generic))
+	}
+	byKey := map[forward.Key]forward.Mapping{}
+	for _, m := range generic {
+		byKey[m.Key] = m
+	}
+	for _, m := range fast {
+		want, ok := byKey[m.Key]
+		d := want.Lease - m.Lease
+		want.Lease = m.Lease
+		if !ok || want != m || d < -2*time.Second || d > 2*time.Second {
+			t.Errorf("listing %+v, generic %+v", m, byKey[m.Key])
+		}
+	}
 }
