@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -73,6 +74,16 @@ func writeBenchConfig(b *testing.B, rules int) string {
 		fmt.Fprintf(&s, "  - name: r%d\n    protocol: tcp\n    external_port: %d\n", i, 30000+i)
 	}
 	return writeConfig(b, s.String())
+}
+
+// coldCache gives cmd an empty cache directory of its own, so that a cold
+// run includes gateway discovery.
+func coldCache(b *testing.B, cmd *exec.Cmd) *exec.Cmd { return withCache(cmd, b.TempDir()) }
+
+// withCache makes cmd keep portfwd's cache (os.UserCacheDir) under dir.
+func withCache(cmd *exec.Cmd, dir string) *exec.Cmd {
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+dir)
+	return cmd
 }
 
 func reboot(b *testing.B, l *lab.Lab) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 
 	"github.com/portfwd/portfwd/forward"
 	"github.com/portfwd/portfwd/upnp"
@@ -28,6 +30,11 @@ func connect(ctx context.Context, gw forward.Gateway) (*session, error) {
 
 func connectUPnP(ctx context.Context, gw forward.Gateway) (*session, error) {
 	opts := upnp.DiscoverOptions{}
+	// Remember the gateway between runs, so a re-apply skips discovery;
+	// without a cache directory every run discovers.
+	if dir, err := os.UserCacheDir(); err == nil {
+		opts.CacheDir = filepath.Join(dir, "portfwd")
+	}
 	if gw.Address != "" {
 		addr, err := netip.ParseAddr(gw.Address)
 		if err != nil {
