@@ -29,9 +29,14 @@ type cacheEntry struct {
 	Protocols     []string `json:"protocols"` // Properties().Protocols
 }
 
-// cachePath is the entry file for gateway gw in dir, one per gateway.
+// cachePath is the entry file for gateway gw in dir, one per gateway:
+// its address and, where the ARP table tells, its hardware address.
 func cachePath(dir string, gw netip.Addr) string {
-	return filepath.Join(dir, "upnp-"+strings.ReplaceAll(gw.String(), ":", "_")+".json")
+	name := "upnp-" + strings.ReplaceAll(gw.String(), ":", "_")
+	if mac := gatewayMAC(gw); mac != "" {
+		name += "-" + mac
+	}
+	return filepath.Join(dir, name+".json")
 }
 
 // entryFor describes g, found at gateway gw.

@@ -20,16 +20,16 @@ type session struct {
 
 // connect discovers the gateway named by gw and returns a backend for it.
 // This is the one place the CLI names concrete backends.
-func connect(ctx context.Context, gw forward.Gateway) (*session, error) {
+func connect(ctx context.Context, gw forward.Gateway, rediscover bool) (*session, error) {
 	switch gw.Backend {
 	case "", "auto", "upnp":
-		return connectUPnP(ctx, gw)
+		return connectUPnP(ctx, gw, rediscover)
 	}
 	return nil, fmt.Errorf("gateway.backend %q is not available in this version of portfwd; use auto or upnp", gw.Backend)
 }
 
-func connectUPnP(ctx context.Context, gw forward.Gateway) (*session, error) {
-	opts := upnp.DiscoverOptions{}
+func connectUPnP(ctx context.Context, gw forward.Gateway, rediscover bool) (*session, error) {
+	opts := upnp.DiscoverOptions{Refresh: rediscover}
 	// Remember the gateway between runs, so a re-apply skips discovery;
 	// without a cache directory every run discovers.
 	if dir, err := os.UserCacheDir(); err == nil {

@@ -60,8 +60,13 @@ func TestLabApplyReachesLANHost(t *testing.T) {
 				t.Errorf("miniupnpd served %d AddPortMapping, want %d", n, acceptanceMappings)
 			}
 
-			// Applying the same file again sends no AddPortMapping at all.
+			// Applying the same file again sends no AddPortMapping at all,
+			// and no discovery either: the gateway is remembered.
+			searches := strings.Count(l.MiniupnpdLog(), "SSDP M-SEARCH")
 			r = portfwd(t, l, "apply", "-o", "json", cfg)
+			if n := strings.Count(l.MiniupnpdLog(), "SSDP M-SEARCH"); n != searches {
+				t.Errorf("second apply sent %d M-SEARCH, want 0 (cached gateway)", n-searches)
+			}
 			doc = decode[applyDoc](t, r.stdout)
 			if r.code != exitOK || doc.Summary["noop"] != acceptanceMappings {
 				t.Errorf("second apply: exit %d, summary %v", r.code, doc.Summary)
@@ -69,8 +74,11 @@ func TestLabApplyReachesLANHost(t *testing.T) {
 			if n := l.AddPortMappingCount(); n != acceptanceMappings {
 				t.Errorf("second apply: miniupnpd served %d AddPortMapping in all, want still %d", n, acceptanceMappings)
 			}
-			if r := portfwd(t, l, "plan", "--detailed-exitcode", cfg); r.code != exitOK {
+			if r := portfwd(t, l, "plan", "--detailed-exitcode", "--rediscover", cfg); r.code != exitOK {
 				t.Errorf("plan after apply: exit %d, want 0", r.code)
+			}
+			if n := strings.Count(l.MiniupnpdLog(), "SSDP M-SEARCH"); n == searches {
+				t.Errorf("plan --rediscover sent no M-SEARCH")
 			}
 		})
 	}

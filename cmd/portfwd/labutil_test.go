@@ -54,6 +54,9 @@ func portfwd(t *testing.T, l *lab.Lab, args ...string) cli {
 	var out, errb bytes.Buffer
 	cmd := l.Command(lab.LAN, binary(t), args...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	// Each lab is its own network: keep the discovery cache with it, as
+	// if every test ran on its own machine.
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(l.Dir, "cache"))
 	err := cmd.Run()
 	res := cli{stdout: out.String(), stderr: errb.String()}
 	var ee *exec.ExitError

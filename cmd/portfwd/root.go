@@ -15,10 +15,11 @@ import (
 // flags, PORTFWD_* environment variables and the config file's gateway
 // section (in that order of precedence).
 type globals struct {
-	io      IOStreams
-	v       *viper.Viper
-	output  string
-	timeout time.Duration
+	io         IOStreams
+	v          *viper.Viper
+	output     string
+	timeout    time.Duration
+	rediscover bool
 	// wroteJSON is set once a command has printed its JSON document, so a
 	// failure after it (a partial apply) does not print a second one.
 	wroteJSON bool
@@ -54,6 +55,7 @@ router starts with "portfwd:"); everything else is left alone.`,
 	f := root.PersistentFlags()
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	f.DurationVar(&g.timeout, "timeout", 15*time.Second, "give up on the gateway after this long")
+	f.BoolVar(&g.rediscover, "rediscover", false, "discover the gateway again instead of using the one remembered from the last run")
 	f.String("backend", "", "gateway protocol: auto or upnp (overrides gateway.backend; env PORTFWD_GATEWAY_BACKEND)")
 	f.String("gateway", "", "gateway address, skips discovery (overrides gateway.address; env PORTFWD_GATEWAY_ADDRESS)")
 	f.String("lease", "", "lease to request, e.g. 1h; 0 = permanent (overrides gateway.lease; env PORTFWD_GATEWAY_LEASE)")
@@ -92,7 +94,7 @@ func (g *globals) json() bool { return g.output == "json" }
 func (g *globals) withGateway(ctx context.Context, cfg *forward.Config, fn func(context.Context, *session) error) error {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	s, err := connect(ctx, cfg.Gateway)
+	s, err := connect(ctx, cfg.Gateway, g.rediscover)
 	if err != nil {
 		return err
 	}
