@@ -89,6 +89,8 @@ type Lab struct {
 
 	opts   Options
 	daemon *daemon // the running miniupnpd, nil when stopped
+	// releaseSyslog gives up this lab's share of the /dev/log sink.
+	releaseSyslog func()
 }
 
 // addresses fills in the LAB.md addresses for the chosen variant.
@@ -129,6 +131,9 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	}
 	l := &Lab{Name: name, opts: opts}
 	l.addresses()
+	if !opts.Detached {
+		l.releaseSyslog = acquireSyslog()
+	}
 	if l.Dir, err = os.MkdirTemp("", name+"-"); err != nil {
 		return nil, fmt.Errorf("creating lab dir: %w", err)
 	}
@@ -156,6 +161,10 @@ func (l *Lab) Down() error {
 	var errs []error
 	if err := l.stopMiniupnpd(); err != nil {
 		errs = append(errs, err)
+	}
+	if l.releaseSyslog != nil {
+		l.releaseSyslog()
+		l.releaseSyslog = nil
 	}
 	for _, h := range []Host{LAN, Router, WAN} {
 		if err := l.deleteNamespace(h); err != nil {
