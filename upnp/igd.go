@@ -28,9 +28,10 @@ type igdClient interface {
 // IGD is a forward.Backend for a UPnP Internet Gateway Device. Create it
 // with Discover or NewIGD.
 //
-// Requests are few, because a router with many mappings is slow to answer
-// each (miniupnpd rescans its nftables ruleset per request, ~100 ms with
-// 50 mappings): List uses GetListOfPortMappings where the service has it;
+// Requests are few, because each costs a round trip and some routers are
+// slow to answer (miniupnpd rescans its firewall rules on every pass of its
+// main loop; with a slow log sink that reached ~100 ms per request with 50
+// mappings in the lab): List uses GetListOfPortMappings where the service has it;
 // Add decides from what List saw in the last few seconds (snapshotTTL)
 // whether the key may be replaced, instead of asking first, and reads the
 // granted lease back only when the router may have changed it. An IGD

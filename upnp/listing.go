@@ -31,9 +31,9 @@ var listPage = 1000
 var errBadListing = errors.New("unreadable port listing")
 
 // listFast reads the table with GetListOfPortMappings (WANIPConnection:2
-// §2.5.20), one call per protocol and both at once: with a busy router
-// every request costs ~100 ms however small, so two requests replace one
-// GetGenericPortMappingEntry per mapping.
+// §2.5.20), one call per protocol and both at once: two requests replace
+// one GetGenericPortMappingEntry per mapping, which on a slow router costs
+// seconds for a few dozen mappings.
 func (g *IGD) listFast(ctx context.Context) ([]forward.Mapping, error) {
 	protos := []forward.Protocol{forward.TCP, forward.UDP}
 	got := make([][]forward.Mapping, len(protos))

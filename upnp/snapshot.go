@@ -14,8 +14,8 @@ const snapshotTTL = 5 * time.Second
 
 // snapshot is the port-mapping table as the last List saw it, kept up to
 // date by this IGD's own Add and Delete. Add decides from it whether a
-// mapping may be replaced without a GetSpecificPortMappingEntry: with ~50
-// mappings on it, miniupnpd takes ~100 ms per request (LAB.md).
+// mapping may be replaced without a GetSpecificPortMappingEntry, one
+// request fewer per Add.
 type snapshot struct {
 	mu    sync.Mutex
 	at    time.Time // zero: no snapshot
