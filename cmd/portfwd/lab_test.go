@@ -15,6 +15,7 @@ import (
 const acceptance = `rules:
   - name: minecraft
     service: minecraft-java
+    description: friends' server
   - name: bedrock
     service: minecraft-bedrock
   - name: valheim
@@ -243,6 +244,9 @@ func TestLabStatusShowsEverything(t *testing.T) {
 	}
 	if owned != acceptanceMappings || len(st.Gateway.Protocols) == 0 {
 		t.Errorf("owned %d, protocols %v", owned, st.Gateway.Protocols)
+	}
+	if m := st.Mappings[0]; m.Rule != "minecraft" || m.RuleDescription != "friends' server" {
+		t.Errorf("first mapping %+v; want minecraft's, with the rule's description", m)
 	}
 	table := portfwd(t, l, "status", cfg).stdout
 	if !strings.Contains(table, "foreign") || !strings.Contains(table, "xbox") {

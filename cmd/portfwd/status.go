@@ -35,6 +35,10 @@ flags and PORTFWD_GATEWAY_* variables.`,
 type statusMapping struct {
 	mappingView
 	Ownership string `json:"ownership"` // owned | portfwd | foreign
+	// RuleDescription is the description: of the owning rule in the config,
+	// for owned mappings. The router only stores the tag: routers truncate
+	// descriptions, and a truncated one would look changed on every run.
+	RuleDescription string `json:"rule_description,omitempty"`
 }
 
 type statusDoc struct {
@@ -69,7 +73,11 @@ func statusOf(ctx context.Context, g *globals, cfg *forward.Config, s *session) 
 	}
 	mine := hosts(cfg, s.self)
 	for _, m := range observed {
-		doc.Mappings = append(doc.Mappings, statusMapping{*viewMapping(&m), ownership(m, mine)})
+		sm := statusMapping{mappingView: *viewMapping(&m), Ownership: ownership(m, mine)}
+		if r, ok := cfg.Rule(m.Owner()); ok && sm.Ownership == "owned" {
+			sm.RuleDescription = r.Description
+		}
+		doc.Mappings = append(doc.Mappings, sm)
 	}
 	if g.json() {
 		return g.writeJSON(doc)
@@ -117,8 +125,12 @@ func (g *globals) printStatus(doc statusDoc) error {
 		if !m.Enabled {
 			lease += " (disabled)"
 		}
+		desc := m.Description
+		if m.RuleDescription != "" {
+			desc += " (" + m.RuleDescription + ")"
+		}
 		t.row(m.Protocol, fmt.Sprint(m.ExternalPort), fmt.Sprintf("%s:%d", m.InternalHost, m.InternalPort),
-			lease, m.Ownership, m.Description)
+			lease, m.Ownership, desc)
 	}
 	if err := t.flush(); err != nil {
 		return err
