@@ -58,7 +58,8 @@ bench: deps
 ## demo: the main job end to end on the lab.
 demo: deps build
 	@set -e; lab=$(BIN)/portfwd-lab; pf=$(BIN)/portfwd; \
-	trap 'kill $$listener 2>/dev/null; $$lab down >/dev/null 2>&1 || true' EXIT; \
+	export XDG_CACHE_HOME=$$(mktemp -d); \
+	trap 'kill $$listener 2>/dev/null; $$lab down >/dev/null 2>&1 || true; rm -rf "$$XDG_CACHE_HOME"' EXIT; \
 	echo "== 1. the lab: wan (the internet) / router (miniupnpd) / lan (your PC)"; \
 	$$lab up >/dev/null; \
 	wan=$$($$lab env | sed -n 's/^LAB_ROUTER_WAN=//p'); \
