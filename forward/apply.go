@@ -94,6 +94,8 @@ func grantNote(want, got Mapping) string {
 	switch {
 	case want.Lease > 0 && got.Lease == 0:
 		return "the gateway only grants permanent leases; mapped permanently (portfwd down removes it)"
+	case want.Lease == 0 && got.Lease > 0:
+		return "the gateway grants " + LeaseString(got.Lease) + " instead of a permanent lease; apply renews it in time"
 	case want.Lease > 0 && got.Lease < want.Lease*9/10:
 		return "the gateway shortened the lease to " + LeaseString(got.Lease) + "; run apply again before it runs out"
 	case got.ExternalPort != want.ExternalPort:

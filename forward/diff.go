@@ -143,17 +143,23 @@ func sameTarget(d, o Mapping) bool {
 		d.Description == o.Description && d.Enabled == o.Enabled
 }
 
+// PermanentLeaseCap is the longest lease a gateway grants for a
+// "permanent" request: UPnP IGD:2 turns a zero lease into 604800 s (one
+// week, WANIPConnection:2 §2.3.16), and miniupnpd does so in IGD:1 mode too.
+const PermanentLeaseCap = 7 * 24 * time.Hour
+
 // needsRenew: a mapping is refreshed once less than half its requested
 // lease is left, so a timer running every lease/2 keeps it alive without
 // touching the gateway on every run. A permanent mapping satisfies any
 // request (gateways that only grant permanent leases would otherwise show a
-// renewal forever); a permanent request upgrades a finite mapping.
+// renewal forever). A permanent request is satisfied by the week a gateway
+// grants in its place until half of that week is gone.
 func needsRenew(want, have time.Duration) bool {
 	switch {
 	case have == 0:
 		return false
 	case want == 0:
-		return true
+		return have < PermanentLeaseCap/2
 	}
 	return have < want/2
 }

@@ -253,3 +253,28 @@ func TestLabStatusShowsEverything(t *testing.T) {
 		t.Errorf("status table should show the foreign mapping:\n%s", table)
 	}
 }
+
+// TestLabPermanentLeaseIsNoopAgain: a router grants a week for a
+// "permanent" request (IGD:2); the next apply must not renew it.
+func TestLabPermanentLeaseIsNoopAgain(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		opts lab.Options
+	}{{"IGDv2", lab.Options{}}, {"IGDv1", lab.Options{IGDv1: true}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			l := lab.ForTest(t, mode.opts)
+			cfg := writeConfig(t, "gateway:\n  lease: 0\n"+acceptance)
+			if r := portfwd(t, l, "apply", cfg); r.code != exitOK {
+				t.Fatalf("apply: exit %d", r.code)
+			}
+			adds := l.AddPortMappingCount()
+			r := portfwd(t, l, "apply", "-o", "json", cfg)
+			if doc := decode[applyDoc](t, r.stdout); r.code != exitOK || doc.Summary["noop"] != acceptanceMappings {
+				t.Errorf("second apply: exit %d, summary %v; want all unchanged", r.code, doc.Summary)
+			}
+			if n := l.AddPortMappingCount(); n != adds {
+				t.Errorf("second apply made %d AddPortMapping calls, want 0", n-adds)
+			}
+		})
+	}
+}
