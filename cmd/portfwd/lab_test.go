@@ -278,3 +278,21 @@ func TestLabPermanentLeaseIsNoopAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestLabChangedRuleIsUpdated: a rule whose internal port changed is
+// replaced on the router, and traffic follows it.
+func TestLabChangedRuleIsUpdated(t *testing.T) {
+	l := lab.ForTest(t, lab.Options{})
+	l.Serve(t, lab.LAN, "tcp", 25566, "new server")
+	if r := portfwd(t, l, "apply", writeConfig(t, acceptance)); r.code != exitOK {
+		t.Fatalf("apply: exit %d", r.code)
+	}
+	moved := strings.Replace(acceptance, "service: minecraft-java", "service: minecraft-java\n    internal_port: 25566", 1)
+	r := portfwd(t, l, "apply", "-o", "json", writeConfig(t, moved))
+	if doc := decode[applyDoc](t, r.stdout); r.code != exitOK || doc.Summary["update"] != 1 || doc.Summary["noop"] != acceptanceMappings-1 {
+		t.Fatalf("apply of the changed rule: exit %d, summary %v; want one update", r.code, doc.Summary)
+	}
+	if got, err := fromWAN(l, "tcp", 25565); err != nil || !strings.HasPrefix(got, "new server") {
+		t.Errorf("tcp/25565 from WAN: %q, %v; want the server on internal port 25566", got, err)
+	}
+}
