@@ -227,13 +227,13 @@ func addHint(m forward.Mapping, code int) string {
 	case codeRemoteHostWildcard:
 		return "the gateway only accepts mappings from any remote host"
 	case codeExtPortWildcard:
-		return "the gateway only maps a port of its own choosing, but portfwd needs a fixed external port; try backend natpmp or pcp"
+		return "the gateway only maps a port of its own choosing, but portfwd needs a fixed external port; " + otherProtocols
 	case codeNoPortMapsAvailable:
 		return "the gateway's port-mapping table is full; remove unused mappings on the router"
 	case codeInvalidArgs:
 		return "the gateway rejected the request's arguments; check the internal host and ports"
 	case codeInvalidAction:
-		return "the gateway does not implement AddPortMapping; try backend natpmp"
+		return "the gateway does not implement AddPortMapping; " + otherProtocols
 	}
 	return ""
 }

@@ -84,8 +84,8 @@ func pickService(root *goupnp.RootDevice) (serviceKind, *goupnp.Service, error) 
 			return kind, svc, nil
 		}
 	}
-	return serviceKind{}, nil, fmt.Errorf("%s (%s) offers no WANIPConnection or WANPPPConnection service, so it cannot forward ports; try backend natpmp",
-		root.Device.FriendlyName, shortType(root.Device.DeviceType))
+	return serviceKind{}, nil, fmt.Errorf("%s (%s) offers no WANIPConnection or WANPPPConnection service, so it cannot forward ports; %s",
+		root.Device.FriendlyName, shortType(root.Device.DeviceType), otherProtocols)
 }
 
 // findService is Device.FindService, tolerating whitespace around the

@@ -60,6 +60,9 @@ func Discover(ctx context.Context, opts DiscoverOptions) (*IGD, error) {
 	if timeout <= 0 {
 		timeout = DefaultDiscoverTimeout
 	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
+		timeout = time.Until(d).Round(time.Millisecond) // say the wait it really was
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	gw, err := gatewayAddr(opts.Gateway)
@@ -248,13 +251,13 @@ func (s *searchState) failure(ctx context.Context, gw netip.Addr, timeout time.D
 		return fmt.Errorf("discovering the UPnP gateway: %w", ctx.Err())
 	}
 	if len(s.failed) > 0 {
-		return fmt.Errorf("the gateway %s answered SSDP but its UPnP description is unusable (%w); try backend natpmp: %w",
-			gw, errors.Join(s.failed...), forward.ErrNoGateway)
+		return fmt.Errorf("the gateway %s answered SSDP but its UPnP description is unusable (%w); %s: %w",
+			gw, errors.Join(s.failed...), otherProtocols, forward.ErrNoGateway)
 	}
 	hint := ""
 	if len(s.foreign) > 0 {
 		hint = fmt.Sprintf(" (UPnP devices at %v answered, but they are not the gateway; if one is your router, set gateway.address to it)", s.foreign)
 	}
-	return fmt.Errorf("no UPnP gateway answered at %s within %s%s; is UPnP enabled on the router? set gateway.address if the router is not this host's default gateway, or try backend natpmp: %w",
+	return fmt.Errorf("no UPnP gateway answered at %s within %s%s; is UPnP enabled on the router? set gateway.address if the router is not this host's default gateway: %w",
 		gw, timeout, hint, forward.ErrNoGateway)
 }

@@ -100,7 +100,7 @@ func TestDiscoverNothingAnswers(t *testing.T) {
 	if !errors.Is(err, forward.ErrNoGateway) {
 		t.Fatalf("Discover = %v; want ErrNoGateway", err)
 	}
-	for _, hint := range []string{"is UPnP enabled on the router?", "gateway.address", "backend natpmp"} {
+	for _, hint := range []string{"is UPnP enabled on the router?", "gateway.address", "within 250ms"} {
 		if !strings.Contains(err.Error(), hint) {
 			t.Errorf("error %q lacks %q", err, hint)
 		}

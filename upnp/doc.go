@@ -33,3 +33,7 @@
 // saw, for Add), add.go (AddPortMapping and its quirks), soaperror.go (SOAP
 // faults and UPnP error codes), diagnose.go (WAN address checks).
 package upnp
+
+// otherProtocols is the advice when UPnP cannot do the job. Change it to
+// name the backends once NAT-PMP and PCP have landed.
+const otherProtocols = "forward the port in the router's web page instead (NAT-PMP and PCP support is planned)"

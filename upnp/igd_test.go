@@ -127,7 +127,7 @@ func TestAddQuirks(t *testing.T) {
 		{name: "716 wildcard external port", setup: func(f *fakeIGD) { f.addFault = "soap-716-wildcard-ext-port.xml" },
 			m: mapping(25565, "127.0.0.1", 0), wantCode: 716, wantText: "external port 0", wantAdds: 1},
 		{name: "727 external port only wildcard", setup: func(f *fakeIGD) { f.addFault = "soap-727-ext-port-only-wildcard.xml" },
-			m: mapping(25565, "127.0.0.1", 0), wantCode: 727, wantText: "try backend natpmp", wantAdds: 1},
+			m: mapping(25565, "127.0.0.1", 0), wantCode: 727, wantText: "in the router's web page", wantAdds: 1},
 		{name: "728 table full", setup: func(f *fakeIGD) { f.addFault = "soap-728-no-port-maps.xml" },
 			m: mapping(25565, "127.0.0.1", 0), wantCode: 728, wantText: "table is full", wantAdds: 1},
 		{name: "729 conflict with other mechanisms", setup: func(f *fakeIGD) { f.addFault = "soap-729-conflict-other-mechanisms.xml" },
