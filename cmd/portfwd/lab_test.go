@@ -23,15 +23,19 @@ const acceptance = `rules:
     external_port: 2456-2458
 `
 
+// igdModes are the two ways miniupnpd presents itself: IGD:2 only (the
+// Debian build's default) and IGD:1 (force_igd_desc_v1=yes).
+var igdModes = []struct {
+	name string
+	opts lab.Options
+}{{"IGDv2", lab.Options{}}, {"IGDv1", lab.Options{IGDv1: true}}}
+
 // acceptanceMappings is how many mappings the acceptance config makes:
 // tcp/25565, udp/19132 and udp/2456-2458.
 const acceptanceMappings = 5
 
 func TestLabApplyReachesLANHost(t *testing.T) {
-	for _, mode := range []struct {
-		name string
-		opts lab.Options
-	}{{"IGDv2", lab.Options{}}, {"IGDv1", lab.Options{IGDv1: true}}} {
+	for _, mode := range igdModes {
 		t.Run(mode.name, func(t *testing.T) {
 			l := lab.ForTest(t, mode.opts)
 			cfg := writeConfig(t, acceptance)
@@ -257,10 +261,7 @@ func TestLabStatusShowsEverything(t *testing.T) {
 // TestLabPermanentLeaseIsNoopAgain: a router grants a week for a
 // "permanent" request (IGD:2); the next apply must not renew it.
 func TestLabPermanentLeaseIsNoopAgain(t *testing.T) {
-	for _, mode := range []struct {
-		name string
-		opts lab.Options
-	}{{"IGDv2", lab.Options{}}, {"IGDv1", lab.Options{IGDv1: true}}} {
+	for _, mode := range igdModes {
 		t.Run(mode.name, func(t *testing.T) {
 			l := lab.ForTest(t, mode.opts)
 			cfg := writeConfig(t, "gateway:\n  lease: 0\n"+acceptance)
