@@ -79,9 +79,11 @@ func (g *IGD) holder(ctx context.Context, k forward.Key) (forward.Mapping, bool)
 // mayReplace reports whether Add may overwrite holder with m. miniupnpd
 // (and most routers) silently replace a mapping when the same internal
 // client asks again, so a game's own UPnP mapping on this host would be
-// taken over; portfwd only replaces what it owns or what is already m.
+// taken over; portfwd only replaces what is already m, or what portfwd
+// made for the same host (another PC's portfwd mapping is that PC's).
 func mayReplace(holder, m forward.Mapping) bool {
-	return holder.Description == m.Description || holder.Owner() != ""
+	return holder.InternalHost == m.InternalHost &&
+		(holder.Description == m.Description || holder.Owner() != "")
 }
 
 // addPortMapping sends one AddPortMapping. NewRemoteHost is "" (any remote

@@ -1,0 +1,28 @@
+package upnp
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/portfwd/portfwd/forward"
+)
+
+func TestMayReplace(t *testing.T) {
+	self, other := netip.MustParseAddr("192.168.1.10"), netip.MustParseAddr("192.168.1.20")
+	m := forward.Mapping{InternalHost: self, Description: "portfwd:mc"}
+	tests := []struct {
+		holder forward.Mapping
+		want   bool
+	}{
+		{forward.Mapping{InternalHost: self, Description: "portfwd:mc"}, true},   // a refresh
+		{forward.Mapping{InternalHost: self, Description: "portfwd:old"}, true},  // a renamed rule of this host
+		{forward.Mapping{InternalHost: self, Description: "Minecraft"}, false},   // the game's own mapping
+		{forward.Mapping{InternalHost: other, Description: "portfwd:mc"}, false}, // another PC's portfwd
+		{forward.Mapping{InternalHost: other, Description: "xbox"}, false},
+	}
+	for _, tt := range tests {
+		if got := mayReplace(tt.holder, m); got != tt.want {
+			t.Errorf("mayReplace(%+v) = %v, want %v", tt.holder, got, tt.want)
+		}
+	}
+}
