@@ -100,11 +100,11 @@ func TestAddQuirks(t *testing.T) {
 			f.entries = []fakeEntry{{proto: "TCP", ext: 25565, port: 25565, client: "192.168.77.11", desc: "upnpc", enabled: true}}
 		}, m: mapping(25565, "127.0.0.1", 0), wantIs: forward.ErrConflict,
 			wantText: `already forwarded to 192.168.77.11:25565 ("upnpc")`, wantAdds: 0},
-		{name: "718 held by portfwd on another host", setup: func(f *fakeIGD) {
+		{name: "held by portfwd on another host: refused before AddPortMapping", setup: func(f *fakeIGD) {
 			f.secure = false
 			f.entries = []fakeEntry{{proto: "TCP", ext: 25565, port: 25565, client: "192.168.77.11", desc: "portfwd:mc", enabled: true}}
-		}, m: mapping(25565, "127.0.0.1", 0), wantIs: forward.ErrConflict, wantCode: 718,
-			wantText: `already forwarded to 192.168.77.11:25565 ("portfwd:mc")`, wantAdds: 1},
+		}, m: mapping(25565, "127.0.0.1", 0), wantIs: forward.ErrConflict,
+			wantText: `already forwarded to 192.168.77.11:25565 ("portfwd:mc")`, wantAdds: 0},
 		{name: "same host, foreign description: refused before AddPortMapping", setup: func(f *fakeIGD) {
 			f.entries = []fakeEntry{{proto: "TCP", ext: 25565, port: 25565, client: "127.0.0.1", desc: "game", enabled: true}}
 		}, m: mapping(25565, "127.0.0.1", 0), wantIs: forward.ErrConflict, wantText: `("game")`, wantAdds: 0},
