@@ -1,0 +1,92 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/portfwd/portfwd/forward"
+)
+
+// Kind names an application probe. The service catalog names one per
+// service (forward.Service.Probe); a rule may override it.
+type Kind string
+
+// The probes portfwd speaks.
+const (
+	TCP              Kind = "tcp"               // a TCP connect
+	UDP              Kind = "udp"               // a datagram that must be answered
+	MinecraftJava    Kind = "minecraft-java"    // server list ping, legacy 0xFE fallback
+	MinecraftBedrock Kind = "minecraft-bedrock" // RakNet unconnected ping
+	A2S              Kind = "a2s"               // Source engine A2S_INFO
+	HTTP             Kind = "http"              // GET /
+	HTTPS            Kind = "https"             // GET / over TLS, certificate not verified
+)
+
+// Kinds lists every probe kind.
+func Kinds() []Kind { return []Kind{TCP, UDP, MinecraftJava, MinecraftBedrock, A2S, HTTP, HTTPS} }
+
+// Network is the transport kind k runs over.
+func (k Kind) Network() forward.Protocol {
+	switch k {
+	case UDP, MinecraftBedrock, A2S:
+		return forward.UDP
+	}
+	return forward.TCP
+}
+
+// Application reports whether k speaks an application protocol, so an
+// answer proves the server itself, not just an open port.
+func (k Kind) Application() bool { return k != TCP && k != UDP }
+
+// Info is what a server said about itself, when its protocol carries it.
+type Info struct {
+	Name       string `json:"name,omitempty"`    // MOTD (Minecraft) or server name (A2S)
+	Version    string `json:"version,omitempty"` // game or server version
+	Map        string `json:"map,omitempty"`     // A2S
+	Players    int    `json:"players"`
+	MaxPlayers int    `json:"max_players"`
+	Status     int    `json:"status,omitempty"` // HTTP status code
+}
+
+// Result is what one probe learned.
+type Result struct {
+	Kind     Kind
+	Addr     netip.AddrPort
+	Answered bool          // the server answered in its protocol (tcp: the connection was accepted)
+	Latency  time.Duration // round trip of the answer (Minecraft Java: ping/pong)
+	Info     Info
+	Err      error // why not, when !Answered; wraps one of the errors below
+}
+
+// Why a probe got no answer. Callers branch on these with errors.Is.
+var (
+	// ErrRefused: the host answered that nothing listens there (TCP RST,
+	// ICMP port unreachable).
+	ErrRefused = errors.New("connection refused: nothing is listening")
+	// ErrNoAnswer: nothing came back before the deadline. For UDP this is
+	// all an unanswered port ever says: it is never reported open.
+	ErrNoAnswer = errors.New("no answer before the deadline")
+	// ErrBadAnswer: something answered, but not in the expected protocol
+	// (another service on the port, or a broken server).
+	ErrBadAnswer = errors.New("answer is not in the expected protocol")
+)
+
+// Dialer opens connections; tests and the probe server choose where from.
+type Dialer interface {
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// Options tune Run.
+type Options struct {
+	// Timeout bounds the whole probe; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Dialer opens the connection; nil means a net.Dialer.
+	Dialer Dialer
+}
+
+// DefaultTimeout is long enough for a game server across the internet and
+// short enough that a user checking twenty rules is not kept waiting.
+const DefaultTimeout = 3 * time.Second
