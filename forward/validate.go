@@ -87,8 +87,8 @@ func checkLease(d time.Duration) error {
 	return nil
 }
 
-// parseLease reads a Go duration ("1h30m") or a whole number of seconds.
-func parseLease(s string) (time.Duration, error) {
+// ParseLease reads a Go duration ("1h30m") or a whole number of seconds.
+func ParseLease(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if n > int64(1<<62/time.Second) {
@@ -125,7 +125,7 @@ func (l *loader) gateway(n *yaml.Node) Gateway {
 	}
 	if s, ok := l.scalar(f["lease"], "gateway.lease"); ok {
 		var err error
-		g.Lease, err = parseLease(s)
+		g.Lease, err = ParseLease(s)
 		l.check(f["lease"], "gateway.lease", err)
 	}
 	return g

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/portfwd/portfwd/forward"
 )
@@ -84,7 +82,7 @@ func (g *globals) gatewaySettings(gw forward.Gateway) (forward.Gateway, error) {
 		gw.Address = s
 	}
 	if raw := g.v.GetString("gateway.lease"); raw != "" {
-		lease, err := parseLease(raw)
+		lease, err := forward.ParseLease(raw)
 		if err != nil {
 			return gw, fmt.Errorf("lease %q (from --lease, PORTFWD_GATEWAY_LEASE or the file): %w", raw, err)
 		}
@@ -94,17 +92,4 @@ func (g *globals) gatewaySettings(gw forward.Gateway) (forward.Gateway, error) {
 		return gw, fmt.Errorf("gateway settings: %w", err)
 	}
 	return gw, nil
-}
-
-// parseLease reads a lease as the config file writes it: a duration ("1h",
-// "90m") or whole seconds ("3600"); 0 means permanent.
-func parseLease(s string) (time.Duration, error) {
-	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("want a duration such as 1h or 30m, or 0 for permanent")
-	}
-	return d, nil
 }
