@@ -21,6 +21,16 @@ type Service struct {
 // probeTransport is the protocol each probe kind speaks. A rule only keeps
 // its service's probe when it still forwards that protocol; a Minecraft
 // status ping cannot travel over a UDP-only rule.
+// ProbeKinds lists the probe kinds a rule may name with probe:, sorted.
+func ProbeKinds() []string {
+	kinds := make([]string, 0, len(probeTransport))
+	for k := range probeTransport {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	return kinds
+}
+
 var probeTransport = map[string]Protocol{
 	"tcp":               TCP,
 	"udp":               UDP,

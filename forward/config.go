@@ -14,9 +14,18 @@ import (
 // Config is a parsed, validated config file: the gateway to talk to and the
 // rules whose forwards it must hold.
 type Config struct {
-	File    string
-	Gateway Gateway
-	Rules   []Rule
+	File        string
+	Gateway     Gateway
+	ProbeServer ProbeServer
+	Rules       []Rule
+}
+
+// ProbeServer is the outside vantage `portfwd check` asks to probe the
+// home's public address: a `portfwd probe-server` on a VPS or a friend's
+// machine. The zero value means none.
+type ProbeServer struct {
+	URL   string // http(s)://host:port
+	Token string // shared secret the server may require
 }
 
 // Gateway says how to reach the gateway.

@@ -88,7 +88,11 @@ func TestLoadErrors(t *testing.T) {
 		{"two documents", "rules: []\n---\nrules: []\n", []want{{2, "", "more than one YAML document"}}},
 		{"root is a list", "- name: a\n", []want{{1, "", "want a mapping with gateway: and rules: keys, got a list"}}},
 		{"unknown top key", "rules: []\nrulez: []\n", []want{{2, "rulez", `unknown key "rulez" (did you mean "rules"?)`}}},
-		{"unknown key far from any", "rules: []\nzzzzzz: 1\n", []want{{2, "zzzzzz", "known keys: gateway, rules"}}},
+		{"unknown key far from any", "rules: []\nzzzzzz: 1\n", []want{{2, "zzzzzz", "known keys: gateway, probe_server, rules"}}},
+		{"unknown probe", "rules:\n  - name: mc\n    service: minecraft-java\n    probe: gopher\n", []want{{4, "rules[0].probe", `unknown probe "gopher"`}}},
+		{"probe over the wrong protocol", "rules:\n  - name: mc\n    protocol: udp\n    external_port: 2000\n    probe: http\n", []want{{5, "rules[0].probe", `probe "http" speaks tcp, but the rule forwards udp`}}},
+		{"bad probe server url", "probe_server:\n  url: ftp://x\nrules: []\n", []want{{2, "probe_server.url", "invalid probe server URL"}}},
+		{"probe server token without url", "probe_server:\n  token: s3cret\nrules: []\n", []want{{2, "probe_server.url", "a token needs a url"}}},
 		{"unknown gateway key", "gateway:\n  leas: 1h\nrules: []\n", []want{{2, "gateway.leas", `did you mean "lease"?`}}},
 		{"unknown rule key", rule + "    externl_port: 25565\n", []want{
 			{2, "rules[0].external_port", "external_port is required"},
@@ -206,6 +210,16 @@ func TestLoadDefaults(t *testing.T) {
 	}
 }
 
+func TestLoadProbeServer(t *testing.T) {
+	cfg, _, err := load(t, "probe_server:\n  url: https://vps.example:8443\n  token: s3cret\nrules: []\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (ProbeServer{URL: "https://vps.example:8443", Token: "s3cret"}); cfg.ProbeServer != want {
+		t.Errorf("probe server = %+v, want %+v", cfg.ProbeServer, want)
+	}
+}
+
 func TestLoadRules(t *testing.T) {
 	nas := netip.MustParseAddr("192.168.1.20")
 	tests := []struct {
@@ -217,6 +231,8 @@ func TestLoadRules(t *testing.T) {
 			Rule{Protocols: []Protocol{TCP, UDP}, External: PortRange{25566, 25566}, Internal: PortRange{25566, 25566}, Probe: "minecraft-java"}},
 		{"probe falls back when the protocol changes", "name: mc\n    service: minecraft-java\n    protocol: udp",
 			Rule{Protocols: []Protocol{UDP}, External: PortRange{25565, 25565}, Internal: PortRange{25565, 25565}, Probe: "udp"}},
+		{"probe: overrides the service's probe", "name: web\n    service: plex\n    probe: tcp",
+			Rule{Protocols: []Protocol{TCP}, External: PortRange{32400, 32400}, Internal: PortRange{32400, 32400}, Probe: "tcp"}},
 		{"a2s service on both", "name: cs\n    service: cs2",
 			Rule{Protocols: []Protocol{TCP, UDP}, External: PortRange{27015, 27015}, Internal: PortRange{27015, 27015}, Probe: "a2s"}},
 		{"a2s service on tcp only", "name: cs\n    service: cs2\n    protocol: tcp",

@@ -30,9 +30,10 @@ func newLoader(file string, opts LoadOptions) *loader {
 
 // The keys each level of the file may hold.
 var (
-	topKeys     = []string{"gateway", "rules"}
-	gatewayKeys = []string{"backend", "address", "lease"}
-	ruleKeys    = []string{"name", "service", "protocol", "external_port", "internal_port", "internal_host", "description"}
+	topKeys         = []string{"gateway", "probe_server", "rules"}
+	gatewayKeys     = []string{"backend", "address", "lease"}
+	probeServerKeys = []string{"url", "token"}
+	ruleKeys        = []string{"name", "service", "protocol", "external_port", "internal_port", "internal_host", "probe", "description"}
 )
 
 // maxMergeDepth bounds "<<" merge keys that merge maps that merge maps. YAML
@@ -60,7 +61,7 @@ func (l *loader) load(ctx context.Context, data []byte) *Config {
 		return nil
 	}
 	f := l.fields(root, "", topKeys)
-	cfg := &Config{File: l.file, Gateway: l.gateway(f["gateway"])}
+	cfg := &Config{File: l.file, Gateway: l.gateway(f["gateway"]), ProbeServer: l.probeServer(f["probe_server"])}
 	cfg.Rules = l.rules(ctx, f["rules"], root.Line)
 	return cfg
 }

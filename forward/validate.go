@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -208,7 +209,61 @@ func (l *loader) rule(i int, n *yaml.Node) *ruleInput {
 	l.ruleHost(r)
 	r.Description, _ = l.scalar(r.nodes["description"], joinKey(path, "description"))
 	r.Probe = probeFor(r.Protocols, svc)
+	l.ruleProbe(r)
 	return r
+}
+
+// ruleProbe reads probe:, which overrides the probe the service or the
+// protocol implies. It must be a known kind that travels over a protocol
+// the rule forwards.
+func (l *loader) ruleProbe(r *ruleInput) {
+	key := joinKey(r.path, "probe")
+	s, ok := l.scalar(r.nodes["probe"], key)
+	if !ok {
+		return
+	}
+	s = strings.ToLower(strings.TrimSpace(s))
+	transport, known := probeTransport[s]
+	switch {
+	case !known:
+		l.errorf(r.nodes["probe"].Line, key, "unknown probe %q; want one of %s", s, strings.Join(ProbeKinds(), ", "))
+	case len(r.Protocols) > 0 && !contains(protocolStrings(r.Protocols), string(transport)):
+		l.errorf(r.nodes["probe"].Line, key, "probe %q speaks %s, but the rule forwards %s", s, transport, strings.Join(protocolStrings(r.Protocols), "+"))
+	default:
+		r.Probe = s
+	}
+}
+
+// probeServer reads the probe_server: section; both keys are optional but
+// a token needs a url.
+func (l *loader) probeServer(n *yaml.Node) ProbeServer {
+	var ps ProbeServer
+	if isNull(n) {
+		return ps
+	}
+	if n.Kind != yaml.MappingNode {
+		l.errorf(n.Line, "probe_server", "want a mapping (url:, token:), got %s", kindName(n))
+		return ps
+	}
+	f := l.fields(n, "probe_server", probeServerKeys)
+	if s, ok := l.scalar(f["url"], "probe_server.url"); ok {
+		ps.URL = strings.TrimSpace(s)
+		l.check(f["url"], "probe_server.url", CheckProbeServerURL(ps.URL))
+	}
+	ps.Token, _ = l.scalar(f["token"], "probe_server.token")
+	if ps.Token != "" && ps.URL == "" {
+		l.errorf(n.Line, "probe_server.url", "a token needs a url")
+	}
+	return ps
+}
+
+// CheckProbeServerURL accepts an absolute http or https URL with a host.
+func CheckProbeServerURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("invalid probe server URL %q: want http://host:port or https://host:port", s)
+	}
+	return nil
 }
 
 func (l *loader) ruleName(r *ruleInput) string {
