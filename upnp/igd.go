@@ -220,7 +220,8 @@ func (g *IGD) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 		// Quirk: routers without a WAN connection answer "" or "0.0.0.0",
 		// and so does miniupnpd when its own WAN address is private or
 		// shared ("not suitable for external IP").
-		return netip.Addr{}, fmt.Errorf("the gateway reports no usable external address (%q): its internet connection is down, or its own WAN address is private: %w", s, errNoExternalAddr)
+		return netip.Addr{}, fmt.Errorf("the gateway reports no usable external address (%q): its own WAN address is private (carrier-grade NAT or another router in front), or its internet connection is down: %w: %w",
+			s, errNoExternalAddr, forward.ErrDoubleNAT)
 	}
 	return addr.Unmap(), nil
 }

@@ -296,8 +296,8 @@ func TestIsPublic(t *testing.T) {
 		"100.64.0.1": false, "100.127.255.254": false, "100.128.0.1": true, "203.0.113.5": false, "0.0.0.0": false,
 		"127.0.0.1": false, "169.254.1.1": false, "2606:4700::1111": true, "fd00::1": false,
 	} {
-		if got := isPublic(netip.MustParseAddr(s)); got != want {
-			t.Errorf("isPublic(%s) = %v, want %v", s, got, want)
+		if got := forward.IsPublic(netip.MustParseAddr(s)); got != want {
+			t.Errorf("IsPublic(%s) = %v, want %v", s, got, want)
 		}
 	}
 }
