@@ -72,9 +72,11 @@ func (l *sourceLimiter) refill(b *sourceBucket, now time.Time) {
 	b.last = now
 }
 
-// refillTime is how long the bucket takes to earn tokens.
+// refillTime is how long the bucket takes to earn tokens, to the
+// millisecond: float error must not turn a 60 s wait into "61 s".
 func (l *sourceLimiter) refillTime(tokens float64) time.Duration {
-	return time.Duration(math.Ceil(tokens / l.rate * float64(time.Second)))
+	d := time.Duration(tokens / l.rate * float64(time.Second))
+	return max(d.Round(time.Millisecond), time.Millisecond)
 }
 
 // maybeSweep drops idle buckets when the table is full or a full refill
