@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/forward/probe"
 	"github.com/spf13/cobra"
 )
 
 type applyOptions struct {
-	prune bool
-	down  bool // remove everything the config owns instead
+	prune   bool
+	down    bool // remove everything the config owns instead
+	noProbe bool
+	check   checkOptions
 }
 
 func newApplyCmd(g *globals) *cobra.Command {
@@ -22,7 +26,8 @@ func newApplyCmd(g *globals) *cobra.Command {
 compares it with the mappings on the gateway, and changes only what differs.
 Running it again when nothing changed sends no change to the gateway, so it
 is safe from cron or a systemd timer; mappings are renewed once less than
-half their lease is left.
+half their lease is left. Afterwards it checks every rule as portfwd check
+does (--no-probe skips that); exit code 4 when a rule is unreachable.
 
 Mappings made by other programs or people are never changed, even on a port
 the file wants: that is reported as a conflict, the other rules still apply,
@@ -36,6 +41,8 @@ and the exit code is 3.`,
 		},
 	}
 	cmd.Flags().BoolVar(&opts.prune, "prune", true, "delete mappings this config owns that are no longer in it")
+	cmd.Flags().BoolVar(&opts.noProbe, "no-probe", false, "do not check the rules after applying")
+	opts.check.flags(cmd)
 	return cmd
 }
 
@@ -57,7 +64,9 @@ file names). Mappings made by anyone else are left alone.`,
 
 type applyDoc struct {
 	changesDoc
-	Failed int `json:"failed"`
+	Failed int          `json:"failed"`
+	Via    string       `json:"via,omitempty"`
+	Check  []reportView `json:"check,omitempty"` // absent with --no-probe and for down
 }
 
 func runApply(ctx context.Context, g *globals, args []string, opts *applyOptions) error {
@@ -80,7 +89,13 @@ func applyOn(ctx context.Context, g *globals, cfg *forward.Config, s *session, o
 		return err
 	}
 	res := forward.Apply(ctx, s.backend, plan)
-	if err := g.printResult(cfg, s, plan, res); err != nil {
+	var checked checkResult
+	if !opts.down && !opts.noProbe {
+		if checked.reports, checked.via, err = g.check(ctx, cfg, s, &opts.check); err != nil {
+			return err
+		}
+	}
+	if err := g.printResult(cfg, s, plan, res, checked); err != nil {
 		return err
 	}
 	if n, tried := res.Failed(), len(plan.Changes)-plan.Count(forward.Noop); n > 0 && n == tried {
@@ -88,16 +103,28 @@ func applyOn(ctx context.Context, g *globals, cfg *forward.Config, s *session, o
 	} else if n > 0 {
 		return withCode(exitPartial, fmt.Errorf("%d of %d change(s) failed; the others were made", n, tried))
 	}
+	if unreachable(checked.reports) {
+		return withCode(exitUnreachable, errors.New("the forwards are in place, but a rule is unreachable; see its layers above"))
+	}
 	return nil
+}
+
+// checkResult is what the check after an apply found.
+type checkResult struct {
+	reports []probe.Report
+	via     string
 }
 
 // pastTense is what an action did, for apply's table.
 var pastTense = map[forward.Action]string{forward.Noop: "unchanged", forward.Create: "created",
 	forward.Update: "updated", forward.Renew: "renewed", forward.Delete: "deleted", forward.Conflict: "conflict"}
 
-func (g *globals) printResult(cfg *forward.Config, s *session, plan forward.Plan, res forward.Result) error {
+func (g *globals) printResult(cfg *forward.Config, s *session, plan forward.Plan, res forward.Result, checked checkResult) error {
 	if g.json() {
-		doc := applyDoc{newChangesDoc(cfg, s, plan), res.Failed()}
+		doc := applyDoc{changesDoc: newChangesDoc(cfg, s, plan), Failed: res.Failed(), Via: checked.via}
+		if checked.reports != nil {
+			doc.Check = viewReports(checked.reports)
+		}
 		for _, o := range res.Outcomes {
 			doc.Changes = append(doc.Changes, viewOutcome(o))
 		}
@@ -120,5 +147,9 @@ func (g *globals) printResult(cfg *forward.Config, s *session, plan forward.Plan
 	}
 	fmt.Fprintf(g.io.ErrOut, "Apply: %d change(s) made, %d failed, %d unchanged.\n",
 		res.Made(), res.Failed(), plan.Count(forward.Noop))
-	return nil
+	if checked.reports == nil {
+		return nil
+	}
+	fmt.Fprintln(g.io.Out)
+	return g.printReports(checked.reports, checked.via)
 }

@@ -24,7 +24,7 @@ func BenchmarkLabColdApply1Rule(b *testing.B) {
 	var pf, up []time.Duration
 	for i := 0; i < b.N; i++ {
 		reboot(b, l)
-		pf = append(pf, timed(b, coldCache(b, l.Command(lab.LAN, binary(b), "apply", cfg))))
+		pf = append(pf, timed(b, coldCache(b, l.Command(lab.LAN, binary(b), "apply", "--no-probe", cfg))))
 		reboot(b, l)
 		// What a user would type: upnpc discovers the gateway, then maps.
 		up = append(up, timed(b, l.Command(lab.LAN, "upnpc", "-e", "bench", "-a", host, "30000", "30000", "TCP")))
@@ -38,7 +38,7 @@ func BenchmarkLabColdApply50Rules(b *testing.B) {
 	var pf, up []time.Duration
 	for i := 0; i < b.N; i++ {
 		reboot(b, l)
-		pf = append(pf, timed(b, coldCache(b, l.Command(lab.LAN, binary(b), "apply", cfg))))
+		pf = append(pf, timed(b, coldCache(b, l.Command(lab.LAN, binary(b), "apply", "--no-probe", cfg))))
 		reboot(b, l)
 		// 50 upnpc -a in a loop, given the root description URL so they
 		// skip upnpc's 2 s discovery: the fastest way upnpc can do it.
@@ -55,13 +55,13 @@ func BenchmarkLabNoopApply50Rules(b *testing.B) {
 	// A re-apply on the same machine remembers the gateway: one cache for
 	// the first apply and every no-op after it.
 	cache := b.TempDir()
-	timed(b, withCache(l.Command(lab.LAN, binary(b), "apply", cfg), cache))
+	timed(b, withCache(l.Command(lab.LAN, binary(b), "apply", "--no-probe", cfg), cache))
 	adds := l.AddPortMappingCount()
 	var pf, pfDiscover, up, upURL []time.Duration
 	for i := 0; i < b.N; i++ {
-		pf = append(pf, timed(b, withCache(l.Command(lab.LAN, binary(b), "apply", cfg), cache)))
+		pf = append(pf, timed(b, withCache(l.Command(lab.LAN, binary(b), "apply", "--no-probe", cfg), cache)))
 		// The same no-op on a machine that has never seen this gateway.
-		pfDiscover = append(pfDiscover, timed(b, coldCache(b, l.Command(lab.LAN, binary(b), "apply", cfg))))
+		pfDiscover = append(pfDiscover, timed(b, coldCache(b, l.Command(lab.LAN, binary(b), "apply", "--no-probe", cfg))))
 		up = append(up, timed(b, l.Command(lab.LAN, "upnpc", "-l")))
 		upURL = append(upURL, timed(b, l.Command(lab.LAN, "upnpc", "-u", l.RootDescURL, "-l")))
 	}

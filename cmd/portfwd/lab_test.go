@@ -46,7 +46,7 @@ func TestLabApplyReachesLANHost(t *testing.T) {
 			if r := portfwd(t, l, "plan", "--detailed-exitcode", cfg); r.code != exitPending {
 				t.Fatalf("plan before apply: exit %d, want %d", r.code, exitPending)
 			}
-			r := portfwd(t, l, "apply", "-o", "json", cfg)
+			r := portfwd(t, l, "apply", "--no-probe", "-o", "json", cfg)
 			doc := decode[applyDoc](t, r.stdout)
 			if r.code != exitOK || doc.Summary["create"] != acceptanceMappings || doc.FormatVersion != formatVersion {
 				t.Fatalf("apply: exit %d, summary %v", r.code, doc.Summary)
@@ -68,7 +68,7 @@ func TestLabApplyReachesLANHost(t *testing.T) {
 			// Applying the same file again sends no AddPortMapping at all,
 			// and no discovery either: the gateway is remembered.
 			searches := strings.Count(l.MiniupnpdLog(), "SSDP M-SEARCH")
-			r = portfwd(t, l, "apply", "-o", "json", cfg)
+			r = portfwd(t, l, "apply", "--no-probe", "-o", "json", cfg)
 			if n := strings.Count(l.MiniupnpdLog(), "SSDP M-SEARCH"); n != searches {
 				t.Errorf("second apply sent %d M-SEARCH, want 0 (cached gateway)", n-searches)
 			}
@@ -97,7 +97,7 @@ func TestLabForeignMappingsSurvive(t *testing.T) {
 	upnpc(t, l, "-e", "console", "-a", host, "3074", "3074", "UDP")
 	cfg := writeConfig(t, acceptance)
 
-	r := portfwd(t, l, "apply", "-o", "json", cfg)
+	r := portfwd(t, l, "apply", "--no-probe", "-o", "json", cfg)
 	doc := decode[applyDoc](t, r.stdout)
 	if r.code != exitPartial {
 		t.Errorf("apply over a foreign mapping: exit %d, want %d", r.code, exitPartial)
@@ -119,10 +119,10 @@ func TestLabForeignMappingsSurvive(t *testing.T) {
 	}
 
 	// Prune with an empty rule list, then down: both leave foreign mappings.
-	if r := portfwd(t, l, "apply", writeConfig(t, "rules: []\n")); r.code != exitOK {
+	if r := portfwd(t, l, "apply", "--no-probe", writeConfig(t, "rules: []\n")); r.code != exitOK {
 		t.Errorf("apply of an empty config: exit %d", r.code)
 	}
-	portfwd(t, l, "apply", cfg)
+	portfwd(t, l, "apply", "--no-probe", cfg)
 	if r := portfwd(t, l, "down", cfg); r.code != exitOK {
 		t.Errorf("down: exit %d", r.code)
 	}
@@ -140,11 +140,11 @@ func TestLabForeignMappingsSurvive(t *testing.T) {
 func TestLabRemovedRuleIsDeleted(t *testing.T) {
 	l := lab.ForTest(t, lab.Options{})
 	upnpc(t, l, "-e", "someone else", "-a", l.LANHost.String(), "8080", "8080", "TCP")
-	if r := portfwd(t, l, "apply", writeConfig(t, acceptance)); r.code != exitOK {
+	if r := portfwd(t, l, "apply", "--no-probe", writeConfig(t, acceptance)); r.code != exitOK {
 		t.Fatalf("apply: exit %d", r.code)
 	}
 	withoutValheim := acceptance[:strings.Index(acceptance, "  - name: valheim")]
-	r := portfwd(t, l, "apply", "-o", "json", writeConfig(t, withoutValheim))
+	r := portfwd(t, l, "apply", "--no-probe", "-o", "json", writeConfig(t, withoutValheim))
 	doc := decode[applyDoc](t, r.stdout)
 	var deleted []string
 	for _, c := range doc.Changes {
@@ -185,7 +185,7 @@ func TestLabInvalidConfigs(t *testing.T) {
 				t.Fatalf("%s: first line must be '# want: LINE: KEY: MESSAGE'", f)
 			}
 			abs, _ := filepath.Abs(f)
-			r := portfwd(t, l, "apply", abs)
+			r := portfwd(t, l, "apply", "--no-probe", abs)
 			if r.code != exitError || !strings.Contains(r.stderr, abs+":"+want) {
 				t.Errorf("exit %d; stderr should contain %q:\n%s", r.code, abs+":"+want, r.stderr)
 			}
@@ -200,7 +200,7 @@ func TestLabSecureModeRefusal(t *testing.T) {
 	l := lab.ForTest(t, lab.Options{})
 	cfg := writeConfig(t, "rules:\n  - name: nas\n    protocol: tcp\n    external_port: 8443\n    internal_host: "+
 		l.LANHost2.String()+"\n  - name: web\n    protocol: tcp\n    external_port: 8080\n")
-	r := portfwd(t, l, "apply", cfg)
+	r := portfwd(t, l, "apply", "--no-probe", cfg)
 	if r.code != exitPartial || !strings.Contains(r.stdout+r.stderr, "secure mode") {
 		t.Errorf("exit %d; want %d and an explanation of UPnP secure mode", r.code, exitPartial)
 	}
@@ -211,7 +211,7 @@ func TestLabSecureModeRefusal(t *testing.T) {
 
 func TestLabCarrierGradeNAT(t *testing.T) {
 	l := lab.ForTest(t, lab.Options{CGNAT: true})
-	r := portfwd(t, l, "apply", writeConfig(t, acceptance))
+	r := portfwd(t, l, "apply", "--no-probe", writeConfig(t, acceptance))
 	if r.code != exitPartial || !strings.Contains(r.stdout+r.stderr, "carrier-grade NAT") {
 		t.Errorf("exit %d; want %d and a carrier-grade NAT diagnosis", r.code, exitPartial)
 	}
@@ -220,11 +220,11 @@ func TestLabCarrierGradeNAT(t *testing.T) {
 func TestLabRouterReboot(t *testing.T) {
 	l := lab.ForTest(t, lab.Options{})
 	cfg := writeConfig(t, acceptance)
-	portfwd(t, l, "apply", cfg)
+	portfwd(t, l, "apply", "--no-probe", cfg)
 	if err := l.Reboot(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	r := portfwd(t, l, "apply", "-o", "json", cfg)
+	r := portfwd(t, l, "apply", "--no-probe", "-o", "json", cfg)
 	if doc := decode[applyDoc](t, r.stdout); r.code != exitOK || doc.Summary["create"] != acceptanceMappings {
 		t.Errorf("apply after a router reboot: exit %d, summary %v; want everything restored", r.code, doc.Summary)
 	}
@@ -234,7 +234,7 @@ func TestLabStatusShowsEverything(t *testing.T) {
 	l := lab.ForTest(t, lab.Options{})
 	upnpc(t, l, "-e", "xbox", "-a", l.LANHost.String(), "3074", "3074", "UDP")
 	cfg := writeConfig(t, acceptance)
-	portfwd(t, l, "apply", cfg)
+	portfwd(t, l, "apply", "--no-probe", cfg)
 	r := portfwd(t, l, "status", "-o", "json", cfg)
 	st := decode[statusDoc](t, r.stdout)
 	if r.code != exitOK || st.ExternalAddress != l.RouterWAN.String() || len(st.Mappings) != acceptanceMappings+1 {
@@ -265,11 +265,11 @@ func TestLabPermanentLeaseIsNoopAgain(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			l := lab.ForTest(t, mode.opts)
 			cfg := writeConfig(t, "gateway:\n  lease: 0\n"+acceptance)
-			if r := portfwd(t, l, "apply", cfg); r.code != exitOK {
+			if r := portfwd(t, l, "apply", "--no-probe", cfg); r.code != exitOK {
 				t.Fatalf("apply: exit %d", r.code)
 			}
 			adds := l.AddPortMappingCount()
-			r := portfwd(t, l, "apply", "-o", "json", cfg)
+			r := portfwd(t, l, "apply", "--no-probe", "-o", "json", cfg)
 			if doc := decode[applyDoc](t, r.stdout); r.code != exitOK || doc.Summary["noop"] != acceptanceMappings {
 				t.Errorf("second apply: exit %d, summary %v; want all unchanged", r.code, doc.Summary)
 			}
@@ -285,11 +285,11 @@ func TestLabPermanentLeaseIsNoopAgain(t *testing.T) {
 func TestLabChangedRuleIsUpdated(t *testing.T) {
 	l := lab.ForTest(t, lab.Options{})
 	l.Serve(t, lab.LAN, "tcp", 25566, "new server")
-	if r := portfwd(t, l, "apply", writeConfig(t, acceptance)); r.code != exitOK {
+	if r := portfwd(t, l, "apply", "--no-probe", writeConfig(t, acceptance)); r.code != exitOK {
 		t.Fatalf("apply: exit %d", r.code)
 	}
 	moved := strings.Replace(acceptance, "service: minecraft-java", "service: minecraft-java\n    internal_port: 25566", 1)
-	r := portfwd(t, l, "apply", "-o", "json", writeConfig(t, moved))
+	r := portfwd(t, l, "apply", "--no-probe", "-o", "json", writeConfig(t, moved))
 	if doc := decode[applyDoc](t, r.stdout); r.code != exitOK || doc.Summary["update"] != 1 || doc.Summary["noop"] != acceptanceMappings-1 {
 		t.Fatalf("apply of the changed rule: exit %d, summary %v; want one update", r.code, doc.Summary)
 	}

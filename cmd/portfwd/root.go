@@ -60,7 +60,8 @@ router starts with "portfwd:"); everything else is left alone.`,
 	f.String("gateway", "", "gateway address, skips discovery (overrides gateway.address; env PORTFWD_GATEWAY_ADDRESS)")
 	f.String("lease", "", "lease to request, e.g. 1h; 0 = permanent (overrides gateway.lease; env PORTFWD_GATEWAY_LEASE)")
 	bindViper(g.v, root)
-	root.AddCommand(newPlanCmd(g), newApplyCmd(g), newStatusCmd(g), newDownCmd(g), newServicesCmd(g), newVersionCmd(g))
+	root.AddCommand(newPlanCmd(g), newApplyCmd(g), newStatusCmd(g), newDownCmd(g), newCheckCmd(g), newProbeCmd(g),
+		newProbeServerCmd(g), newServicesCmd(g), newVersionCmd(g))
 	return root
 }
 

@@ -77,23 +77,37 @@ func Exchange(network, addr, msg string, timeout time.Duration) (string, error) 
 func (l *Lab) Serve(t testing.TB, h Host, network string, port int, greeting string) {
 	t.Helper()
 	addr := ":" + strconv.Itoa(port)
-	var c io.Closer
-	var serve func() error
-	err := l.Do(h, func() error {
-		if network == "udp" {
-			pc, err := net.ListenPacket("udp", addr)
-			c, serve = pc, func() error { return ServeUDP(pc, greeting, nil) }
-			return err
-		}
-		ln, err := net.Listen("tcp", addr)
-		c, serve = ln, func() error { return ServeTCP(ln, greeting, nil) }
-		return err
-	})
-	if err != nil {
-		t.Fatalf("serving %s/%d in the %s namespace: %v", network, port, h, err)
+	if network == "udp" {
+		pc := l.ListenUDP(t, h, addr)
+		go ServeUDP(pc, greeting, nil)
+		return
 	}
-	t.Cleanup(func() { c.Close() })
-	go serve()
+	ln := l.ListenTCP(t, h, addr)
+	go ServeTCP(ln, greeting, nil)
+}
+
+// ListenTCP opens a TCP listener on addr inside h's namespace, closed when
+// t ends; a test serves it with whatever protocol it needs.
+func (l *Lab) ListenTCP(t testing.TB, h Host, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	if err := l.Do(h, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatalf("listening on tcp %s in the %s namespace: %v", addr, h, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// ListenUDP opens a UDP socket on addr inside h's namespace, closed when t
+// ends.
+func (l *Lab) ListenUDP(t testing.TB, h Host, addr string) net.PacketConn {
+	t.Helper()
+	var pc net.PacketConn
+	if err := l.Do(h, func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
+		t.Fatalf("listening on udp %s in the %s namespace: %v", addr, h, err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc
 }
 
 // ExchangeFrom runs Exchange from inside h's namespace.

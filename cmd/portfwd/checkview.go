@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/portfwd/portfwd/forward/probe"
+)
+
+type checkDoc struct {
+	FormatVersion int          `json:"format_version"`
+	Gateway       gatewayView  `json:"gateway"`
+	Via           string       `json:"via,omitempty"` // the probe server asked
+	Rules         []reportView `json:"rules"`
+}
+
+type reportView struct {
+	Rule      string      `json:"rule"`
+	Probe     string      `json:"probe"`
+	Mapping   string      `json:"mapping"`  // "tcp/25565" on the WAN side
+	Internal  string      `json:"internal"` // "192.168.1.10:25565"
+	Verdict   string      `json:"verdict"`  // reachable | unreachable | inconclusive
+	Cause     string      `json:"cause,omitempty"`
+	Fix       string      `json:"fix,omitempty"`
+	LatencyMS float64     `json:"latency_ms,omitempty"`
+	Info      *probe.Info `json:"info,omitempty"`
+	Layers    []stepView  `json:"layers"`
+}
+
+type stepView struct {
+	Layer   string `json:"layer"`
+	Status  string `json:"status"`
+	Message string `json:"message"`
+	Fix     string `json:"fix,omitempty"`
+}
+
+func viewReports(reports []probe.Report) []reportView {
+	out := []reportView{}
+	for _, r := range reports {
+		v := reportView{Rule: r.Rule, Probe: string(r.Kind), Mapping: r.External.String(), Internal: r.Internal.String(),
+			Verdict: string(r.Verdict), Cause: r.Cause, Fix: r.Fix, Info: r.Info,
+			LatencyMS: float64(r.Latency.Microseconds()) / 1000}
+		for _, s := range r.Steps {
+			v.Layers = append(v.Layers, stepView{Layer: string(s.Layer), Status: string(s.Status), Message: s.Message, Fix: s.Fix})
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// printReports writes one line per rule, then the layers of every rule
+// that is not plainly reachable, so the fix is on screen.
+func (g *globals) printReports(reports []probe.Report, via string) error {
+	t := g.newTable("RULE", "PROBE", "PORT", "VERDICT", "DETAIL")
+	for _, r := range reports {
+		t.row(r.Rule, string(r.Kind), r.External.String(), string(r.Verdict), detail(r))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	for _, r := range reports {
+		if r.Verdict != probe.Reachable {
+			g.printLayers(r)
+		}
+	}
+	if via == "" {
+		fmt.Fprintln(g.io.ErrOut, "no probe server: nothing checked from outside (see portfwd check --help, --via)")
+	}
+	return nil
+}
+
+func (g *globals) printLayers(r probe.Report) {
+	fmt.Fprintf(g.io.Out, "\n%s (%s → %s):\n", r.Rule, r.External, r.Internal)
+	for _, s := range r.Steps {
+		fmt.Fprintf(g.io.Out, "  %-8s %-5s %s\n", s.Layer, s.Status, s.Message)
+		if s.Fix != "" && s.Status == probe.StatusFail {
+			fmt.Fprintf(g.io.Out, "  %-8s %-5s fix: %s\n", "", "", s.Fix)
+		}
+	}
+}
+
+// detail is what the server said when it answered, else the cause.
+func detail(r probe.Report) string {
+	if r.Verdict != probe.Reachable {
+		return r.Cause
+	}
+	var parts []string
+	if r.Info != nil {
+		if r.Info.Name != "" {
+			parts = append(parts, fmt.Sprintf("%q", r.Info.Name))
+		}
+		if r.Info.MaxPlayers > 0 {
+			parts = append(parts, fmt.Sprintf("%d/%d players", r.Info.Players, r.Info.MaxPlayers))
+		}
+		if r.Info.Version != "" {
+			parts = append(parts, r.Info.Version)
+		}
+		if r.Info.Status != 0 {
+			parts = append(parts, fmt.Sprintf("HTTP %d", r.Info.Status))
+		}
+	}
+	if r.Latency > 0 {
+		parts = append(parts, r.Latency.Round(100_000).String())
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,184 @@
+package probe
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/portfwd/portfwd/forward"
+)
+
+// Layer is one step of the diagnosis, in the order inbound traffic meets
+// them from the server outwards.
+type Layer string
+
+// The layers a check reports.
+const (
+	LayerLocal   Layer = "local"   // the server answers on the LAN
+	LayerGateway Layer = "gateway" // the router holds the mapping, pointing at the server
+	LayerWAN     Layer = "wan"     // the router's WAN address is public
+	LayerOutside Layer = "outside" // a vantage outside the home reaches the server
+	LayerHairpin Layer = "hairpin" // the public address answers from inside (weak signal)
+)
+
+// Status is how one layer went.
+type Status string
+
+// The statuses of a layer.
+const (
+	StatusOK   Status = "ok"
+	StatusFail Status = "fail"
+	StatusWarn Status = "warn" // could not tell, or a weak signal
+	StatusSkip Status = "skip" // not checked (no gateway, no vantage)
+)
+
+// Step is the outcome of one layer.
+type Step struct {
+	Layer   Layer
+	Status  Status
+	Message string
+	Fix     string // what to do, when Status is fail
+}
+
+// Verdict is the answer for one rule.
+type Verdict string
+
+// The verdicts.
+const (
+	Reachable    Verdict = "reachable"
+	Unreachable  Verdict = "unreachable"
+	Inconclusive Verdict = "inconclusive"
+)
+
+// Target is one thing to check: a rule's port, probed with its kind.
+type Target struct {
+	Rule     string
+	Kind     Kind
+	External forward.Key    // the port on the router's WAN address
+	Internal netip.AddrPort // the server on the LAN
+	Self     bool           // the server runs on this machine
+}
+
+// Report is the diagnosis of one target.
+type Report struct {
+	Target
+	Steps   []Step
+	Verdict Verdict
+	Cause   string // the first failing layer's message, or why inconclusive
+	Fix     string
+	Info    *Info // what the server said about itself, when it answered
+	Latency time.Duration
+}
+
+// OutsideProber probes the home's public address from outside (a
+// Vantage, the probe server's client). Observed is the address it saw the
+// request come from.
+type OutsideProber interface {
+	Probe(ctx context.Context, probes []Request) (observed netip.Addr, results []Result, err error)
+}
+
+var _ OutsideProber = RemoteVantage{}
+
+// Checker runs the layered diagnosis. The zero value checks the local layer
+// only; set Gateway and Vantage for the rest.
+type Checker struct {
+	Gateway forward.Backend // nil skips the gateway and WAN layers
+	Self    netip.Addr      // this machine's LAN address
+	Vantage OutsideProber   // nil: only hairpin, a weak signal, can look from "outside"
+	// Probe and Bindings default to Run and Bindings; tests replace them.
+	Probe    func(ctx context.Context, kind Kind, addr netip.AddrPort, opts Options) Result
+	Bindings func(p forward.Protocol, port uint16) ([]Binding, error)
+	Timeout  time.Duration // per probe; 0 means DefaultTimeout
+	Parallel int           // probes at once; 0 means 8
+}
+
+// Check diagnoses every target; reports come back in target order. The
+// gateway is read and the vantage asked once for all targets; the probes
+// run concurrently.
+func (c *Checker) Check(ctx context.Context, targets []Target) []Report {
+	env := c.survey(ctx, targets)
+	reports := make([]Report, len(targets))
+	sem := make(chan struct{}, c.parallel())
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			reports[i] = c.checkOne(ctx, t, env)
+		}()
+	}
+	wg.Wait()
+	return reports
+}
+
+// checkOne runs the layers for t and decides the verdict.
+func (c *Checker) checkOne(ctx context.Context, t Target, env *survey) Report {
+	r := Report{Target: t}
+	local, answer := c.local(ctx, t)
+	r.Steps = append(r.Steps, local, env.gatewayStep(t), env.wanStep())
+	if answer.Answered {
+		r.Info, r.Latency = infoOf(answer), answer.Latency
+	}
+	outside, outAnswer := c.outside(ctx, t, env)
+	r.Steps = append(r.Steps, outside)
+	if outAnswer.Answered {
+		r.Info, r.Latency = infoOf(outAnswer), outAnswer.Latency
+	}
+	r.Verdict, r.Cause, r.Fix = decide(r.Steps)
+	return r
+}
+
+func infoOf(res Result) *Info {
+	info := res.Info
+	return &info
+}
+
+// decide picks the verdict. The cause is the first failing layer in the
+// order a user should fix them: the server itself, then a WAN address that
+// makes every forward useless, then the mapping, then what the outside saw.
+// Reachable needs an outside vantage to have answered; hairpin alone never
+// counts.
+func decide(steps []Step) (Verdict, string, string) {
+	for _, layer := range []Layer{LayerLocal, LayerWAN, LayerGateway, LayerOutside} {
+		for _, s := range steps {
+			if s.Layer == layer && s.Status == StatusFail {
+				return Unreachable, s.Message, s.Fix
+			}
+		}
+	}
+	for _, s := range steps {
+		if s.Layer == LayerOutside && s.Status == StatusOK {
+			return Reachable, "", ""
+		}
+	}
+	for _, s := range steps {
+		if s.Layer == LayerOutside || s.Layer == LayerHairpin {
+			return Inconclusive, s.Message, s.Fix
+		}
+	}
+	return Inconclusive, "not checked from outside", noVantageFix
+}
+
+// noVantageFix is the advice when nothing outside the home could look.
+const noVantageFix = "run `portfwd probe-server` on a machine outside your home (a VPS, a friend's PC) and pass its URL with --via or probe_server: in the config; or ask a friend to run `portfwd probe HOST:PORT`"
+
+func (c *Checker) parallel() int {
+	if c.Parallel > 0 {
+		return c.Parallel
+	}
+	return 8
+}
+
+func (c *Checker) options() Options {
+	return Options{Timeout: c.Timeout}
+}
+
+func (c *Checker) probe(ctx context.Context, kind Kind, addr netip.AddrPort) Result {
+	if c.Probe != nil {
+		return c.Probe(ctx, kind, addr, c.options())
+	}
+	return Run(ctx, kind, addr, c.options())
+}

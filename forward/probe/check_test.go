@@ -1,0 +1,186 @@
+package probe
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/forward/forwardtest"
+)
+
+var (
+	lanHost = netip.MustParseAddr("192.168.1.10")
+	wanAddr = netip.MustParseAddr("198.51.99.7") // public (not a documentation range)
+	mcKey   = forward.Key{Protocol: forward.TCP, ExternalPort: 25565}
+	mcLAN   = netip.AddrPortFrom(lanHost, 25565)
+)
+
+// world is a fake home network for the checker: what answers where.
+type world struct {
+	answers  map[netip.AddrPort]Result // by address probed
+	bindings []Binding
+	gw       *forwardtest.Memory
+	outside  *fakeVantage
+}
+
+func newWorld() *world {
+	gw := forwardtest.NewMemory(lanHost)
+	gw.External = wanAddr
+	return &world{answers: map[netip.AddrPort]Result{}, gw: gw}
+}
+
+func (w *world) probe(_ context.Context, kind Kind, addr netip.AddrPort, _ Options) Result {
+	if r, ok := w.answers[addr]; ok {
+		r.Kind, r.Addr = kind, addr
+		return r
+	}
+	return Result{Kind: kind, Addr: addr, Err: ErrRefused}
+}
+
+func (w *world) checker() *Checker {
+	c := &Checker{Gateway: w.gw, Self: lanHost, Probe: w.probe,
+		Bindings: func(forward.Protocol, uint16) ([]Binding, error) { return w.bindings, nil }}
+	if w.outside != nil {
+		c.Vantage = w.outside
+	}
+	return c
+}
+
+type fakeVantage struct {
+	observed netip.Addr
+	answer   Result
+	asked    int
+}
+
+func (v *fakeVantage) Probe(_ context.Context, reqs []Request) (netip.Addr, []Result, error) {
+	v.asked++
+	out := make([]Result, len(reqs))
+	for i, r := range reqs {
+		out[i] = v.answer
+		out[i].Kind, out[i].Addr = r.Kind, netip.AddrPortFrom(v.observed, r.Port)
+	}
+	return v.observed, out, nil
+}
+
+func mcTarget() Target {
+	return Target{Rule: "minecraft", Kind: MinecraftJava, External: mcKey, Internal: mcLAN, Self: true}
+}
+
+func (w *world) serveMinecraft() {
+	w.bindings = []Binding{{Protocol: forward.TCP, Local: netip.MustParseAddrPort("0.0.0.0:25565"), PID: 42, Name: "java"}}
+	w.answers[mcLAN] = Result{Answered: true, Info: Info{Name: "A Minecraft Server", Players: 1, MaxPlayers: 20}, Latency: time.Millisecond}
+	w.gw.Put(forward.Mapping{Key: mcKey, InternalHost: lanHost, InternalPort: 25565, Description: "portfwd:minecraft", Enabled: true})
+}
+
+func TestCheckVerdicts(t *testing.T) {
+	tests := []struct {
+		name      string
+		setup     func(w *world)
+		verdict   Verdict
+		causeHas  string
+		failLayer Layer
+	}{
+		{"reachable from outside", func(w *world) {
+			w.serveMinecraft()
+			w.outside = &fakeVantage{observed: wanAddr, answer: Result{Answered: true, Info: Info{Name: "A Minecraft Server"}}}
+		}, Reachable, "", ""},
+		{"nothing listening", func(w *world) {
+			w.serveMinecraft()
+			w.bindings, w.answers = nil, map[netip.AddrPort]Result{}
+		}, Unreachable, "nothing listening on 192.168.1.10:25565", LayerLocal},
+		{"bound to loopback only", func(w *world) {
+			w.serveMinecraft()
+			w.bindings[0].Local = netip.MustParseAddrPort("127.0.0.1:25565")
+		}, Unreachable, "127.0.0.1", LayerLocal},
+		{"mapping missing", func(w *world) {
+			w.serveMinecraft()
+			w.gw.Delete(context.Background(), forward.Mapping{Key: mcKey})
+		}, Unreachable, "mapping missing on the gateway", LayerGateway},
+		{"carrier-grade NAT named before the missing mapping", func(w *world) {
+			w.serveMinecraft()
+			w.gw.External = netip.MustParseAddr("100.64.3.4")
+			w.gw.Delete(context.Background(), forward.Mapping{Key: mcKey})
+		}, Unreachable, "carrier-grade NAT", LayerWAN},
+		{"double NAT seen by the vantage", func(w *world) {
+			w.serveMinecraft()
+			w.outside = &fakeVantage{observed: netip.MustParseAddr("198.51.99.99"), answer: Result{Err: ErrNoAnswer}}
+		}, Unreachable, "another NAT in front", LayerWAN},
+		{"blocked outside", func(w *world) {
+			w.serveMinecraft()
+			w.outside = &fakeVantage{observed: wanAddr, answer: Result{Err: ErrNoAnswer}}
+		}, Unreachable, "not reachable from outside", LayerOutside},
+		{"no vantage: hairpin is only a weak signal", func(w *world) {
+			w.serveMinecraft()
+			w.answers[netip.AddrPortFrom(wanAddr, 25565)] = Result{Answered: true}
+		}, Inconclusive, "hairpin", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			tt.setup(w)
+			r := w.checker().Check(context.Background(), []Target{mcTarget()})[0]
+			if r.Verdict != tt.verdict || !strings.Contains(r.Cause, tt.causeHas) {
+				t.Errorf("verdict %s, cause %q; want %s with %q\nsteps: %+v", r.Verdict, r.Cause, tt.verdict, tt.causeHas, r.Steps)
+			}
+			if tt.failLayer != "" && r.Fix == "" {
+				t.Errorf("an unreachable verdict must say what to do: %+v", r)
+			}
+		})
+	}
+}
+
+func TestCheckPlainUDPIsNeverReachableWithoutAnAnswer(t *testing.T) {
+	w := newWorld()
+	key := forward.Key{Protocol: forward.UDP, ExternalPort: 34197}
+	w.bindings = []Binding{{Protocol: forward.UDP, Local: netip.MustParseAddrPort("0.0.0.0:34197")}}
+	w.answers[netip.AddrPortFrom(lanHost, 34197)] = Result{Err: ErrNoAnswer}
+	w.gw.Put(forward.Mapping{Key: key, InternalHost: lanHost, InternalPort: 34197, Description: "portfwd:factorio", Enabled: true})
+	w.outside = &fakeVantage{observed: wanAddr, answer: Result{Err: ErrNoAnswer}}
+	tgt := Target{Rule: "factorio", Kind: UDP, External: key, Internal: netip.AddrPortFrom(lanHost, 34197), Self: true}
+	r := w.checker().Check(context.Background(), []Target{tgt})[0]
+	if r.Verdict == Reachable {
+		t.Errorf("plain UDP with no answer reported reachable: %+v", r)
+	}
+}
+
+func TestCheckAsksVantageOnceForManyRules(t *testing.T) {
+	w := newWorld()
+	w.serveMinecraft()
+	w.outside = &fakeVantage{observed: wanAddr, answer: Result{Answered: true}}
+	var targets []Target
+	for i := 0; i < 20; i++ {
+		t := mcTarget()
+		t.Rule = "r" + string(rune('a'+i))
+		targets = append(targets, t)
+	}
+	reports := w.checker().Check(context.Background(), targets)
+	if len(reports) != 20 || w.outside.asked != 2 {
+		t.Errorf("%d reports, vantage asked %d times; want 20 and 2 (16 per request)", len(reports), w.outside.asked)
+	}
+	for i, r := range reports {
+		if r.Rule != targets[i].Rule {
+			t.Fatalf("report %d is for %s, want %s: order lost", i, r.Rule, targets[i].Rule)
+		}
+	}
+}
+
+func TestTargets(t *testing.T) {
+	cfg := &forward.Config{Rules: []forward.Rule{
+		{Name: "mc", Protocols: []forward.Protocol{forward.TCP}, External: forward.PortRange{First: 25565, Last: 25565},
+			Internal: forward.PortRange{First: 25565, Last: 25565}, Probe: "minecraft-java"},
+		{Name: "valheim", Protocols: []forward.Protocol{forward.UDP}, External: forward.PortRange{First: 2456, Last: 2457},
+			Internal: forward.PortRange{First: 3456, Last: 3457}, Probe: "a2s", InternalAddr: netip.MustParseAddr("192.168.1.20")},
+	}}
+	got := Targets(cfg, lanHost)
+	want := []Target{
+		{Rule: "mc", Kind: MinecraftJava, External: mcKey, Internal: mcLAN, Self: true},
+		{Rule: "valheim", Kind: A2S, External: forward.Key{Protocol: forward.UDP, ExternalPort: 2457},
+			Internal: netip.MustParseAddrPort("192.168.1.20:3457")},
+	}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("Targets = %+v\nwant %+v", got, want)
+	}
+}

@@ -1,0 +1,59 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// local checks the server on the LAN: who is bound to the port (when it
+// runs on this machine) and whether it answers in its protocol.
+func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
+	s := Step{Layer: LayerLocal}
+	if t.Self {
+		if bound, ok := c.bound(t); !ok {
+			return bound, Result{}
+		}
+	}
+	res := c.probe(ctx, t.Kind, t.Internal)
+	switch {
+	case res.Answered:
+		s.Status, s.Message = StatusOK, fmt.Sprintf("%s answers on %s", t.Kind, t.Internal)
+	case t.Kind == UDP && t.Self:
+		// Bound, and plain UDP cannot ask more of an unknown server.
+		s.Status, s.Message = StatusOK, fmt.Sprintf("something is bound to udp/%d", t.Internal.Port())
+	case t.Kind == UDP && errors.Is(res.Err, ErrNoAnswer):
+		s.Status, s.Message = StatusWarn, fmt.Sprintf("no answer from %s; a plain UDP probe cannot tell more", t.Internal)
+	case errors.Is(res.Err, ErrRefused):
+		s.Status, s.Message = StatusFail, fmt.Sprintf("nothing listening on %s", t.Internal)
+		s.Fix = "start the server, and check internal_port and internal_host"
+	default:
+		s.Status, s.Message = StatusFail, fmt.Sprintf("%s does not answer as %s: %v", t.Internal, t.Kind, res.Err)
+		s.Fix = "check that the server runs, the port is the right one, and the host's firewall allows it"
+	}
+	return s, res
+}
+
+// bound looks at this machine's sockets: nothing bound, or bound to
+// loopback only, fails here with the process named; ok is true when the
+// probe should go on.
+func (c *Checker) bound(t Target) (s Step, ok bool) {
+	lookup := c.Bindings
+	if lookup == nil {
+		lookup = Bindings
+	}
+	bs, err := lookup(t.Kind.Network(), t.Internal.Port())
+	if err != nil {
+		return Step{}, true // not on Linux, or /proc unreadable: the probe decides
+	}
+	rep := DescribeLocal(t.Kind.Network(), t.Internal.Port(), t.Internal.Addr(), bs)
+	if rep.OK {
+		return Step{}, true
+	}
+	s = Step{Layer: LayerLocal, Status: StatusFail, Message: rep.Message,
+		Fix: "start the server, and make it listen on all addresses (0.0.0.0), not 127.0.0.1"}
+	if len(bs) == 0 {
+		s.Message = fmt.Sprintf("nothing listening on %s (%s)", t.Internal, rep.Message)
+	}
+	return s, false
+}
