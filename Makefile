@@ -59,26 +59,27 @@ bench: deps
 demo: deps build
 	@set -e; lab=$(BIN)/portfwd-lab; pf=$(BIN)/portfwd; \
 	export XDG_CACHE_HOME=$$(mktemp -d); \
-	trap 'kill $$listener 2>/dev/null; $$lab down >/dev/null 2>&1 || true; rm -rf "$$XDG_CACHE_HOME"' EXIT; \
+	trap 'kill $$server $$vantage 2>/dev/null; $$lab down >/dev/null 2>&1 || true; rm -rf "$$XDG_CACHE_HOME"' EXIT; \
 	echo "== 1. the lab: wan (the internet) / router (miniupnpd) / lan (your PC)"; \
 	$$lab up >/dev/null; \
-	wan=$$($$lab env | sed -n 's/^LAB_ROUTER_WAN=//p'); \
-	echo "   router's public address: $$wan"; \
-	echo "== 2. a Minecraft server on the LAN host, port 25565"; \
-	$$lab exec lan -- $$lab listen tcp 25565 -greeting "Minecraft server on the LAN host" & listener=$$!; \
-	sleep 0.3; \
-	echo "== 3. portfwd apply configs/minecraft.yaml (on the LAN host)"; \
-	$$lab exec lan -- $$pf apply configs/minecraft.yaml; \
-	echo "== 4. from the internet (WAN host) to $$wan:25565"; \
-	$$lab exec wan -- $$lab send tcp "$$wan:25565"; \
+	wan=$$($$lab env | sed -n 's/^LAB_ROUTER_WAN=//p'); friend=$$($$lab env | sed -n 's/^LAB_WAN_HOST=//p'); \
+	echo "   router's public address: $$wan; a friend's machine on the internet: $$friend"; \
+	echo "== 2. a Minecraft server on the LAN host (port 25565), and portfwd probe-server at the friend's"; \
+	$$lab exec lan -- $$lab listen minecraft 25565 -greeting "Saturday survival" & server=$$!; \
+	$$lab exec wan -- $$pf probe-server --listen "$$friend:8443" 2>/dev/null & vantage=$$!; \
+	sleep 0.5; \
+	echo "== 3. portfwd apply configs/minecraft.yaml on the LAN host: forward, then prove it from outside"; \
+	$$lab exec lan -- $$pf apply --via "http://$$friend:8443" configs/minecraft.yaml; \
+	echo "== 4. the friend pings the server in Minecraft's own protocol"; \
+	$$lab exec wan -- $$pf probe "$$wan:25565" --kind minecraft-java; \
 	echo "== 5. portfwd status"; \
 	$$lab exec lan -- $$pf status configs/minecraft.yaml; \
 	echo "== 6. apply again: nothing to change"; \
-	$$lab exec lan -- $$pf apply configs/minecraft.yaml; \
-	echo "== 7. portfwd down, and the port is closed again"; \
+	$$lab exec lan -- $$pf apply --no-probe configs/minecraft.yaml; \
+	echo "== 7. portfwd down, and the friend can no longer connect"; \
 	$$lab exec lan -- $$pf down configs/minecraft.yaml; \
-	if $$lab exec wan -- $$lab send tcp "$$wan:25565" 2>/dev/null; then echo "still open after down"; exit 1; fi; \
-	echo "== demo passed: reachable after apply, closed after down"
+	if $$lab exec wan -- $$pf probe "$$wan:25565" --kind minecraft-java --timeout 2s; then echo "still open after down"; exit 1; fi; \
+	echo "== demo passed: reachable from outside after apply, closed after down"
 
 clean:
 	rm -rf $(BIN)

@@ -7,7 +7,7 @@
 //	portfwd-lab up [-igdv1] [-cgnat] [-insecure]
 //	portfwd-lab down | reboot | env | sweep
 //	portfwd-lab exec lan|wan|router -- cmd args...
-//	portfwd-lab listen tcp|udp PORT         (run it in a namespace via exec)
+//	portfwd-lab listen tcp|udp|minecraft PORT (run it in a namespace via exec)
 //	portfwd-lab send tcp|udp HOST:PORT
 package main
 
@@ -30,7 +30,9 @@ commands:
   reboot                             reboot the router (mappings are lost)
   env                                print the lab as KEY=VALUE lines
   exec lan|wan|router -- CMD ARGS    run CMD in a lab namespace
-  listen tcp|udp PORT [-greeting S]  serve a greeting (tcp) or echo with it (udp)
+  listen tcp|udp|minecraft PORT [-greeting S]
+                                     serve a greeting (tcp), an echo (udp), or a
+                                     Minecraft status with S as its MOTD
   send tcp|udp HOST:PORT [-m MSG]    connect, print the reply; exit 1 after 3 s
   sweep                              delete every lab on this machine
 `

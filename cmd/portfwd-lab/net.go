@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/portfwd/portfwd/forward/probe/probetest"
 	"github.com/portfwd/portfwd/internal/lab"
 )
 
@@ -27,8 +28,23 @@ func (c *cli) listen(args []string) error {
 		return c.serveTCP(addr, *greeting)
 	case "udp":
 		return c.serveUDP(addr, *greeting)
+	case "minecraft":
+		return c.serveMinecraft(addr, *greeting)
 	}
-	return fmt.Errorf("protocol %q: want tcp or udp: %w", proto, errUsage)
+	return fmt.Errorf("protocol %q: want tcp, udp or minecraft: %w", proto, errUsage)
+}
+
+// serveMinecraft answers the Minecraft Java server list ping with the
+// greeting as its MOTD, as a real server would, until stopped.
+func (c *cli) serveMinecraft(addr, motd string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "Minecraft status responder on tcp %s\n", ln.Addr())
+	go func() { <-c.ctx.Done(); ln.Close() }()
+	st := probetest.JavaStatus{Version: "1.21.4", Protocol: 769, Players: 2, MaxPlayers: 20, Description: motd}
+	return stoppedBy(c.ctx, probetest.ServeMinecraftJava(ln, st))
 }
 
 // serveTCP greets each connection until the command is stopped.
