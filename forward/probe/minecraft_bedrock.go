@@ -48,11 +48,11 @@ func encodeBedrockPing(sent, guid int64) []byte {
 // decodeBedrockPong reads an Unconnected Pong, checks it carries the
 // magic and echoes wantTime, and returns what its status string says.
 func decodeBedrockPong(b []byte, wantTime int64) (Info, error) {
+	if len(b) > 0 && b[0] != raknetUnconnectedPong {
+		return Info{}, badAnswer("RakNet answer id 0x%02x, want 0x1c (unconnected pong)", b[0])
+	}
 	if len(b) < bedrockPongHeader {
 		return Info{}, badAnswer("%d bytes is too short for a RakNet pong", len(b))
-	}
-	if b[0] != raknetUnconnectedPong {
-		return Info{}, badAnswer("RakNet answer id 0x%02x, want 0x1c (unconnected pong)", b[0])
 	}
 	if got := int64(binary.BigEndian.Uint64(b[1:9])); got != wantTime {
 		return Info{}, badAnswer("pong echoes time %d, want %d", got, wantTime)
