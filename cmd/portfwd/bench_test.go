@@ -2,13 +2,16 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/portfwd/portfwd/forward/probe/probetest"
 	"github.com/portfwd/portfwd/internal/lab"
 )
 
@@ -123,3 +126,69 @@ func median(ds []time.Duration) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkLabCheck20Rules checks 20 Minecraft servers at once, each
+// answering after 50 ms (a round trip over the internet), against a probe
+// server on the WAN host, and sets the total beside the slowest and the sum
+// of checking each rule alone: concurrency makes the total close to the
+// slowest, not the sum.
+func BenchmarkLabCheck20Rules(b *testing.B) {
+	l := lab.ForTest(b, lab.Options{})
+	via := probeServer(b, l)
+	const rules = 20
+	var all strings.Builder
+	all.WriteString("rules:\n")
+	var singles []string
+	for i := 0; i < rules; i++ {
+		port := 30000 + i
+		ln := l.ListenTCP(b, lab.LAN, fmt.Sprintf(":%d", port))
+		go probetest.ServeMinecraftJava(slowListener{ln, 50 * time.Millisecond}, probetest.JavaStatus{Version: "1.21.4", MaxPlayers: 20, Description: "bench"})
+		rule := fmt.Sprintf("  - name: mc%d\n    service: minecraft-java\n    external_port: %d\n", i, port)
+		all.WriteString(rule)
+		singles = append(singles, writeConfig(b, "rules:\n"+rule))
+	}
+	cfg := writeConfig(b, all.String())
+	cache := b.TempDir()
+	timed(b, withCache(l.Command(lab.LAN, binary(b), "apply", "--no-probe", cfg), cache))
+	var total, slowest, sum []time.Duration
+	for i := 0; i < b.N; i++ {
+		total = append(total, timed(b, withCache(l.Command(lab.LAN, binary(b), "check", "--via", via, cfg), cache)))
+		var worst, all time.Duration
+		for _, single := range singles {
+			d := timed(b, withCache(l.Command(lab.LAN, binary(b), "check", "--via", via, single), cache))
+			worst, all = max(worst, d), all+d
+		}
+		slowest, sum = append(slowest, worst), append(sum, all)
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(ms(median(total)), "check20-ms")
+	b.ReportMetric(ms(median(slowest)), "slowest-single-ms")
+	b.ReportMetric(ms(median(sum)), "sum-of-singles-ms")
+	b.ReportMetric(float64(median(total))/float64(median(slowest)), "check20/slowest")
+}
+
+// slowListener delays each connection's first read, as a server across
+// the internet would answer later.
+type slowListener struct {
+	net.Listener
+	delay time.Duration
+}
+
+func (s slowListener) Accept() (net.Conn, error) {
+	c, err := s.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &slowConn{Conn: c, delay: s.delay}, nil
+}
+
+type slowConn struct {
+	net.Conn
+	delay time.Duration
+	once  sync.Once
+}
+
+func (c *slowConn) Read(p []byte) (int, error) {
+	c.once.Do(func() { time.Sleep(c.delay) })
+	return c.Conn.Read(p)
+}

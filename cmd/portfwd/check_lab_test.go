@@ -18,7 +18,7 @@ import (
 
 // probeServer starts portfwd probe-server on the WAN host and returns the
 // URL to pass with --via.
-func probeServer(t *testing.T, l *lab.Lab) string {
+func probeServer(t testing.TB, l *lab.Lab) string {
 	t.Helper()
 	addr := netip.AddrPortFrom(l.WANHost, 8443).String()
 	cmd := l.Command(lab.WAN, binary(t), "probe-server", "--listen", addr, "--rate", "100", "--burst", "100")
@@ -31,7 +31,7 @@ func probeServer(t *testing.T, l *lab.Lab) string {
 }
 
 // waitListening polls addr from h until it accepts, instead of sleeping.
-func waitListening(t *testing.T, l *lab.Lab, h lab.Host, addr string, cmd *exec.Cmd) {
+func waitListening(t testing.TB, l *lab.Lab, h lab.Host, addr string, cmd *exec.Cmd) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		err := l.Do(h, func() error {

@@ -90,45 +90,68 @@ type Checker struct {
 	Probe    func(ctx context.Context, kind Kind, addr netip.AddrPort, opts Options) Result
 	Bindings func(p forward.Protocol, port uint16) ([]Binding, error)
 	Timeout  time.Duration // per probe; 0 means DefaultTimeout
-	Parallel int           // probes at once; 0 means 8
+	Parallel int           // probes at once; 0 means 32
 }
 
 // Check diagnoses every target; reports come back in target order. The
-// gateway is read and the vantage asked once for all targets; the probes
-// run concurrently.
+// gateway is read and the vantage asked once for all targets, and the
+// local probes run while the vantage works, so checking many rules takes
+// about as long as checking the slowest one.
 func (c *Checker) Check(ctx context.Context, targets []Target) []Report {
-	env := c.survey(ctx, targets)
-	reports := make([]Report, len(targets))
-	sem := make(chan struct{}, c.parallel())
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			reports[i] = c.checkOne(ctx, t, env)
-		}()
+	env := &survey{}
+	outside := make(chan struct{})
+	go func() {
+		defer close(outside)
+		if c.Vantage != nil {
+			env.askVantage(ctx, c.Vantage, targets)
+		}
+	}()
+	if c.Gateway != nil {
+		env.gatewayChecked = true
+		env.readGateway(ctx, c.Gateway)
 	}
-	wg.Wait()
+	reports := make([]Report, len(targets))
+	c.each(len(targets), func(i int) { reports[i] = c.checkLocal(ctx, targets[i]) })
+	<-outside
+	c.each(len(targets), func(i int) { c.finish(ctx, &reports[i], env) })
 	return reports
 }
 
-// checkOne runs the layers for t and decides the verdict.
-func (c *Checker) checkOne(ctx context.Context, t Target, env *survey) Report {
+// each runs fn(0..n-1) concurrently, at most c.parallel() at once.
+func (c *Checker) each(n int, fn func(i int)) {
+	sem := make(chan struct{}, c.parallel())
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// checkLocal starts t's report with the local layer.
+func (c *Checker) checkLocal(ctx context.Context, t Target) Report {
 	r := Report{Target: t}
 	local, answer := c.local(ctx, t)
-	r.Steps = append(r.Steps, local, env.gatewayStep(t), env.wanStep())
+	r.Steps = append(r.Steps, local)
 	if answer.Answered {
 		r.Info, r.Latency = infoOf(answer), answer.Latency
 	}
-	outside, outAnswer := c.outside(ctx, t, env)
+	return r
+}
+
+// finish adds the gateway, WAN and outside layers to r and decides.
+func (c *Checker) finish(ctx context.Context, r *Report, env *survey) {
+	r.Steps = append(r.Steps, env.gatewayStep(r.Target), env.wanStep())
+	outside, answer := c.outside(ctx, r.Target, env)
 	r.Steps = append(r.Steps, outside)
-	if outAnswer.Answered {
-		r.Info, r.Latency = infoOf(outAnswer), outAnswer.Latency
+	if answer.Answered {
+		r.Info, r.Latency = infoOf(answer), answer.Latency
 	}
 	r.Verdict, r.Cause, r.Fix = decide(r.Steps)
-	return r
 }
 
 func infoOf(res Result) *Info {
@@ -169,7 +192,7 @@ func (c *Checker) parallel() int {
 	if c.Parallel > 0 {
 		return c.Parallel
 	}
-	return 8
+	return 32
 }
 
 func (c *Checker) options() Options {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,11 +53,11 @@ func (w *world) checker() *Checker {
 type fakeVantage struct {
 	observed netip.Addr
 	answer   Result
-	asked    int
+	asked    atomic.Int32 // Check asks from several goroutines
 }
 
 func (v *fakeVantage) Probe(_ context.Context, reqs []Request) (netip.Addr, []Result, error) {
-	v.asked++
+	v.asked.Add(1)
 	out := make([]Result, len(reqs))
 	for i, r := range reqs {
 		out[i] = v.answer
@@ -157,8 +158,8 @@ func TestCheckAsksVantageOnceForManyRules(t *testing.T) {
 		targets = append(targets, t)
 	}
 	reports := w.checker().Check(context.Background(), targets)
-	if len(reports) != 20 || w.outside.asked != 2 {
-		t.Errorf("%d reports, vantage asked %d times; want 20 and 2 (16 per request)", len(reports), w.outside.asked)
+	if len(reports) != 20 || w.outside.asked.Load() != 2 {
+		t.Errorf("%d reports, vantage asked %d times; want 20 and 2 (16 per request)", len(reports), w.outside.asked.Load())
 	}
 	for i, r := range reports {
 		if r.Rule != targets[i].Rule {

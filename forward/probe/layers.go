@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/portfwd/portfwd/forward"
 )
@@ -23,18 +24,6 @@ type survey struct {
 	outside    map[Request]Result
 }
 
-func (c *Checker) survey(ctx context.Context, targets []Target) *survey {
-	env := &survey{}
-	if c.Gateway != nil {
-		env.gatewayChecked = true
-		env.readGateway(ctx, c.Gateway)
-	}
-	if c.Vantage != nil {
-		env.askVantage(ctx, c.Vantage, targets)
-	}
-	return env
-}
-
 func (env *survey) readGateway(ctx context.Context, b forward.Backend) {
 	ms, err := b.List(ctx)
 	env.listErr = err
@@ -45,28 +34,45 @@ func (env *survey) readGateway(ctx context.Context, b forward.Backend) {
 	env.external, env.externalErr = b.ExternalAddr(ctx)
 }
 
-// askVantage sends every target to the vantage in one request per
-// MaxProbesPerRequest, so a probe server's rate limit is not spent per rule.
+// askVantage sends the targets to the vantage, MaxProbesPerRequest to a
+// request so a probe server's rate limit is not spent per rule, the
+// requests at once.
 func (env *survey) askVantage(ctx context.Context, v OutsideProber, targets []Target) {
-	var reqs []Request
-	for _, t := range targets {
-		reqs = append(reqs, t.request())
+	var chunks [][]Request
+	for i := 0; i < len(targets); i += MaxProbesPerRequest {
+		var chunk []Request
+		for _, t := range targets[i:min(i+MaxProbesPerRequest, len(targets))] {
+			chunk = append(chunk, t.request())
+		}
+		chunks = append(chunks, chunk)
 	}
 	env.outside = map[Request]Result{}
-	for len(reqs) > 0 {
-		n := min(len(reqs), MaxProbesPerRequest)
-		observed, results, err := v.Probe(ctx, reqs[:n])
-		if err != nil {
-			env.vantageErr = err
-			return
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, chunk := range chunks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			observed, results, err := v.Probe(ctx, chunk)
+			mu.Lock()
+			defer mu.Unlock()
+			env.record(chunk, observed, results, err)
+		}()
+	}
+	wg.Wait()
+}
+
+// record keeps one vantage answer.
+func (env *survey) record(chunk []Request, observed netip.Addr, results []Result, err error) {
+	if err != nil {
+		env.vantageErr = err
+		return
+	}
+	env.observed = observed
+	for i, res := range results {
+		if i < len(chunk) {
+			env.outside[chunk[i]] = res
 		}
-		env.observed = observed
-		for i, res := range results {
-			if i < n {
-				env.outside[reqs[i]] = res
-			}
-		}
-		reqs = reqs[n:]
 	}
 }
 

@@ -25,9 +25,11 @@ const (
 	DefaultRate     = 6.0 / 60 // requests per second per source: 6 a minute
 	DefaultBurst    = 3        // requests a source may make at once
 	maxBodyBytes    = 16 << 10 // a request body; 16 probes need under 1 KiB
-	probeParallel   = 4        // probes of one request that run at once
-	maxInFlight     = 32       // requests being probed at once, all sources
-	requestSlack    = time.Second
+	// probeParallel: every probe of a request goes to the requester, who
+	// asked for all of them at once, so they may all run at once.
+	probeParallel = DefaultMaxPorts
+	maxInFlight   = 32 // requests being probed at once, all sources
+	requestSlack  = time.Second
 )
 
 // Server answers probe requests. The zero Server is ready to use with the
