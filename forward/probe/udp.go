@@ -46,7 +46,12 @@ func exchangeUDP(ctx context.Context, conn net.Conn, req []byte) ([]byte, time.D
 		if _, err := conn.Write(req); err != nil {
 			return nil, 0, udpError("sending", err)
 		}
+		// Setting the deadline would undo the one dial set on cancel;
+		// checking ctx after it closes that window.
 		_ = conn.SetReadDeadline(resendDeadline(ctx))
+		if err := ctx.Err(); err != nil {
+			return nil, 0, udpError("waiting for an answer", err)
+		}
 		n, err := conn.Read(buf)
 		if err == nil {
 			return buf[:n], time.Since(sent), nil
