@@ -4,6 +4,9 @@
 // test from there; and the layered diagnosis that names the first broken
 // layer (local listener, gateway mapping, WAN address, outside vantage).
 //
-// Every probe runs under a deadline and reports what it learned, never
-// "open" for a UDP port that did not answer.
+// Run is one probe; Server and RemoteVantage are the probe server and its
+// client; Checker.Check runs the layers for the Targets of a config;
+// Bindings finds who holds a port on this machine. Every probe runs under a
+// deadline and reports what it learned, never "open" for a UDP port that did
+// not answer.
 package probe

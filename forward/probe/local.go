@@ -10,13 +10,18 @@ import (
 // runs on this machine) and whether it answers in its protocol.
 func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
 	s := Step{Layer: LayerLocal}
+	owner := ""
 	if t.Self {
-		if bound, ok := c.bound(t); !ok {
+		bound, ok := c.bound(t)
+		if !ok {
 			return bound, Result{}
 		}
+		owner = bound.Message
 	}
 	res := c.probe(ctx, t.Kind, t.Internal)
 	switch {
+	case res.Answered && owner != "":
+		s.Status, s.Message = StatusOK, fmt.Sprintf("%s; it answers %s on %s", owner, t.Kind, t.Internal)
 	case res.Answered:
 		s.Status, s.Message = StatusOK, fmt.Sprintf("%s answers on %s", t.Kind, t.Internal)
 	case t.Kind == UDP && t.Self:
@@ -36,7 +41,7 @@ func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
 
 // bound looks at this machine's sockets: nothing bound, or bound to
 // loopback only, fails here with the process named; ok is true when the
-// probe should go on.
+// probe should go on, and then s.Message names who serves the port.
 func (c *Checker) bound(t Target) (s Step, ok bool) {
 	lookup := c.Bindings
 	if lookup == nil {
@@ -48,7 +53,7 @@ func (c *Checker) bound(t Target) (s Step, ok bool) {
 	}
 	rep := DescribeLocal(t.Kind.Network(), t.Internal.Port(), t.Internal.Addr(), bs)
 	if rep.OK {
-		return Step{}, true
+		return Step{Message: rep.Message}, true
 	}
 	s = Step{Layer: LayerLocal, Status: StatusFail, Message: rep.Message,
 		Fix: "start the server, and make it listen on all addresses (0.0.0.0), not 127.0.0.1"}
