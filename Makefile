@@ -44,12 +44,17 @@ test: deps lint
 unit:
 	$(GO) test -count=1 -short ./...
 
-## fuzz: a short run of every fuzz target (the seeds also run in make test).
+## fuzz: a short run of every fuzz target (their seeds also run in make test).
 FUZZTIME ?= 20s
+FUZZ_TARGETS := forward:FuzzLoad \
+	upnp:FuzzParseSSDPResponse upnp:FuzzParseSOAPFault upnp:FuzzParsePortListing \
+	forward/probe:FuzzReadVarInt forward/probe:FuzzDecodeJavaStatus forward/probe:FuzzDecodeLegacyPing \
+	forward/probe:FuzzDecodeBedrockPong forward/probe:FuzzDecodeA2SInfo forward/probe:FuzzParseProcNet
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./forward
-	$(GO) test -run '^$$' -fuzz '^FuzzParseSSDPResponse$$' -fuzztime $(FUZZTIME) ./upnp
-	$(GO) test -run '^$$' -fuzz '^FuzzParseSOAPFault$$' -fuzztime $(FUZZTIME) ./upnp
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
 
 ## bench: portfwd against upnpc in the lab, in one run, with ratios.
 bench: deps
