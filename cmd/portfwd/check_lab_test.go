@@ -172,3 +172,20 @@ func TestLabProbeCommand(t *testing.T) {
 		t.Errorf("probe of a closed port: exit %d, want %d", r.code, exitUnreachable)
 	}
 }
+
+// TestLabCheckOneOff: check answers for a catalog service or a port
+// without a config file.
+func TestLabCheckOneOff(t *testing.T) {
+	l := lab.ForTest(t, lab.Options{})
+	via := probeServer(t, l)
+	serveMinecraft(t, l, ":25565")
+	portfwd(t, l, "apply", "--no-probe", writeConfig(t, minecraftRule))
+	r := portfwd(t, l, "check", "minecraft-java", "--via", via, "-o", "json")
+	if c := verdict(t, decode[checkDoc](t, r.stdout), "minecraft-java"); r.code != exitOK || c.Verdict != "reachable" {
+		t.Errorf("check minecraft-java: exit %d, %+v; want reachable", r.code, c)
+	}
+	r = portfwd(t, l, "check", "udp/19132", "--via", via, "-o", "json")
+	if c := verdict(t, decode[checkDoc](t, r.stdout), "udp-19132"); c.Verdict == "reachable" || !strings.Contains(c.Cause, "19132") {
+		t.Errorf("check udp/19132 with nothing there: %+v; want a cause naming the port", c)
+	}
+}
