@@ -16,6 +16,9 @@ func (c *cli) up(args []string) error {
 	igdv1 := fs.Bool("igdv1", false, "advertise IGD:1 / WANIPConnection:1 instead of IGD:2")
 	cgnat := fs.Bool("cgnat", false, "WAN in 100.64.0.0/10: miniupnpd refuses every mapping")
 	insecure := fs.Bool("insecure", false, "secure_mode=no: allow mappings for other LAN hosts")
+	noUPnP := fs.Bool("no-upnp", false, "enable_upnp=no: the router speaks NAT-PMP and PCP only")
+	noNATPMP := fs.Bool("no-natpmp", false, "enable_natpmp=no: the router speaks UPnP only")
+	thirdParty := fs.Bool("pcp-third-party", false, "pcp_allow_thirdparty=yes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -26,7 +29,8 @@ func (c *cli) up(args []string) error {
 		return err
 	}
 	secure := !*insecure
-	l, err := lab.Up(c.ctx, lab.Options{IGDv1: *igdv1, CGNAT: *cgnat, SecureMode: &secure, Detached: true, Log: c.stderr})
+	l, err := lab.Up(c.ctx, lab.Options{IGDv1: *igdv1, CGNAT: *cgnat, SecureMode: &secure, NoUPnP: *noUPnP,
+		NoNATPMP: *noNATPMP, PCPThirdParty: *thirdParty, Detached: true, Log: c.stderr})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -93,14 +94,14 @@ func (l *Lab) startChild(cmd *exec.Cmd) error {
 	return nil
 }
 
-// waitReady polls the root description from the LAN host until miniupnpd
-// answers, exits, or ctx ends.
+// waitReady polls miniupnpd from the LAN host — its root description, or
+// a NAT-PMP request when UPnP is off — until it answers, exits, or ctx ends.
 func (l *Lab) waitReady(ctx context.Context) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	start := time.Now()
 	for {
-		if _, err := l.get(ctx, LAN, l.RootDescURL); err == nil {
+		if l.answers(ctx) == nil {
 			l.logf("lab %s: miniupnpd ready after %v", l.Name, time.Since(start).Round(time.Millisecond))
 			return nil
 		}
@@ -168,6 +169,28 @@ func (d *daemon) wait(timeout time.Duration) bool {
 		time.Sleep(pollInterval)
 	}
 	return true
+}
+
+// answers asks miniupnpd one question from the LAN host.
+func (l *Lab) answers(ctx context.Context) error {
+	if !l.opts.NoUPnP {
+		_, err := l.get(ctx, LAN, l.RootDescURL)
+		return err
+	}
+	return l.Do(LAN, func() error {
+		// NAT-PMP external address request (RFC 6886 §3.2): version 0, opcode 0.
+		c, err := net.Dial("udp", netip.AddrPortFrom(l.RouterLAN, 5351).String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := c.Write([]byte{0, 0}); err != nil {
+			return err
+		}
+		_, err = c.Read(make([]byte, 16))
+		return err
+	})
 }
 
 // RootDesc fetches miniupnpd's root device description from the LAN host.

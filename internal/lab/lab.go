@@ -69,6 +69,14 @@ type Options struct {
 	CGNAT bool
 	// SecureMode is secure_mode=; nil means yes, as on real routers.
 	SecureMode *bool
+	// NoUPnP sets enable_upnp=no: the router speaks NAT-PMP and PCP only.
+	NoUPnP bool
+	// NoNATPMP sets enable_natpmp=no, which switches off PCP too: the
+	// router speaks UPnP only.
+	NoNATPMP bool
+	// PCPThirdParty sets pcp_allow_thirdparty=yes: PCP may map ports for
+	// other LAN hosts (the THIRD_PARTY option).
+	PCPThirdParty bool
 	// Detached starts miniupnpd in its own session so it outlives this
 	// process (the portfwd-lab command). Otherwise it is killed when this
 	// process dies, so a crashed test leaves no daemon behind.

@@ -160,6 +160,34 @@ func TestNATPMP(t *testing.T) {
 	}
 }
 
+// natpmpc maps one UDP port with miniupnpc's NAT-PMP client.
+func natpmpc(l *Lab) (string, error) {
+	out, err := l.Command(LAN, "natpmpc", "-g", l.RouterLAN.String(), "-a", "25567", "25567", "udp", "60").CombinedOutput()
+	return string(out), err
+}
+
+func TestNoUPnPSpeaksNATPMPOnly(t *testing.T) {
+	t.Parallel()
+	l := ForTest(t, Options{NoUPnP: true})
+	if _, err := l.RootDesc(context.Background()); err == nil {
+		t.Errorf("UPnP answered with enable_upnp=no")
+	}
+	if out, err := natpmpc(l); err != nil || !strings.Contains(out, "Mapped public port 25567") {
+		t.Errorf("NAT-PMP with UPnP off: %v\n%s", err, out)
+	}
+}
+
+func TestNoNATPMPSpeaksUPnPOnly(t *testing.T) {
+	t.Parallel()
+	l := ForTest(t, Options{NoNATPMP: true})
+	if out, err := natpmpc(l); err == nil && strings.Contains(out, "Mapped public port") {
+		t.Errorf("NAT-PMP answered with enable_natpmp=no:\n%s", out)
+	}
+	if _, err := upnpc(t, l, "-a", l.LANHost.String(), minecraft, minecraft, "TCP"); err != nil {
+		t.Errorf("UPnP with NAT-PMP off: %v", err)
+	}
+}
+
 func TestSaveLoadDown(t *testing.T) {
 	t.Parallel()
 	l := ForTest(t, Options{})

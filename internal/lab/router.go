@@ -63,9 +63,10 @@ table inet filter {
 var configTmpl = template.Must(template.New("config").Parse(`ext_ifname={{.WAN}}
 listening_ip={{.LAN}}
 http_port={{.Port}}
-enable_natpmp=yes
-enable_upnp=yes
-ipv6_disable=yes
+enable_natpmp={{.NATPMP}}
+enable_upnp={{.UPnP}}
+{{if .ThirdParty}}pcp_allow_thirdparty=yes
+{{end}}ipv6_disable=yes
 secure_mode={{.Secure}}
 system_uptime=no
 lease_file={{.Dir}}/` + leaseFile + `
@@ -101,6 +102,7 @@ func (l *Lab) render(t *template.Template, name string) error {
 		"WAN": RouterWANIface, "LAN": RouterLANIface, "Port": HTTPPort,
 		"Secure": yesNo(l.opts.secureMode()), "IGDv1": l.opts.IGDv1,
 		"Dir": l.Dir, "UUID": l.uuid(), "LANNet": lanNet,
+		"UPnP": yesNo(!l.opts.NoUPnP), "NATPMP": yesNo(!l.opts.NoNATPMP), "ThirdParty": l.opts.PCPThirdParty,
 	}
 	var b bytes.Buffer
 	if err := t.Execute(&b, data); err != nil {

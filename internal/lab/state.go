@@ -35,6 +35,9 @@ func (l *Lab) Env() [][2]string {
 		{"LAB_CGNAT", strconv.FormatBool(l.opts.CGNAT)},
 		{"LAB_SECURE_MODE", strconv.FormatBool(l.opts.secureMode())},
 		{"LAB_DETACHED", strconv.FormatBool(l.opts.Detached)},
+		{"LAB_NO_UPNP", strconv.FormatBool(l.opts.NoUPnP)},
+		{"LAB_NO_NATPMP", strconv.FormatBool(l.opts.NoNATPMP)},
+		{"LAB_PCP_THIRD_PARTY", strconv.FormatBool(l.opts.PCPThirdParty)},
 	}
 }
 
@@ -67,7 +70,8 @@ func Load(path string, log io.Writer) (*Lab, error) {
 	}
 	l := &Lab{Name: env["LAB_NAME"], Dir: env["LAB_DIR"]}
 	l.opts = Options{Log: log, IGDv1: env["LAB_IGDV1"] == "true", CGNAT: env["LAB_CGNAT"] == "true",
-		Detached: env["LAB_DETACHED"] == "true"}
+		Detached: env["LAB_DETACHED"] == "true", NoUPnP: env["LAB_NO_UPNP"] == "true",
+		NoNATPMP: env["LAB_NO_NATPMP"] == "true", PCPThirdParty: env["LAB_PCP_THIRD_PARTY"] == "true"}
 	secure := env["LAB_SECURE_MODE"] != "false"
 	l.opts.SecureMode = &secure
 	if !strings.HasPrefix(l.Name, "pfl-") || l.Dir == "" {
