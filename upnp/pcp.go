@@ -363,7 +363,9 @@ func (e *PCPError) notAuthorizedAdvice() string {
 
 func (e *PCPError) unsuppOptionAdvice() string {
 	if e.ThirdParty.IsValid() {
-		return fmt.Sprintf("the gateway cannot map ports for other hosts (no THIRD_PARTY option); run portfwd on %s", e.ThirdParty)
+		// miniupnpd 2.3.1 answers so when pcp_allow_thirdparty is off.
+		return fmt.Sprintf("the gateway refuses mappings for other hosts (it rejects PCP's THIRD_PARTY option) such as %s; "+
+			"enable them on the router (miniupnpd: pcp_allow_thirdparty=yes) or run portfwd on %s", e.ThirdParty, e.ThirdParty)
 	}
 	return "the gateway does not support an option portfwd sent; please report it"
 }

@@ -114,6 +114,12 @@ func (c *PCPClient) Map(ctx context.Context, r MapRequest) (MapResponse, error) 
 	if err != nil {
 		return MapResponse{}, err
 	}
+	if req.Lifetime == 0 && m.Result == PCPNoResources {
+		// §15: deleting an absent mapping succeeds. miniupnpd 2.3.1
+		// answers NO_RESOURCES instead, which on a delete can mean nothing
+		// else.
+		return MapResponse{Epoch: m.Epoch, Nonce: r.Nonce}, nil
+	}
 	if err := pcpResultError(m, req); err != nil {
 		return MapResponse{Epoch: m.Epoch, Nonce: r.Nonce}, err
 	}

@@ -120,6 +120,24 @@ func TestPCPMap(t *testing.T) {
 	}
 }
 
+// TestPCPDeleteAbsent: miniupnpd 2.3.1 answers a delete of an absent
+// mapping with NO_RESOURCES; §15 says that delete succeeds.
+func TestPCPDeleteAbsent(t *testing.T) {
+	t.Parallel()
+	f := newFakePCP(t, func(_ int, req []byte) [][]byte {
+		return [][]byte{pcpAnswer(req, PCPNoResources, 0, 9, 0, "0.0.0.0")}
+	})
+	del := mapReq41500()
+	del.Lifetime = 0
+	if got, err := f.client().Map(testCtx(t), del); err != nil || got.Epoch != 9 || got.Lifetime != 0 {
+		t.Errorf("delete = %+v, %v; want success", got, err)
+	}
+	var perr *PCPError
+	if _, err := f.client().Map(testCtx(t), mapReq41500()); !errors.As(err, &perr) || perr.Code != PCPNoResources {
+		t.Errorf("a create answered NO_RESOURCES: %v", err)
+	}
+}
+
 func TestPCPAnnounce(t *testing.T) {
 	t.Parallel()
 	f := newFakePCP(t, func(_ int, req []byte) [][]byte { return [][]byte{pcpAnswer(req, PCPSuccess, 0, 1234, 0, "")} })
