@@ -65,7 +65,7 @@ func Discover(ctx context.Context, opts DiscoverOptions) (*IGD, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	gw, err := gatewayAddr(opts.Gateway)
+	gw, err := GatewayAddr(opts.Gateway)
 	if err != nil {
 		return nil, fmt.Errorf("finding the default gateway: %v; set gateway.address to the router's LAN address: %w", err, forward.ErrNoGateway)
 	}
@@ -95,9 +95,9 @@ func search(ctx context.Context, gw netip.Addr, timeout time.Duration, opts Disc
 	return s.await(ctx, gw, timeout, answers)
 }
 
-// gatewayAddr is the gateway address to search: the one given, or this
-// host's default gateway.
-func gatewayAddr(given netip.Addr) (netip.Addr, error) {
+// GatewayAddr is the gateway to talk to: the one given, or this host's
+// default gateway from the routing table.
+func GatewayAddr(given netip.Addr) (netip.Addr, error) {
 	if given.IsValid() {
 		return given.Unmap(), nil
 	}
