@@ -45,6 +45,10 @@ type GatewayState struct {
 	Epoch    uint32     `json:"epoch"`    // seconds since the gateway's epoch began, as last reported
 	EpochAt  time.Time  `json:"epoch_at"` // when that was reported
 	Entries  []Recorded `json:"entries"`
+	// External is the gateway's external address as a mapping's answer
+	// last reported it, for protocols with no request that asks for it
+	// alone (PCP, RFC 6887 §11.1); empty when unknown.
+	External string `json:"external,omitempty"`
 }
 
 // Recorded is one mapping portfwd made, as the gateway granted it.

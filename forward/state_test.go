@@ -120,3 +120,36 @@ func TestObserveEpoch(t *testing.T) {
 		}
 	}
 }
+
+// TestStateExternal: the external address is kept across runs, and a file
+// written before the field existed still reads.
+func TestStateExternal(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"format_version":1,"gateways":[{"protocol":"pcp","gateway":"192.168.1.1","epoch":5,"epoch_at":"2025-06-01T12:00:00Z","entries":[]}]}`
+	if err := os.WriteFile(filepath.Join(dir, "state.json"), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := forward.OpenState(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.Gateway("pcp", gw)
+	if len(s.Warnings) != 0 || g.Epoch != 5 || g.External != "" {
+		t.Fatalf("older file read as %+v, warnings %v", g, s.Warnings)
+	}
+	g.External = "50.60.70.1"
+	if err := s.Save(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = forward.OpenState(dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.Gateway("pcp", gw).External; got != "50.60.70.1" {
+		t.Errorf("External after reopening = %q", got)
+	}
+	if s.Gateway("natpmp", gw).External != "" {
+		t.Error("another protocol's record shares the external address")
+	}
+}
