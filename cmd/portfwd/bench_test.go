@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -91,7 +92,7 @@ func coldCache(b *testing.B, cmd *exec.Cmd) *exec.Cmd { return withCache(cmd, b.
 
 // withCache makes cmd keep portfwd's cache (os.UserCacheDir) under dir.
 func withCache(cmd *exec.Cmd, dir string) *exec.Cmd {
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+dir)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+dir, "PORTFWD_STATE_DIR="+filepath.Join(dir, "state"))
 	return cmd
 }
 

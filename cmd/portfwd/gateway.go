@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/portfwd/portfwd/forward"
 	"github.com/portfwd/portfwd/upnp"
@@ -16,37 +17,128 @@ import (
 type session struct {
 	backend forward.Backend
 	self    netip.Addr
+	// answered lists the protocols the gateway answered during auto
+	// detection, and why says why backend was chosen; both are empty when
+	// the backend was forced.
+	answered []string
+	why      string
+	state    *forward.State // open for the backends that need it
+	warnings func() []string
 }
 
-// connect discovers the gateway named by gw and returns a backend for it.
-// This is the one place the CLI names concrete backends.
-func connect(ctx context.Context, gw forward.Gateway, rediscover bool) (*session, error) {
-	switch gw.Backend {
-	case "", "auto", "upnp":
-		return connectUPnP(ctx, gw, rediscover)
+// close releases the state file's lock.
+func (s *session) close() {
+	if s.state != nil {
+		s.state.Close()
 	}
-	return nil, fmt.Errorf("gateway.backend %q is not available in this version of portfwd; use auto or upnp", gw.Backend)
 }
 
-func connectUPnP(ctx context.Context, gw forward.Gateway, rediscover bool) (*session, error) {
-	opts := upnp.DiscoverOptions{Refresh: rediscover}
+// connect returns a backend for cfg's gateway: the one gateway.backend
+// forces, or the best of those that answer (auto). This is the one place
+// the CLI names concrete backends.
+func (g *globals) connect(ctx context.Context, cfg *forward.Config) (*session, error) {
+	switch cfg.Gateway.Backend {
+	case "", "auto":
+		return g.auto(ctx, cfg)
+	case "upnp":
+		return g.openUPnP(ctx, cfg.Gateway)
+	case "natpmp":
+		return g.withState(ctx, cfg.Gateway, g.openNATPMP)
+	}
+	return nil, fmt.Errorf("gateway.backend %q is not available in this version of portfwd; use auto, upnp or natpmp", cfg.Gateway.Backend)
+}
+
+func (g *globals) openUPnP(ctx context.Context, gw forward.Gateway) (*session, error) {
+	opts := upnp.DiscoverOptions{Refresh: g.rediscover}
 	// Remember the gateway between runs, so a re-apply skips discovery;
 	// without a cache directory every run discovers.
 	if dir, err := os.UserCacheDir(); err == nil {
 		opts.CacheDir = filepath.Join(dir, "portfwd")
 	}
-	if gw.Address != "" {
-		addr, err := netip.ParseAddr(gw.Address)
-		if err != nil {
-			return nil, fmt.Errorf("gateway.address %q: %w", gw.Address, err)
-		}
-		opts.Gateway = addr
+	addr, err := gatewayAddress(gw)
+	if err != nil {
+		return nil, err
 	}
+	opts.Gateway = addr
 	igd, err := upnp.Discover(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	return &session{backend: igd, self: igd.LocalAddr()}, nil
+}
+
+// gatewayAddress is gateway.address, or the zero Addr for "find it".
+func gatewayAddress(gw forward.Gateway) (netip.Addr, error) {
+	if gw.Address == "" {
+		return netip.Addr{}, nil
+	}
+	addr, err := netip.ParseAddr(gw.Address)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("gateway.address %q: %w", gw.Address, err)
+	}
+	return addr, nil
+}
+
+// withState opens the state file for a protocol that cannot list its
+// mappings, then the backend on it.
+func (g *globals) withState(ctx context.Context, gw forward.Gateway, open func(context.Context, forward.Gateway, *forward.State) (*session, error)) (*session, error) {
+	st, err := g.openState()
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(ctx, gw, st)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// stateLockWait is how long a run waits for another portfwd to finish
+// with the state file.
+const stateLockWait = 10 * time.Second
+
+func (g *globals) openState() (*forward.State, error) {
+	dir := g.v.GetString("state_dir")
+	if dir == "" {
+		dir = forward.DefaultStateDir()
+	}
+	st, err := forward.OpenState(dir, stateLockWait)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range st.Warnings {
+		fmt.Fprintln(g.io.ErrOut, "warning:", w)
+	}
+	return st, nil
+}
+
+// openNATPMP connects over NAT-PMP and proves the gateway answers by
+// asking its external address.
+func (g *globals) openNATPMP(ctx context.Context, gw forward.Gateway, st *forward.State) (*session, error) {
+	given, err := gatewayAddress(gw)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := upnp.GatewayAddr(given)
+	if err != nil {
+		return nil, fmt.Errorf("finding the default gateway: %v; set gateway.address to the router's LAN address: %w", err, forward.ErrNoGateway)
+	}
+	n, err := upnp.NewNATPMP(addr, st, upnp.NATPMPOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := n.ExternalAddr(ctx); err != nil && !isAnswer(err) {
+		return nil, err
+	}
+	return &session{backend: n, self: n.LocalAddr(), state: st, warnings: n.Warnings}, nil
+}
+
+// isAnswer reports whether err still proves the gateway speaks the
+// protocol (it answered, if only to refuse or to say it has no public
+// address).
+func isAnswer(err error) bool {
+	return !isSilence(err)
 }
 
 // hosts are the internal hosts whose tagged mappings cfg owns: this host,

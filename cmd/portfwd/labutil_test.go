@@ -56,7 +56,7 @@ func portfwd(t *testing.T, l *lab.Lab, args ...string) cli {
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	// Each lab is its own network: keep the discovery cache with it, as
 	// if every test ran on its own machine.
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(l.Dir, "cache"))
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(l.Dir, "cache"), "PORTFWD_STATE_DIR="+filepath.Join(l.Dir, "state"))
 	err := cmd.Run()
 	res := cli{stdout: out.String(), stderr: errb.String()}
 	var ee *exec.ExitError

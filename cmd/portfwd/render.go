@@ -68,17 +68,23 @@ type gatewayView struct {
 	URL       string   `json:"url"`
 	Protocols []string `json:"protocols"`
 	ThisHost  string   `json:"this_host"`
+	Answered  []string `json:"answered,omitempty"` // backend: auto: the protocols that answered
+	Why       string   `json:"why,omitempty"`      // and why this one was chosen
 }
 
 func viewGateway(s *session) gatewayView {
 	p := s.backend.Properties()
-	return gatewayView{Backend: p.Name, URL: p.Gateway, Protocols: p.Protocols, ThisHost: s.self.String()}
+	return gatewayView{Backend: p.Name, URL: p.Gateway, Protocols: p.Protocols, ThisHost: s.self.String(),
+		Answered: s.answered, Why: s.why}
 }
 
 func (g *globals) printGatewayLine(s *session) {
 	p := s.backend.Properties()
 	fmt.Fprintf(g.io.ErrOut, "gateway: %s %s (%s), this host %s\n", p.Name, p.Gateway,
 		strings.Join(p.Protocols, ", "), s.self)
+	if len(s.answered) > 0 {
+		fmt.Fprintf(g.io.ErrOut, "gateway: answered %s; chose %s: %s\n", strings.Join(s.answered, ", "), p.Name, s.why)
+	}
 }
 
 type changeView struct {

@@ -56,7 +56,8 @@ router starts with "portfwd:"); everything else is left alone.`,
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	f.DurationVar(&g.timeout, "timeout", 15*time.Second, "give up on the gateway after this long")
 	f.BoolVar(&g.rediscover, "rediscover", false, "discover the gateway again instead of using the one remembered from the last run")
-	f.String("backend", "", "gateway protocol: auto or upnp (overrides gateway.backend; env PORTFWD_GATEWAY_BACKEND)")
+	f.String("backend", "", "gateway protocol: auto, upnp or natpmp (overrides gateway.backend; env PORTFWD_GATEWAY_BACKEND)")
+	f.String("state-dir", "", "where portfwd records the mappings NAT-PMP and PCP cannot list (default /var/lib/portfwd as root, else ~/.local/state/portfwd; env PORTFWD_STATE_DIR)")
 	f.String("gateway", "", "gateway address, skips discovery (overrides gateway.address; env PORTFWD_GATEWAY_ADDRESS)")
 	f.String("lease", "", "lease to request, e.g. 1h; 0 = permanent (overrides gateway.lease; env PORTFWD_GATEWAY_LEASE)")
 	bindViper(g.v, root)
@@ -76,6 +77,8 @@ func bindViper(v *viper.Viper, root *cobra.Command) {
 		_ = v.BindEnv(key)
 	}
 	_ = v.BindEnv("config")
+	_ = v.BindPFlag("state_dir", root.PersistentFlags().Lookup("state-dir"))
+	_ = v.BindEnv("state_dir")
 }
 
 func (g *globals) validate() error {
@@ -95,9 +98,16 @@ func (g *globals) json() bool { return g.output == "json" }
 func (g *globals) withGateway(ctx context.Context, cfg *forward.Config, fn func(context.Context, *session) error) error {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	s, err := connect(ctx, cfg.Gateway, g.rediscover)
+	s, err := g.connect(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	return fn(ctx, s)
+	defer s.close()
+	err = fn(ctx, s)
+	if s.warnings != nil {
+		for _, w := range s.warnings() {
+			fmt.Fprintln(g.io.ErrOut, "warning:", w)
+		}
+	}
+	return err
 }

@@ -15,5 +15,10 @@ func TestMain(m *testing.M) {
 }
 
 func TestScripts(t *testing.T) {
-	testscript.Run(t, testscript.Params{Dir: "testdata/script"})
+	testscript.Run(t, testscript.Params{Dir: "testdata/script", Setup: func(env *testscript.Env) error {
+		// Keep state and cache inside the script's work dir, even as root.
+		env.Setenv("PORTFWD_STATE_DIR", env.WorkDir+"/state")
+		env.Setenv("XDG_CACHE_HOME", env.WorkDir+"/cache")
+		return nil
+	}})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/portfwd/portfwd/forward"
 	"github.com/spf13/cobra"
@@ -113,6 +114,9 @@ func (g *globals) printStatus(doc statusDoc) error {
 	}
 	info := g.newTable("GATEWAY", doc.Gateway.Backend+" "+doc.Gateway.URL)
 	info.row("PROTOCOLS", fmt.Sprint(doc.Gateway.Protocols))
+	if len(doc.Gateway.Answered) > 0 {
+		info.row("ANSWERED", strings.Join(doc.Gateway.Answered, ", ")+" (chose "+doc.Gateway.Backend+": "+doc.Gateway.Why+")")
+	}
 	info.row("EXTERNAL ADDRESS", ext)
 	info.row("THIS HOST", doc.Gateway.ThisHost)
 	if err := info.flush(); err != nil {

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/upnp"
+)
+
+// Auto detection asks every protocol at once and keeps the best that
+// answered. The first pass gives them autoBudget; once one has answered,
+// the others get autoWindow more (UPnP needs an SSDP answer and a
+// description: miniupnpd waits ~50 ms before it answers an M-SEARCH, where
+// NAT-PMP answers in one round trip). The most preferred protocol ends the
+// wait at once. Only when nothing answered does a second, longer pass run,
+// so a gateway that speaks nothing costs about two seconds, never a hang.
+const (
+	autoBudget     = 250 * time.Millisecond
+	autoWindow     = 150 * time.Millisecond
+	autoLongBudget = 2 * time.Second
+)
+
+// protocol is one way portfwd can talk to a gateway.
+type protocol struct {
+	name string // as gateway.backend spells it
+	open func(ctx context.Context, gw forward.Gateway, st *forward.State) (*session, error)
+}
+
+// protocols in order of preference: UPnP lists every mapping on the router,
+// so conflicts with other programs are seen before they happen; NAT-PMP
+// and PCP only know what portfwd made.
+func (g *globals) protocols() []protocol {
+	return []protocol{
+		{"upnp", func(ctx context.Context, gw forward.Gateway, _ *forward.State) (*session, error) {
+			return g.openUPnP(ctx, gw)
+		}},
+		{"natpmp", g.openNATPMP},
+	}
+}
+
+// auto opens the protocol that serves cfg best among those that answer.
+func (g *globals) auto(ctx context.Context, cfg *forward.Config) (*session, error) {
+	st, err := g.openState()
+	if err != nil {
+		return nil, err
+	}
+	found := g.detect(ctx, cfg.Gateway, st, autoBudget)
+	if len(found) == 0 {
+		found = g.detect(ctx, cfg.Gateway, st, autoLongBudget)
+	}
+	s, err := choose(found, cfg)
+	for _, f := range found {
+		if f.s != s {
+			f.s.state = nil // shared, closed with the chosen session
+		}
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.state = st
+	return s, nil
+}
+
+// answer is a protocol that answered.
+type answer struct {
+	name string
+	s    *session
+}
+
+// detect opens every protocol at once within budget and returns those
+// that answered, in order of preference.
+func (g *globals) detect(ctx context.Context, gw forward.Gateway, st *forward.State, budget time.Duration) []answer {
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	protos := g.protocols()
+	found := make([]*session, len(protos))
+	var once sync.Once
+	var wg sync.WaitGroup
+	for i, p := range protos {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := p.open(ctx, gw, st)
+			if err != nil {
+				return
+			}
+			found[i] = s
+			if i == 0 {
+				cancel() // the first choice answered: nothing better can come
+			}
+			once.Do(func() { time.AfterFunc(autoWindow, cancel) })
+		}()
+	}
+	wg.Wait()
+	var out []answer
+	for i, s := range found {
+		if s != nil {
+			out = append(out, answer{protos[i].name, s})
+		}
+	}
+	return out
+}
+
+// choose picks the first answer that can serve every rule: a rule for
+// another host needs a protocol that maps for third parties.
+func choose(found []answer, cfg *forward.Config) (*session, error) {
+	if len(found) == 0 {
+		return nil, fmt.Errorf("the gateway answered none of UPnP IGD, NAT-PMP (in %s): is port forwarding (UPnP / NAT-PMP) switched on in the router? set gateway.address if the router is not this host's default gateway: %w",
+			autoLongBudget, forward.ErrNoGateway)
+	}
+	var names []string
+	for _, f := range found {
+		names = append(names, f.name)
+	}
+	other := otherHostRule(cfg)
+	for _, f := range found {
+		if other != "" && f.name == "natpmp" {
+			continue // NAT-PMP maps only for the host that asks (RFC 6886 §3.3)
+		}
+		f.s.answered = names
+		f.s.why = reason(f.name, names, other)
+		return f.s, nil
+	}
+	return nil, fmt.Errorf("rule %q forwards to another host, which only UPnP (without secure mode) or PCP can do, and the gateway answered only %s; run portfwd on that host instead",
+		other, strings.Join(names, ", "))
+}
+
+// otherHostRule names a rule whose internal_host is not this machine.
+func otherHostRule(cfg *forward.Config) string {
+	for _, r := range cfg.Rules {
+		if r.InternalAddr.IsValid() {
+			return r.Name
+		}
+	}
+	return ""
+}
+
+func reason(chosen string, answered []string, other string) string {
+	switch {
+	case chosen == "upnp":
+		return "UPnP lists every mapping on the router, so conflicts with other programs are seen"
+	case other != "" && !slices.Contains(answered, "upnp"):
+		return fmt.Sprintf("rule %q forwards to another host, which NAT-PMP cannot", other)
+	}
+	return "UPnP did not answer"
+}
+
+// isSilence reports whether err means the protocol did not answer at all,
+// as opposed to answering with a refusal.
+func isSilence(err error) bool {
+	return errors.Is(err, forward.ErrNoGateway) || errors.Is(err, upnp.ErrPCPUnsupported) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
