@@ -33,13 +33,14 @@ type protocol struct {
 }
 
 // protocols in order of preference: UPnP lists every mapping on the router,
-// so conflicts with other programs are seen before they happen; NAT-PMP
-// and PCP only know what portfwd made.
+// so conflicts with other programs are seen before they happen; PCP and
+// NAT-PMP only know what portfwd made, and PCP can map for other hosts.
 func (g *globals) protocols() []protocol {
 	return []protocol{
 		{"upnp", func(ctx context.Context, gw forward.Gateway, _ *forward.State) (*session, error) {
 			return g.openUPnP(ctx, gw)
 		}},
+		{"pcp", g.openPCP},
 		{"natpmp", g.openNATPMP},
 	}
 }
@@ -112,7 +113,7 @@ func (g *globals) detect(ctx context.Context, gw forward.Gateway, st *forward.St
 // another host needs a protocol that maps for third parties.
 func choose(found []answer, cfg *forward.Config) (*session, error) {
 	if len(found) == 0 {
-		return nil, fmt.Errorf("the gateway answered none of UPnP IGD, NAT-PMP (in %s): is port forwarding (UPnP / NAT-PMP) switched on in the router? set gateway.address if the router is not this host's default gateway: %w",
+		return nil, fmt.Errorf("the gateway answered none of UPnP IGD, PCP, NAT-PMP (in %s): is port forwarding (UPnP / NAT-PMP) switched on in the router? set gateway.address if the router is not this host's default gateway: %w",
 			autoLongBudget, forward.ErrNoGateway)
 	}
 	var names []string
@@ -120,16 +121,36 @@ func choose(found []answer, cfg *forward.Config) (*session, error) {
 		names = append(names, f.name)
 	}
 	other := otherHostRule(cfg)
-	for _, f := range found {
+	for _, f := range preferFor(found, other) {
 		if other != "" && f.name == "natpmp" {
 			continue // NAT-PMP maps only for the host that asks (RFC 6886 §3.3)
 		}
 		f.s.answered = names
-		f.s.why = reason(f.name, names, other)
+		f.s.why = reason(f.name, other)
 		return f.s, nil
 	}
 	return nil, fmt.Errorf("rule %q forwards to another host, which only UPnP (without secure mode) or PCP can do, and the gateway answered only %s; run portfwd on that host instead",
 		other, strings.Join(names, ", "))
+}
+
+// preferFor reorders the answers for a config with a rule for another
+// host: PCP's THIRD_PARTY option is made for that, while UPnP routers
+// almost always run in secure mode and refuse it.
+func preferFor(found []answer, other string) []answer {
+	if other == "" {
+		return found
+	}
+	out := slices.Clone(found)
+	slices.SortStableFunc(out, func(a, b answer) int {
+		switch {
+		case a.name == "pcp" && b.name != "pcp":
+			return -1
+		case b.name == "pcp" && a.name != "pcp":
+			return 1
+		}
+		return 0
+	})
+	return out
 }
 
 // otherHostRule names a rule whose internal_host is not this machine.
@@ -142,14 +163,16 @@ func otherHostRule(cfg *forward.Config) string {
 	return ""
 }
 
-func reason(chosen string, answered []string, other string) string {
+func reason(chosen, other string) string {
 	switch {
 	case chosen == "upnp":
 		return "UPnP lists every mapping on the router, so conflicts with other programs are seen"
-	case other != "" && !slices.Contains(answered, "upnp"):
-		return fmt.Sprintf("rule %q forwards to another host, which NAT-PMP cannot", other)
+	case other != "" && chosen == "pcp":
+		return fmt.Sprintf("rule %q forwards to another host: PCP's THIRD_PARTY option is made for that", other)
+	case chosen == "pcp":
+		return "UPnP did not answer; PCP is NAT-PMP's successor"
 	}
-	return "UPnP did not answer"
+	return "UPnP and PCP did not answer"
 }
 
 // isSilence reports whether err means the protocol did not answer at all,

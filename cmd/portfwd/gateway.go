@@ -44,8 +44,10 @@ func (g *globals) connect(ctx context.Context, cfg *forward.Config) (*session, e
 		return g.openUPnP(ctx, cfg.Gateway)
 	case "natpmp":
 		return g.withState(ctx, cfg.Gateway, g.openNATPMP)
+	case "pcp":
+		return g.withState(ctx, cfg.Gateway, g.openPCP)
 	}
-	return nil, fmt.Errorf("gateway.backend %q is not available in this version of portfwd; use auto, upnp or natpmp", cfg.Gateway.Backend)
+	return nil, fmt.Errorf("gateway.backend %q is not available in this version of portfwd; use auto, upnp, natpmp or pcp", cfg.Gateway.Backend)
 }
 
 func (g *globals) openUPnP(ctx context.Context, gw forward.Gateway) (*session, error) {
@@ -116,13 +118,9 @@ func (g *globals) openState() (*forward.State, error) {
 // openNATPMP connects over NAT-PMP and proves the gateway answers by
 // asking its external address.
 func (g *globals) openNATPMP(ctx context.Context, gw forward.Gateway, st *forward.State) (*session, error) {
-	given, err := gatewayAddress(gw)
+	addr, err := g.gatewayFor(gw)
 	if err != nil {
 		return nil, err
-	}
-	addr, err := upnp.GatewayAddr(given)
-	if err != nil {
-		return nil, fmt.Errorf("finding the default gateway: %v; set gateway.address to the router's LAN address: %w", err, forward.ErrNoGateway)
 	}
 	n, err := upnp.NewNATPMP(addr, st, upnp.NATPMPOptions{})
 	if err != nil {
@@ -132,6 +130,36 @@ func (g *globals) openNATPMP(ctx context.Context, gw forward.Gateway, st *forwar
 		return nil, err
 	}
 	return &session{backend: n, self: n.LocalAddr(), state: st, warnings: n.Warnings}, nil
+}
+
+// openPCP connects over PCP and proves the gateway answers with an
+// ANNOUNCE (RFC 6887 §14.1), made by ExternalAddr.
+func (g *globals) openPCP(ctx context.Context, gw forward.Gateway, st *forward.State) (*session, error) {
+	addr, err := g.gatewayFor(gw)
+	if err != nil {
+		return nil, err
+	}
+	p, err := upnp.NewPCP(addr, st, upnp.PCPOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.ExternalAddr(ctx); err != nil && !isAnswer(err) {
+		return nil, err
+	}
+	return &session{backend: p, self: p.LocalAddr(), state: st, warnings: p.Warnings}, nil
+}
+
+// gatewayFor is gateway.address, or the default gateway.
+func (g *globals) gatewayFor(gw forward.Gateway) (netip.Addr, error) {
+	given, err := gatewayAddress(gw)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	addr, err := upnp.GatewayAddr(given)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("finding the default gateway: %v; set gateway.address to the router's LAN address: %w", err, forward.ErrNoGateway)
+	}
+	return addr, nil
 }
 
 // isAnswer reports whether err still proves the gateway speaks the

@@ -77,7 +77,7 @@ func TestLabAutoPicksAWorkingProtocol(t *testing.T) {
 		want string
 	}{
 		{"everything on", lab.Options{}, "upnp"},
-		{"UPnP off", lab.Options{NoUPnP: true}, "natpmp"},
+		{"UPnP off", lab.Options{NoUPnP: true}, "pcp"},
 		{"NAT-PMP and PCP off", lab.Options{NoNATPMP: true}, "upnp"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
