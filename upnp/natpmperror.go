@@ -107,6 +107,9 @@ func (n *NATPMP) networkFailure(ctx context.Context, e *NATPMPError, mapping boo
 			}
 		}
 	}
+	// Without an address to tell, count it as double NAT as UPnP's
+	// "0.0.0.0" is: a diagnosis that also covers a WAN that is down.
+	e.Err = forward.ErrDoubleNAT
 	return "the gateway has no working WAN connection (no DHCP lease or external address yet); " + cgnat
 }
 
