@@ -15,14 +15,16 @@ import (
 
 // Auto detection asks every protocol at once and keeps the best that
 // answered. The first pass gives them autoBudget; once one has answered,
-// the others get autoWindow more (UPnP needs an SSDP answer and a
-// description: miniupnpd waits ~50 ms before it answers an M-SEARCH, where
-// NAT-PMP answers in one round trip). The most preferred protocol ends the
-// wait at once. Only when nothing answered does a second, longer pass run,
-// so a gateway that speaks nothing costs about two seconds, never a hang.
+// the others get autoWindow more: UPnP needs an SSDP answer and a
+// description (miniupnpd waits ~50 ms before it answers an M-SEARCH) where
+// PCP and NAT-PMP answer in one round trip, and UPnP is preferred, so the
+// window is wide enough for it on a busy machine. UPnP answering ends the
+// wait at once (and with the gateway remembered it answers at once). Only
+// when nothing answered does a second, longer pass run, so a gateway that
+// speaks nothing costs about two seconds, never a hang.
 const (
 	autoBudget     = 250 * time.Millisecond
-	autoWindow     = 150 * time.Millisecond
+	autoWindow     = 200 * time.Millisecond
 	autoLongBudget = 2 * time.Second
 )
 

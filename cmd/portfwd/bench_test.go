@@ -193,3 +193,40 @@ func (c *slowConn) Read(p []byte) (int, error) {
 	c.once.Do(func() { time.Sleep(c.delay) })
 	return c.Conn.Read(p)
 }
+
+// BenchmarkLabAutoDetect: a cold apply of one rule with backend: auto on a
+// router with UPnP off (so it must find PCP or NAT-PMP) beside natpmpc -a,
+// and how long auto detection takes to give up on a gateway that drops
+// every UPnP, NAT-PMP and PCP packet.
+func BenchmarkLabAutoDetect(b *testing.B) {
+	l := lab.ForTest(b, lab.Options{NoUPnP: true})
+	cfg := writeBenchConfig(b, 1)
+	var auto, natpmpc, silent []time.Duration
+	for i := 0; i < b.N; i++ {
+		reboot(b, l)
+		auto = append(auto, timed(b, coldCache(b, l.Command(lab.LAN, binary(b), "apply", "--no-probe", cfg))))
+		reboot(b, l)
+		natpmpc = append(natpmpc, timed(b, l.Command(lab.LAN, "natpmpc", "-g", l.RouterLAN.String(), "-a", "30000", "30000", "tcp", "3600")))
+	}
+	// The router now drops the three protocols without a word: no answer,
+	// no ICMP, as a gateway that speaks none of them behind a firewall.
+	drop := "add table inet silence; add chain inet silence input { type filter hook input priority -10; }; " +
+		"add rule inet silence input udp dport { 1900, 5351 } drop; add rule inet silence input tcp dport 5000 drop"
+	if out, err := l.Command(lab.Router, "nft", drop).CombinedOutput(); err != nil {
+		b.Fatalf("nft: %v\n%s", err, out)
+	}
+	for i := 0; i < b.N; i++ {
+		cmd := coldCache(b, l.Command(lab.LAN, binary(b), "plan", cfg))
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		silent = append(silent, time.Since(start))
+		if err == nil || !strings.Contains(string(out), "answered none") {
+			b.Fatalf("plan against a silent gateway: %v\n%s", err, out)
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(ms(median(auto)), "auto-apply-ms")
+	b.ReportMetric(ms(median(natpmpc)), "natpmpc-ms")
+	b.ReportMetric(float64(median(natpmpc))/float64(median(auto)), "natpmpc/auto")
+	b.ReportMetric(ms(median(silent)), "silent-gateway-ms")
+}
