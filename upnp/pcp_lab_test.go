@@ -66,9 +66,8 @@ func TestLabPCP(t *testing.T) {
 	})
 	t.Run("OtherNonce", func(t *testing.T) { labPCPOtherNonce(t, l, c, req) })
 	t.Run("ThirdPartyRefused", func(t *testing.T) { labPCPThirdPartyRefused(t, l, c) })
-	t.Run("ThirdPartyAllowed", func(t *testing.T) {
-		t.Skip("internal/lab has no option for pcp_allow_thirdparty=yes yet")
-	})
+	// An allowed THIRD_PARTY mapping is proven by the backend's lab test
+	// (pcpbackend_lab_test.go) and portfwd's (cmd/portfwd/pcp_lab_test.go).
 	t.Run("EpochAfterReboot", func(t *testing.T) { labPCPReboot(t, l, c) })
 }
 
