@@ -200,7 +200,7 @@ func TestLabSecureModeRefusal(t *testing.T) {
 	l := lab.ForTest(t, lab.Options{})
 	cfg := writeConfig(t, "rules:\n  - name: nas\n    protocol: tcp\n    external_port: 8443\n    internal_host: "+
 		l.LANHost2.String()+"\n  - name: web\n    protocol: tcp\n    external_port: 8080\n")
-	r := portfwd(t, l, "apply", "--no-probe", cfg)
+	r := portfwd(t, l, "apply", "--no-probe", "--backend", "upnp", cfg)
 	if r.code != exitPartial || !strings.Contains(r.stdout+r.stderr, "secure mode") {
 		t.Errorf("exit %d; want %d and an explanation of UPnP secure mode", r.code, exitPartial)
 	}
