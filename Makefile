@@ -63,7 +63,7 @@ bench: deps
 ## demo: the main job end to end on the lab.
 demo: deps build
 	@set -e; lab=$(BIN)/portfwd-lab; pf=$(BIN)/portfwd; \
-	export XDG_CACHE_HOME=$$(mktemp -d); \
+	export XDG_CACHE_HOME=$$(mktemp -d); export PORTFWD_STATE_DIR=$$XDG_CACHE_HOME/state; \
 	trap 'kill $$server $$vantage 2>/dev/null; $$lab down >/dev/null 2>&1 || true; rm -rf "$$XDG_CACHE_HOME"' EXIT; \
 	echo "== 1. the lab: wan (the internet) / router (miniupnpd) / lan (your PC)"; \
 	$$lab up >/dev/null; \
