@@ -198,6 +198,34 @@ func (g *GatewayState) Find(k Key) (Recorded, bool) {
 	return Recorded{}, false
 }
 
+// Live lists the records not yet expired at now, as mappings whose Lease
+// is the time left.
+func (g *GatewayState) Live(now time.Time) []Mapping {
+	var out []Mapping
+	for _, r := range g.Entries {
+		left := r.Expires.Sub(now).Truncate(time.Second)
+		if left < time.Second { // expired; a zero Lease would read as permanent
+			continue
+		}
+		m := r.Mapping
+		m.Lease, m.Enabled = left, true
+		out = append(out, m)
+	}
+	return out
+}
+
+// Restarted observes epoch like Observe and, when the gateway lost its
+// state, forgets every record of it (those mappings are gone too) and
+// returns the sentence that tells the user; else "".
+func (g *GatewayState) Restarted(protocol string, epoch uint32, now time.Time) string {
+	before := g.Epoch
+	if !g.Observe(epoch, now) {
+		return ""
+	}
+	g.Entries, g.External = nil, ""
+	return fmt.Sprintf("the gateway restarted (%s epoch went from %d to %d): every mapping will be re-created", protocol, before, epoch)
+}
+
 // Observe notes an epoch the gateway reported now and reports whether the
 // gateway lost its state since the last one: an epoch that went backwards,
 // or advanced clearly less than the time that passed (RFC 6886 §3.6, RFC

@@ -146,18 +146,7 @@ func (n *NATPMP) List(ctx context.Context) ([]forward.Mapping, error) {
 	if _, err := n.externalAddr(ctx, "listing mappings"); err != nil {
 		return nil, err
 	}
-	now := n.now()
-	var out []forward.Mapping
-	for _, r := range n.record().Entries {
-		left := r.Expires.Sub(now).Truncate(time.Second)
-		if left < time.Second { // expired; a zero Lease would read as permanent
-			continue
-		}
-		m := r.Mapping
-		m.Lease, m.Enabled = left, true
-		out = append(out, m)
-	}
-	return out, nil
+	return n.record().Live(n.now()), nil
 }
 
 // ExternalAddr implements forward.Backend with GetExternalAddress (RFC 6886
@@ -205,12 +194,8 @@ func (n *NATPMP) client(ctx context.Context) (natpmpClient, error) {
 // those mappings are gone too. The state is saved either way, so the next
 // run compares against this observation.
 func (n *NATPMP) observe(epoch uint32) error {
-	g := n.record()
-	before := g.Epoch
-	if g.Observe(epoch, n.now()) {
-		n.warnings = append(n.warnings, fmt.Sprintf(
-			"the gateway restarted (NAT-PMP epoch went from %d to %d): every mapping will be re-created", before, epoch))
-		g.Entries = nil
+	if w := n.record().Restarted("NAT-PMP", epoch, n.now()); w != "" {
+		n.warnings = append(n.warnings, w)
 	}
 	return n.save()
 }

@@ -127,18 +127,7 @@ func (p *PCP) List(ctx context.Context) ([]forward.Mapping, error) {
 	if err := p.announce(ctx, "listing mappings"); err != nil {
 		return nil, err
 	}
-	now := p.now()
-	var out []forward.Mapping
-	for _, r := range p.record().Entries {
-		left := r.Expires.Sub(now).Truncate(time.Second)
-		if left < time.Second { // expired; a zero Lease would read as permanent
-			continue
-		}
-		m := r.Mapping
-		m.Lease, m.Enabled = left, true
-		out = append(out, m)
-	}
-	return out, nil
+	return p.record().Live(p.now()), nil
 }
 
 // ExternalAddr implements forward.Backend. PCP reports the external
@@ -180,12 +169,8 @@ func (p *PCP) announce(ctx context.Context, doing string) error {
 // be what changed. The state is saved either way, so the next run compares
 // against this observation.
 func (p *PCP) observe(epoch uint32) error {
-	g := p.record()
-	before := g.Epoch
-	if g.Observe(epoch, p.now()) {
-		p.warnings = append(p.warnings, fmt.Sprintf(
-			"the gateway restarted (PCP epoch went from %d to %d): every mapping will be re-created", before, epoch))
-		g.Entries, g.External = nil, ""
+	if w := p.record().Restarted("PCP", epoch, p.now()); w != "" {
+		p.warnings = append(p.warnings, w)
 	}
 	return p.save()
 }
