@@ -70,12 +70,15 @@ type gatewayView struct {
 	ThisHost  string   `json:"this_host"`
 	Answered  []string `json:"answered,omitempty"` // backend: auto: the protocols that answered
 	Why       string   `json:"why,omitempty"`      // and why this one was chosen
+	// FromState: the protocol cannot list mappings, so those shown are
+	// the ones portfwd recorded making (NAT-PMP, PCP).
+	FromState bool `json:"mappings_from_state,omitempty"`
 }
 
 func viewGateway(s *session) gatewayView {
 	p := s.backend.Properties()
 	return gatewayView{Backend: p.Name, URL: p.Gateway, Protocols: p.Protocols, ThisHost: s.self.String(),
-		Answered: s.answered, Why: s.why}
+		Answered: s.answered, Why: s.why, FromState: p.ListsFromState}
 }
 
 func (g *globals) printGatewayLine(s *session) {

@@ -113,12 +113,15 @@ func (g *globals) printStatus(doc statusDoc) error {
 		ext = "unknown: " + doc.ExternalError
 	}
 	info := g.newTable("GATEWAY", doc.Gateway.Backend+" "+doc.Gateway.URL)
-	info.row("PROTOCOLS", fmt.Sprint(doc.Gateway.Protocols))
+	info.row("PROTOCOLS", strings.Join(doc.Gateway.Protocols, ", "))
 	if len(doc.Gateway.Answered) > 0 {
 		info.row("ANSWERED", strings.Join(doc.Gateway.Answered, ", ")+" (chose "+doc.Gateway.Backend+": "+doc.Gateway.Why+")")
 	}
 	info.row("EXTERNAL ADDRESS", ext)
 	info.row("THIS HOST", doc.Gateway.ThisHost)
+	if doc.Gateway.FromState {
+		info.row("MAPPINGS", "as portfwd recorded them: "+doc.Gateway.Backend+" cannot list the router's mappings, so others' are not shown")
+	}
 	if err := info.flush(); err != nil {
 		return err
 	}
