@@ -89,8 +89,22 @@ func add(ctx context.Context, b Backend, want Mapping) (*Mapping, string, error)
 }
 
 // grantNote explains a grant that differs from the request, so a user is
-// not surprised later (a mapping that expires, or one that never does).
+// not surprised later: another external port (external_port: any), and a
+// mapping that expires, or one that never does.
 func grantNote(want, got Mapping) string {
+	lease := leaseNote(want, got)
+	if got.ExternalPort == want.ExternalPort {
+		return lease
+	}
+	port := fmt.Sprintf("the gateway granted external port %d instead", got.ExternalPort)
+	if lease == "" {
+		return port
+	}
+	return port + "; " + lease
+}
+
+// leaseNote explains a granted lease that differs from the one requested.
+func leaseNote(want, got Mapping) string {
 	switch {
 	case want.Lease > 0 && got.Lease == 0:
 		return "the gateway only grants permanent leases; mapped permanently (portfwd down removes it)"
@@ -98,8 +112,6 @@ func grantNote(want, got Mapping) string {
 		return "the gateway grants " + LeaseString(got.Lease) + " instead of a permanent lease; apply renews it in time"
 	case want.Lease > 0 && got.Lease < want.Lease*9/10:
 		return "the gateway shortened the lease to " + LeaseString(got.Lease) + "; run apply again before it runs out"
-	case got.ExternalPort != want.ExternalPort:
-		return fmt.Sprintf("the gateway granted external port %d instead", got.ExternalPort)
 	}
 	return ""
 }

@@ -50,6 +50,10 @@ type Rule struct {
 	InternalAddr               netip.Addr // resolved address; zero value for "self"
 	Probe                      string     // probe kind: from the service, else "tcp" or "udp" by protocol
 	Line                       int        // line of the rule in the file
+	// AnyExternal is external_port: any. The rule takes whatever external
+	// port the gateway grants; External then holds the port suggested to
+	// it, which is the internal port.
+	AnyExternal bool
 }
 
 // Diagnostic is one problem in a config file, error or warning.
@@ -144,6 +148,7 @@ func (c *Config) Desired(self netip.Addr) []Mapping {
 					Description:  Tag(r.Name),
 					Lease:        c.Gateway.Lease,
 					Enabled:      true,
+					AnyExternal:  r.AnyExternal,
 				})
 			}
 		}

@@ -82,7 +82,8 @@ type DiffOptions struct {
 // same input always gives the same plan, sorted by key.
 //
 // Foreign mappings are never touched: one on a desired key is a Conflict,
-// the rest are left out of the plan.
+// the rest are left out of the plan. A desired mapping with AnyExternal is
+// satisfied by an owned mapping on any external port; see diffAny.
 func Diff(desired, observed []Mapping, opts DiffOptions) Plan {
 	seen := make(map[Key]Mapping, len(observed))
 	for _, o := range observed {
@@ -90,23 +91,97 @@ func Diff(desired, observed []Mapping, opts DiffOptions) Plan {
 		seen[o.Key] = o
 	}
 	var plan Plan
+	want := make([]Mapping, len(desired))
 	wanted := make(map[Key]bool, len(desired))
-	for _, d := range desired {
-		d = normalise(d)
-		wanted[d.Key] = true
+	for i, d := range desired {
+		want[i] = normalise(d)
+		if !d.AnyExternal {
+			wanted[want[i].Key] = true
+		}
+	}
+	byKey := sortedMappings(seen)
+	for _, d := range want {
+		if d.AnyExternal {
+			plan.Changes = append(plan.Changes, diffAny(d, byKey, seen, wanted, opts.Hosts))
+			continue
+		}
 		o, ok := seen[d.Key]
 		plan.Changes = append(plan.Changes, compare(d, o, ok, opts.Hosts))
 	}
 	if opts.Prune {
-		for _, o := range seen {
-			if !wanted[o.Key] && owned(o, opts.Hosts) {
-				plan.Changes = append(plan.Changes, Change{Action: Delete, Key: o.Key, Rule: o.Owner(),
-					Before: ptr(o), Reason: "rule " + quote(o.Owner()) + " is no longer in the config"})
-			}
+		plan.Changes = append(plan.Changes, prune(byKey, wanted, opts.Hosts)...)
+	}
+	slices.SortStableFunc(plan.Changes, func(a, b Change) int { return a.Key.Compare(b.Key) })
+	return plan
+}
+
+// prune deletes the owned mappings no desired mapping claims.
+func prune(observed []Mapping, wanted map[Key]bool, hosts []netip.Addr) []Change {
+	var out []Change
+	for _, o := range observed {
+		if !wanted[o.Key] && owned(o, hosts) {
+			out = append(out, Change{Action: Delete, Key: o.Key, Rule: o.Owner(),
+				Before: ptr(o), Reason: "rule " + quote(o.Owner()) + " is no longer in the config"})
 		}
 	}
-	slices.SortFunc(plan.Changes, func(a, b Change) int { return a.Key.Compare(b.Key) })
-	return plan
+	return out
+}
+
+// sortedMappings lists seen by key, so that choices among them are
+// deterministic.
+func sortedMappings(seen map[Key]Mapping) []Mapping {
+	out := make([]Mapping, 0, len(seen))
+	for _, o := range seen {
+		out = append(out, o)
+	}
+	slices.SortFunc(out, func(a, b Mapping) int { return a.Key.Compare(b.Key) })
+	return out
+}
+
+// diffAny plans a desired mapping that takes any external port. An owned
+// mapping of the same rule, protocol and internal side is it, whatever
+// port the gateway granted (the suggested port first, else the lowest):
+// the change acts on that port and the mapping is claimed so that prune
+// keeps it. Without one, the mapping is created on the suggested port; a
+// foreign mapping there is no conflict, since the gateway grants another
+// port. wanted gains the key claimed.
+func diffAny(d Mapping, observed []Mapping, seen map[Key]Mapping, wanted map[Key]bool, hosts []netip.Addr) Change {
+	if o, ok := matchAny(d, observed, wanted, hosts); ok {
+		wanted[o.Key] = true
+		d.ExternalPort = o.ExternalPort
+		return compare(d, o, true, hosts)
+	}
+	o, present := seen[d.Key]
+	if present && owned(o, hosts) && !wanted[d.Key] {
+		// One of ours that no rule wants any more: replace it, as for a
+		// fixed port, rather than have prune delete what Create just made.
+		wanted[d.Key] = true
+		return compare(d, o, true, hosts)
+	}
+	c := Change{Action: Create, Key: d.Key, Rule: d.Owner(), After: ptr(d), Reason: "not on the gateway"}
+	if present {
+		c.Reason = "external port taken by " + holderName(o) + "; the gateway grants another"
+	}
+	return c
+}
+
+// matchAny finds the owned mapping that serves d on whichever port: same
+// owner tag, protocol and internal side, on a key no other rule claims.
+func matchAny(d Mapping, observed []Mapping, wanted map[Key]bool, hosts []netip.Addr) (Mapping, bool) {
+	var found []Mapping
+	for _, o := range observed {
+		if !wanted[o.Key] && owned(o, hosts) && o.Description == d.Description && o.Protocol == d.Protocol &&
+			o.InternalHost == d.InternalHost && o.InternalPort == d.InternalPort {
+			found = append(found, o)
+		}
+	}
+	if i := slices.IndexFunc(found, func(o Mapping) bool { return o.Key == d.Key }); i >= 0 {
+		return found[i], true
+	}
+	if len(found) == 0 {
+		return Mapping{}, false
+	}
+	return found[0], true
 }
 
 // compare decides what to do about one desired mapping d, given what the

@@ -60,6 +60,10 @@ type Mapping struct {
 	// (observed mappings). Zero means permanent.
 	Lease   time.Duration
 	Enabled bool
+	// AnyExternal marks a desired mapping that accepts whatever external
+	// port the gateway grants (external_port: any); ExternalPort is then
+	// only the port suggested. Observed mappings never set it.
+	AnyExternal bool `json:",omitempty"`
 }
 
 // TagPrefix marks the mappings portfwd owns, in the gateway's description.

@@ -347,6 +347,9 @@ func parseProtocols(s string) ([]Protocol, error) {
 // way to send three external ports to one internal port.
 func (l *loader) rulePorts(r *ruleInput, svc Service, svcGiven bool) bool {
 	extKey := joinKey(r.path, "external_port")
+	if isAny(r.nodes["external_port"]) {
+		return l.ruleAnyPort(r, svc, svcGiven)
+	}
 	ext, ok := l.portRange(r.nodes["external_port"], extKey)
 	switch {
 	case ok:

@@ -42,6 +42,12 @@ func (l *loader) warnRule(r *ruleInput) {
 		return
 	}
 	line, key := r.where("external_port")
+	if r.AnyExternal {
+		// The gateway picks the external port, so the port warnings below
+		// would blame a choice the user did not make.
+		l.warnRisky(r)
+		return
+	}
 	if r.External.First < 1024 {
 		l.warnf(line, key, "external port %s is below 1024: many gateways refuse ports below 1024; miniupnpd allows 1024-65535 by default", r.External)
 	}
