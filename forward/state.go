@@ -209,6 +209,7 @@ func (g *GatewayState) Live(now time.Time) []Mapping {
 		}
 		m := r.Mapping
 		m.Lease, m.Enabled = left, true
+		m.AnyExternal = false // a request's flag; listed mappings are observed
 		out = append(out, m)
 	}
 	return out

@@ -222,8 +222,14 @@ func (n *NATPMP) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, e
 	if err != nil {
 		return forward.Mapping{}, err
 	}
-	if res.MappedExternalPort != m.ExternalPort {
-		return forward.Mapping{}, n.movedPort(ctx, m, res.MappedExternalPort)
+	if got := res.MappedExternalPort; got != m.ExternalPort {
+		if _, sib := n.sibling(m, got); !m.AnyExternal || sib {
+			return forward.Mapping{}, n.movedPort(ctx, m, got)
+		}
+		// external_port: any takes the port granted; the mapping is
+		// recorded, and so listed, under it.
+		n.record().Drop(m.Key)
+		m.ExternalPort = got
 	}
 	if res.PortMappingLifetimeInSeconds == 0 {
 		return forward.Mapping{}, fmt.Errorf("%s: the gateway answered success but granted no lifetime; try backend upnp", doing)
@@ -266,7 +272,8 @@ func (n *NATPMP) mapRequest(ctx context.Context, doing string, p forward.Protoco
 
 // movedPort handles a gateway that granted another external port than the
 // one asked for, which it may do when the port is taken (RFC 6886 §3.3).
-// That is not the rule the user wrote, so the mapping is deleted again and
+// Unless the rule says external_port: any, that is not the rule the user
+// wrote, so the mapping is deleted again and
 // the add fails as a conflict with an unknown holder. A port this host
 // already holds for another rule with the same internal port is left
 // alone: the gateway refreshed that mapping instead of making a second one.

@@ -251,7 +251,13 @@ func (p *PCP) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, erro
 		return forward.Mapping{}, err
 	}
 	if res.ExternalPort != m.ExternalPort {
-		return forward.Mapping{}, p.movedPort(ctx, m, req, res.ExternalPort)
+		if !m.AnyExternal {
+			return forward.Mapping{}, p.movedPort(ctx, m, req, res.ExternalPort)
+		}
+		// external_port: any takes the port granted; the mapping is
+		// recorded, and so listed, under it.
+		p.record().Drop(m.Key)
+		m.ExternalPort = res.ExternalPort
 	}
 	if res.Lifetime <= 0 {
 		return forward.Mapping{}, fmt.Errorf("%s: the gateway answered success but granted no lifetime; try backend upnp", doing)
@@ -293,8 +299,8 @@ func (p *PCP) remember(m forward.Mapping, res MapResponse, nonce [12]byte) {
 }
 
 // movedPort handles a gateway that granted another external port than the
-// one suggested, which it may do when the port is taken (§11.3). That is
-// not the rule the user wrote, so the mapping is deleted again with the
+// one suggested, which it may do when the port is taken (§11.3). Unless
+// the rule says external_port: any, that is not the rule the user wrote, so the mapping is deleted again with the
 // same nonce (§15) and the add fails as a conflict with an unknown holder.
 func (p *PCP) movedPort(ctx context.Context, m forward.Mapping, req MapRequest, got uint16) error {
 	msg := fmt.Sprintf("adding mapping %s: the gateway would only forward %s as external port %d (the port is taken, perhaps by another device); choose another external_port",
