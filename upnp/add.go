@@ -34,8 +34,39 @@ func (g *IGD) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, erro
 // snapshot stays valid after them.
 var errHeld = errors.New("held")
 
-// add is Add without the cache guard and the snapshot update.
+// add is Add without the cache guard and the snapshot update. A mapping
+// with AnyExternal whose port is taken walks up to the next free one.
 func (g *IGD) add(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
+	got, err := g.addOn(ctx, m)
+	if !m.AnyExternal || !errors.Is(err, forward.ErrConflict) {
+		return got, err
+	}
+	return g.addAny(ctx, m, err)
+}
+
+// anyPortTries is how many ports above a taken one addAny tries: enough
+// to pass a few other servers of the same game, few enough that a router
+// refusing everything fails in seconds.
+const anyPortTries = 16
+
+// addAny maps m on the first free port above its suggested one, taken
+// being the error that port got. AddAnyPortMapping (WANIPConnection:2
+// §2.5.18) would let the router choose, but IGD:1 routers lack it and
+// miniupnpd answers it with the same upward search, so one way serves both.
+func (g *IGD) addAny(ctx context.Context, m forward.Mapping, taken error) (forward.Mapping, error) {
+	for i := 1; i <= anyPortTries && int(m.ExternalPort)+i <= math.MaxUint16; i++ {
+		try := m
+		try.ExternalPort += uint16(i)
+		got, err := g.addOn(ctx, try)
+		if !errors.Is(err, forward.ErrConflict) {
+			return got, err
+		}
+	}
+	return forward.Mapping{}, fmt.Errorf("%w; external_port: any tried the next %d ports too, all taken: free some, or give a fixed external_port", taken, anyPortTries)
+}
+
+// addOn installs m on its own external port.
+func (g *IGD) addOn(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
 	if holder, held := g.holder(ctx, m.Key); held && !mayReplace(holder, m) {
 		ce := &forward.ConflictError{Want: m, Holder: holder}
 		return forward.Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, heldError{ce})
@@ -80,8 +111,13 @@ func (g *IGD) holder(ctx context.Context, k forward.Key) (forward.Mapping, bool)
 // (and most routers) silently replace a mapping when the same internal
 // client asks again, so a game's own UPnP mapping on this host would be
 // taken over; portfwd only replaces what is already m, or what portfwd
-// made for the same host (another PC's portfwd mapping is that PC's).
+// made for the same host (another PC's portfwd mapping is that PC's). A
+// mapping that takes any port replaces only its own: the port it tries may
+// be another rule's.
 func mayReplace(holder, m forward.Mapping) bool {
+	if m.AnyExternal {
+		return holder.InternalHost == m.InternalHost && holder.Description == m.Description
+	}
 	return holder.InternalHost == m.InternalHost &&
 		(holder.Description == m.Description || holder.Owner() != "")
 }

@@ -31,7 +31,7 @@ func mapRequests(l *lab.Lab, backend string) int {
 }
 
 func TestLabAnyExternalPort(t *testing.T) {
-	for _, backend := range []string{"natpmp", "pcp"} {
+	for _, backend := range []string{"natpmp", "pcp", "upnp"} {
 		t.Run(backend, func(t *testing.T) {
 			l := lab.ForTest(t, lab.Options{})
 			l.Serve(t, lab.LAN, "tcp", 25565, "minecraft on lan")
