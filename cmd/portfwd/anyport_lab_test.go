@@ -46,7 +46,9 @@ func TestLabAnyExternalPort(t *testing.T) {
 			}
 
 			cfg := writeConfig(t, anyPortRule(backend, "any"))
-			r = portfwd(t, l, "apply", "--no-probe", "-o", "json", cfg)
+			// With the check: it must look at the granted port, not at
+			// 25565, which forwards to the other program.
+			r = portfwd(t, l, "apply", "-o", "json", cfg)
 			doc := decode[applyDoc](t, r.stdout)
 			if r.code != exitOK || doc.Failed != 0 || len(doc.Changes) != 1 || doc.Changes[0].Granted == nil {
 				t.Fatalf("apply of external_port: any: exit %d, %+v", r.code, doc)
@@ -55,6 +57,9 @@ func TestLabAnyExternalPort(t *testing.T) {
 			port := int(c.Granted.ExternalPort)
 			if port == 25565 || !strings.Contains(c.Note, "granted external port "+strconv.Itoa(port)) {
 				t.Errorf("granted %d, note %q; want another port than 25565, named in the note", port, c.Note)
+			}
+			if len(doc.Check) != 1 || doc.Check[0].Mapping != "tcp/"+strconv.Itoa(port) {
+				t.Errorf("check = %+v; want it on the granted tcp/%d", doc.Check, port)
 			}
 			if got, err := fromWAN(l, "tcp", port); err != nil || !strings.HasPrefix(got, "minecraft on lan") {
 				t.Errorf("tcp/%d from WAN: %q, %v", port, got, err)

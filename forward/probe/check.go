@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,6 +59,9 @@ type Target struct {
 	External forward.Key    // the port on the router's WAN address
 	Internal netip.AddrPort // the server on the LAN
 	Self     bool           // the server runs on this machine
+	// AnyExternal is external_port: any: External is only the suggested
+	// port until Check finds the port the gateway granted.
+	AnyExternal bool
 }
 
 // Report is the diagnosis of one target.
@@ -99,6 +103,13 @@ type Checker struct {
 // about as long as checking the slowest one.
 func (c *Checker) Check(ctx context.Context, targets []Target) []Report {
 	env := &survey{}
+	if c.Gateway != nil && slices.ContainsFunc(targets, func(t Target) bool { return t.AnyExternal }) {
+		// The vantage must probe the granted ports, which only the
+		// gateway's mappings tell: read them first.
+		env.gatewayChecked = true
+		env.readGateway(ctx, c.Gateway)
+		targets = env.resolveGranted(targets)
+	}
 	outside := make(chan struct{})
 	go func() {
 		defer close(outside)
@@ -106,7 +117,7 @@ func (c *Checker) Check(ctx context.Context, targets []Target) []Report {
 			env.askVantage(ctx, c.Vantage, targets)
 		}
 	}()
-	if c.Gateway != nil {
+	if c.Gateway != nil && !env.gatewayChecked {
 		env.gatewayChecked = true
 		env.readGateway(ctx, c.Gateway)
 	}

@@ -1,7 +1,9 @@
 package probe
 
 import (
+	"maps"
 	"net/netip"
+	"slices"
 
 	"github.com/portfwd/portfwd/forward"
 )
@@ -25,12 +27,42 @@ func Targets(cfg *forward.Config, self netip.Addr) []Target {
 			host, isSelf = self, true
 		}
 		out = append(out, Target{
-			Rule:     r.Name,
-			Kind:     kind,
-			External: forward.Key{Protocol: kind.Network(), ExternalPort: r.External.First + offset},
-			Internal: netip.AddrPortFrom(host, r.Internal.First+offset),
-			Self:     isSelf,
+			Rule:        r.Name,
+			Kind:        kind,
+			External:    forward.Key{Protocol: kind.Network(), ExternalPort: r.External.First + offset},
+			Internal:    netip.AddrPortFrom(host, r.Internal.First+offset),
+			Self:        isSelf,
+			AnyExternal: r.AnyExternal,
 		})
 	}
 	return out
+}
+
+// resolveGranted points each AnyExternal target at the external port the
+// gateway granted its rule: the owned mapping with the rule's tag,
+// protocol and internal side, on the suggested port if it is there, else
+// on the lowest port. Without one the target keeps the suggested port, and
+// the mapping layer reports it missing.
+func (env *survey) resolveGranted(targets []Target) []Target {
+	out := slices.Clone(targets)
+	keys := slices.SortedFunc(maps.Keys(env.mappings), forward.Key.Compare)
+	for i, t := range out {
+		if !t.AnyExternal || env.servesTarget(t.External, t) {
+			continue
+		}
+		for _, k := range keys {
+			if env.servesTarget(k, t) {
+				out[i].External = k
+				break
+			}
+		}
+	}
+	return out
+}
+
+// servesTarget reports whether the mapping on k is t's rule's.
+func (env *survey) servesTarget(k forward.Key, t Target) bool {
+	m, ok := env.mappings[k]
+	return ok && m.Protocol == t.External.Protocol && m.Description == forward.Tag(t.Rule) &&
+		m.InternalHost == t.Internal.Addr() && m.InternalPort == t.Internal.Port()
 }
