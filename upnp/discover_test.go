@@ -70,7 +70,7 @@ func TestDiscoverResendsAfterLoss(t *testing.T) {
 	if _, err := Discover(context.Background(), loopbackOptions("127.0.0.1", r, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took < 90*time.Millisecond || took > 250*time.Millisecond {
+	if took := time.Since(start); took < 90*time.Millisecond || took > time.Second {
 		t.Errorf("discovery took %v; want the 100ms re-send to answer", took)
 	}
 }
@@ -137,16 +137,23 @@ func TestDiscoverCanceled(t *testing.T) {
 func TestDiscoverFirstRoundAsksOnce(t *testing.T) {
 	f := newFakeIGD(t, "igd2-rootdesc.xml")
 	uni, mc := newSSDPResponder(t, f.rootURL()), newSSDPResponder(t, f.rootURL())
+	start := time.Now()
 	if _, err := Discover(context.Background(), loopbackOptions("127.0.0.1", uni, mc)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(150 * time.Millisecond) // past the first re-send
+	answered := time.Since(start) < 90*time.Millisecond // before any re-send was due
+	time.Sleep(150 * time.Millisecond)                  // past the first re-send
 	for name, r := range map[string]*ssdpResponder{"unicast": uni, "multicast": mc} {
 		r.mu.Lock()
 		reqs := r.requests
 		r.mu.Unlock()
-		if len(reqs) != 1 || !strings.Contains(string(reqs[0]), "ST: "+firstTarget+"\r\n") {
-			t.Errorf("%s got %d requests (%q); want one for %s", name, len(reqs), reqs, firstTarget)
+		if len(reqs) == 0 || !strings.Contains(string(reqs[0]), "ST: "+firstTarget+"\r\n") {
+			t.Errorf("%s got %q first; want one for %s", name, reqs, firstTarget)
+		}
+		// On a loaded machine the answer may come after the re-send; only
+		// an answer before it proves the re-sends stop.
+		if answered && len(reqs) != 1 {
+			t.Errorf("%s got %d requests after an answer within 90ms; want one", name, len(reqs))
 		}
 	}
 }
@@ -163,7 +170,7 @@ func TestDiscoverOtherSTInResend(t *testing.T) {
 	if _, err := Discover(context.Background(), loopbackOptions("127.0.0.1", r, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took < 90*time.Millisecond || took > 250*time.Millisecond {
+	if took := time.Since(start); took < 90*time.Millisecond || took > time.Second {
 		t.Errorf("discovery took %v; want the 100ms re-send to find it", took)
 	}
 }
