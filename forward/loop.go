@@ -1,0 +1,497 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Why a pass of the Loop ran: ReconcileReport.Reason.
+const (
+	ReasonStart     = "start"                    // the loop began
+	ReasonInterval  = "interval"                 // Loop.Interval passed since the last reconcile
+	ReasonRenew     = "renew"                    // a mapping reached half its lease
+	ReasonMissing   = "mapping missing"          // the check found a held mapping gone from the gateway
+	ReasonRestarted = "gateway restarted"        // … all of them, on a gateway listed from the state (epoch reset)
+	ReasonExternal  = "external address changed" // the gateway's WAN address changed
+	ReasonReload    = "config reloaded"          // Loop.Reload
+	ReasonExit      = "exit"                     // CleanupOnExit deleted the owned mappings
+)
+
+// Defaults of the Loop's timings.
+const (
+	DefaultInterval    = 5 * time.Minute
+	DefaultCheck       = 2 * time.Second
+	DefaultPassTimeout = 30 * time.Second
+	backoffMin         = time.Second
+	backoffMax         = time.Minute
+)
+
+// Conn is a gateway connection lent to the Loop for one pass.
+type Conn struct {
+	Backend Backend
+	Self    netip.Addr // the LAN address "self" in the config stands for
+	// Release ends the pass; err is the gateway failure that ended it, or
+	// nil, so a connection kept between passes is dropped after a failure
+	// and made anew. Nil means nothing to release.
+	Release func(err error)
+}
+
+// Loop keeps a gateway equal to a config with nobody watching: a full
+// reconcile at start, every Interval, when a lease is half gone and when a
+// new config is loaded, and in between a cheap check every Check that lists
+// the gateway and reconciles at once when a mapping the loop holds is gone
+// (a rebooted router, someone deleting it) or the WAN address changed.
+//
+// A pass that cannot reach the gateway is retried with exponential back-off
+// (1 s doubling to 1 min, ±20 % jitter) on a fresh Conn. Set the exported
+// fields before Run; only Reload may be called while it runs.
+type Loop struct {
+	Connect  func(ctx context.Context) (Conn, error)
+	Config   *Config
+	Prune    bool          // delete owned mappings no rule claims, as apply --prune
+	Interval time.Duration // full reconcile; DefaultInterval when zero
+	Check    time.Duration // the cheap List check; DefaultCheck when zero
+	// PassTimeout bounds each pass; DefaultPassTimeout when zero.
+	PassTimeout time.Duration
+	// CleanupOnExit deletes every owned mapping when ctx ends.
+	CleanupOnExit bool
+	Observer      Observer                      // nil: NopObserver
+	Logf          func(format string, a ...any) // one line per change and decision; nil: silent
+
+	// Now and After are the clock, for tests; nil means the time package.
+	Now   func() time.Time
+	After func(d time.Duration) <-chan time.Time
+
+	once     sync.Once
+	mu       sync.Mutex
+	pending  *Config       // the config Reload handed in, not yet taken
+	reloaded chan struct{} // signals pending
+
+	held     map[Key]held // the mappings the last reconcile left on the gateway
+	lastFull time.Time
+	external netip.Addr
+	failures int           // gateway failures in a row
+	retry    time.Duration // the wait after the last failure
+}
+
+// held is one mapping the loop made or found in place.
+type held struct {
+	m        Mapping
+	expires  time.Time     // zero: permanent
+	lifetime time.Duration // the lease it was granted: renewed at half of it
+}
+
+func (l *Loop) init() {
+	l.once.Do(func() {
+		l.reloaded = make(chan struct{}, 1)
+		if l.Now == nil {
+			l.Now = time.Now
+		}
+		if l.After == nil {
+			l.After = time.After
+		}
+		if l.Observer == nil {
+			l.Observer = NopObserver{}
+		}
+		l.Interval = cmpOr(l.Interval, DefaultInterval)
+		l.Check = cmpOr(l.Check, DefaultCheck)
+		l.PassTimeout = cmpOr(l.PassTimeout, DefaultPassTimeout)
+	})
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Reload hands the loop a new config, reconciled at once. The caller
+// validates it first: the loop takes it as it is. Safe to call at any time.
+func (l *Loop) Reload(cfg *Config) {
+	l.init()
+	l.mu.Lock()
+	l.pending = cfg
+	l.mu.Unlock()
+	select {
+	case l.reloaded <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles until ctx ends, then (with CleanupOnExit) deletes the
+// owned mappings and returns nil. Gateway failures never end it.
+func (l *Loop) Run(ctx context.Context) error {
+	l.init()
+	job := ReasonStart // "" is the cheap check
+	for {
+		if ctx.Err() != nil {
+			return l.exit(ctx)
+		}
+		failed := l.run(ctx, job)
+		if ctx.Err() != nil {
+			return l.exit(ctx)
+		}
+		wait, next := l.next(failed, job)
+		select {
+		case <-ctx.Done():
+			return l.exit(ctx)
+		case <-l.reloaded:
+			l.mu.Lock()
+			l.Config, l.pending = l.pending, nil
+			l.mu.Unlock()
+			job = ReasonReload
+		case <-l.After(wait):
+			job = next
+		}
+	}
+}
+
+// run does one job: a check, then a reconcile when the check asks for one.
+// It reports whether the gateway failed.
+func (l *Loop) run(ctx context.Context, job string) (failed bool) {
+	var err error
+	if job == "" {
+		if job, err = l.check(ctx); err != nil || job == "" {
+			return l.settle(ctx, err)
+		}
+	}
+	return l.settle(ctx, l.reconcile(ctx, job))
+}
+
+// settle counts a gateway failure, or resets the back-off after a success.
+func (l *Loop) settle(ctx context.Context, err error) bool {
+	if err == nil {
+		l.failures = 0
+		return false
+	}
+	if ctx.Err() == nil {
+		l.failures++
+		l.retry = l.backoff()
+		l.Observer.GatewayUnreachable(err, l.retry)
+	}
+	return true
+}
+
+// backoff is the wait after the current run of failures: 1 s doubling to
+// 1 min, ±20 % so that many daemons behind one router do not retry in step.
+func (l *Loop) backoff() time.Duration {
+	d := backoffMin << min(l.failures-1, 6)
+	d = min(d, backoffMax)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// next is how long to wait, and the job to do then: the same job again
+// after a failure; else the earliest of the check, a renewal and the
+// interval.
+func (l *Loop) next(failed bool, job string) (time.Duration, string) {
+	if failed {
+		return l.retry, job
+	}
+	now := l.Now()
+	at, next := now.Add(l.Check), ""
+	if full := l.lastFull.Add(l.Interval); full.Before(at) {
+		at, next = full, ReasonInterval
+	}
+	if renew, ok := l.renewAt(); ok && renew.Before(at) {
+		at, next = maxTime(renew, now.Add(time.Second)), ReasonRenew
+	}
+	return max(at.Sub(now), 0), next
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// renewAt is the earliest half-lease among the held mappings.
+func (l *Loop) renewAt() (time.Time, bool) {
+	var first time.Time
+	for _, h := range l.held {
+		if at, ok := h.renewAt(); ok && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	return first, !first.IsZero()
+}
+
+func (h held) renewAt() (time.Time, bool) {
+	if h.expires.IsZero() || h.lifetime <= 0 {
+		return time.Time{}, false
+	}
+	return h.expires.Add(-h.lifetime / 2), true
+}
+
+// connect opens a Conn for one pass under PassTimeout.
+func (l *Loop) connect(ctx context.Context) (Conn, context.Context, context.CancelFunc, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.PassTimeout)
+	c, err := l.Connect(ctx)
+	if err != nil {
+		cancel()
+		return Conn{}, nil, nil, err
+	}
+	if c.Release == nil {
+		c.Release = func(error) {}
+	}
+	return c, ctx, cancel, nil
+}
+
+// check lists the gateway and returns the reason to reconcile now, or "".
+func (l *Loop) check(ctx context.Context) (string, error) {
+	c, ctx, cancel, err := l.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cancel()
+	observed, err := c.Backend.List(ctx)
+	if err != nil {
+		c.Release(err)
+		return "", err
+	}
+	defer c.Release(nil)
+	if missing := l.missing(observed, ownedHosts(l.Config, c.Self)); len(missing) > 0 {
+		l.logf("the gateway no longer holds %s: reconciling", strings.Join(missing, ", "))
+		if len(missing) == len(l.held) && c.Backend.Properties().ListsFromState {
+			return ReasonRestarted, nil // only an epoch reset drops every record at once
+		}
+		return ReasonMissing, nil
+	}
+	if l.externalChanged(ctx, c.Backend) {
+		return ReasonExternal, nil
+	}
+	return "", nil
+}
+
+// missing lists the held mappings the gateway no longer has as made.
+func (l *Loop) missing(observed []Mapping, hosts []netip.Addr) []string {
+	seen := make(map[Key]Mapping, len(observed))
+	for _, o := range observed {
+		o = normalise(o)
+		seen[o.Key] = o
+	}
+	var out []string
+	for k, h := range l.held {
+		if o, ok := seen[k]; !ok || !owned(o, hosts) || !sameTarget(h.m, o) {
+			out = append(out, k.String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// externalChanged notes the WAN address and reports a change. An error is
+// no change: List already proved the gateway answers, and PCP, for one,
+// knows the address only once a mapping exists.
+func (l *Loop) externalChanged(ctx context.Context, b Backend) bool {
+	a, err := b.ExternalAddr(ctx)
+	if err != nil || !a.IsValid() {
+		return false
+	}
+	before := l.external
+	l.external = a
+	if before.IsValid() && before != a {
+		l.logf("the gateway's external address changed from %v to %v: reconciling", before, a)
+		return true
+	}
+	return false
+}
+
+// reconcile makes the gateway match l.Config and reports the pass.
+func (l *Loop) reconcile(ctx context.Context, reason string) error {
+	l.lastFull = l.Now()
+	return l.pass(ctx, reason, false)
+}
+
+// pass lists the gateway, plans against l.Config (or, for cleanup,
+// against no rules at all), applies the plan and reports it.
+func (l *Loop) pass(ctx context.Context, reason string, cleanup bool) error {
+	start := l.Now()
+	rep := ReconcileReport{Start: start, Reason: reason}
+	defer func() {
+		rep.Duration = l.Now().Sub(start)
+		l.Observer.Reconciled(rep)
+	}()
+	c, ctx, cancel, err := l.connect(ctx)
+	if err != nil {
+		rep.Err = err
+		return err
+	}
+	defer cancel()
+	rep.Backend = c.Backend.Properties().Name
+	observed, err := c.Backend.List(ctx)
+	if err != nil {
+		rep.Err = err
+		c.Release(err)
+		return err
+	}
+	defer c.Release(nil)
+	var desired []Mapping
+	if !cleanup {
+		desired = l.Config.Desired(c.Self)
+	}
+	plan := Diff(desired, observed, DiffOptions{Prune: l.Prune || cleanup, Hosts: ownedHosts(l.Config, c.Self)})
+	l.renewDue(&plan, start)
+	res := Apply(ctx, c.Backend, plan)
+	l.logOutcomes(res)
+	l.hold(res, start)
+	rep.Made, rep.Failed = res.Made(), res.Failed()
+	if !cleanup {
+		rep.Rules = ruleStates(l.Config, res, start)
+	}
+	return nil
+}
+
+// renewDue turns into renewals the noops whose mapping is at half its
+// lease (Diff renews only once less than half is left, which would be
+// the next check after the renewal time, or the interval).
+func (l *Loop) renewDue(plan *Plan, now time.Time) {
+	for i, c := range plan.Changes {
+		if c.Action != Noop {
+			continue
+		}
+		if at, ok := l.held[c.Key].renewAt(); ok && !at.After(now.Add(time.Second)) {
+			plan.Changes[i].Action = Renew
+			plan.Changes[i].Reason = "half the lease is gone"
+		}
+	}
+}
+
+// hold records what the pass left on the gateway: each mapping granted,
+// and each found in place, with when it expires and the lease it was
+// granted (a found one keeps the lease known from before, else the one
+// requested).
+func (l *Loop) hold(res Result, now time.Time) {
+	next := make(map[Key]held)
+	for _, o := range res.Outcomes {
+		switch c := o.Change; {
+		case o.Err != nil || c.Action == Delete || c.Action == Conflict:
+		case o.Granted != nil:
+			next[o.Granted.Key] = held{m: *o.Granted, expires: expiry(now, o.Granted.Lease), lifetime: o.Granted.Lease}
+		case c.Before != nil:
+			h := held{m: *c.Before, expires: expiry(now, c.Before.Lease), lifetime: c.After.Lease}
+			if prev, ok := l.held[c.Key]; ok {
+				h.lifetime = prev.lifetime
+			} else if h.lifetime == 0 {
+				h.lifetime = PermanentLeaseCap
+			}
+			next[c.Key] = h
+		}
+	}
+	l.held = next
+}
+
+func expiry(now time.Time, lease time.Duration) time.Time {
+	if lease <= 0 {
+		return time.Time{}
+	}
+	return now.Add(lease)
+}
+
+// ruleStates is each rule of cfg after a pass: "conflict" when another
+// mapping holds one of its keys, else "failed" when a change of it failed,
+// else "ok", with the earliest expiry of its mappings.
+func ruleStates(cfg *Config, res Result, now time.Time) []RuleState {
+	out := make([]RuleState, 0, len(cfg.Rules))
+	for _, r := range cfg.Rules {
+		st := RuleState{Rule: r.Name, State: "ok"}
+		var errs []string
+		for _, o := range res.Outcomes {
+			if o.Change.Rule != r.Name || o.Change.Action == Delete {
+				continue
+			}
+			st.Expires = earliest(st.Expires, leaseOf(o), now)
+			if o.Err == nil {
+				continue
+			}
+			errs = append(errs, o.Err.Error())
+			if errors.Is(o.Err, ErrConflict) {
+				st.State = "conflict"
+			} else if st.State == "ok" {
+				st.State = "failed"
+			}
+		}
+		st.Error = strings.Join(errs, "; ")
+		out = append(out, st)
+	}
+	return out
+}
+
+// leaseOf is the lease an outcome left on the gateway: 0 for permanent or
+// none.
+func leaseOf(o Outcome) time.Duration {
+	switch {
+	case o.Err != nil:
+		return 0
+	case o.Granted != nil:
+		return o.Granted.Lease
+	case o.Change.Before != nil:
+		return o.Change.Before.Lease
+	}
+	return 0
+}
+
+func earliest(t time.Time, lease time.Duration, now time.Time) time.Time {
+	if lease <= 0 {
+		return t
+	}
+	if e := now.Add(lease); t.IsZero() || e.Before(t) {
+		return e
+	}
+	return t
+}
+
+// pastTense names what a change did, for the log.
+var pastTense = map[Action]string{Create: "created", Update: "updated", Renew: "renewed", Delete: "deleted", Conflict: "conflict"}
+
+func (l *Loop) logOutcomes(res Result) {
+	for _, o := range res.Outcomes {
+		c := o.Change
+		switch {
+		case c.Action == Noop:
+		case o.Err != nil:
+			l.logf("%s %s %s failed: %v", c.Action, c.Rule, c.Key, o.Err)
+		case o.Note != "":
+			l.logf("%s %s %s (%s): %s", pastTense[c.Action], c.Rule, c.Key, c.Reason, o.Note)
+		default:
+			l.logf("%s %s %s (%s)", pastTense[c.Action], c.Rule, c.Key, c.Reason)
+		}
+	}
+}
+
+func (l *Loop) logf(format string, a ...any) {
+	if l.Logf != nil {
+		l.Logf(format, a...)
+	}
+}
+
+// exit ends Run: with CleanupOnExit, one last pass deletes every mapping
+// the config owns, under its own PassTimeout since ctx is already done.
+func (l *Loop) exit(ctx context.Context) error {
+	if !l.CleanupOnExit {
+		return nil
+	}
+	if err := l.pass(context.WithoutCancel(ctx), ReasonExit, true); err != nil {
+		l.logf("removing the mappings on exit failed: %v", err)
+	}
+	return nil
+}
+
+// ownedHosts are the internal hosts whose tagged mappings cfg owns: self
+// and every address a rule forwards to.
+func ownedHosts(cfg *Config, self netip.Addr) []netip.Addr {
+	out := []netip.Addr{self}
+	for _, r := range cfg.Rules {
+		if r.InternalAddr.IsValid() {
+			out = append(out, r.InternalAddr)
+		}
+	}
+	return out
+}
