@@ -62,7 +62,7 @@ router starts with "portfwd:"); everything else is left alone.`,
 	f.String("lease", "", "lease to request, e.g. 1h; 0 = permanent (overrides gateway.lease; env PORTFWD_GATEWAY_LEASE)")
 	bindViper(g.v, root)
 	root.AddCommand(newPlanCmd(g), newApplyCmd(g), newStatusCmd(g), newDownCmd(g), newCheckCmd(g), newProbeCmd(g),
-		newProbeServerCmd(g), newServicesCmd(g), newVersionCmd(g))
+		newProbeServerCmd(g), newServicesCmd(g), newVersionCmd(g), newDaemonCmd(g))
 	return root
 }
 
