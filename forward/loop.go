@@ -48,8 +48,9 @@ type Conn struct {
 // the gateway and reconciles at once when a mapping the loop holds is gone
 // (a rebooted router, someone deleting it) or the WAN address changed.
 //
-// A pass that cannot reach the gateway is retried with exponential back-off
-// (1 s doubling to 1 min, ±20 % jitter) on a fresh Conn. Set the exported
+// A pass that cannot reach the gateway, or whose changes failed for a
+// reason other than a conflict or a refusal, is retried with exponential
+// back-off (1 s doubling to 1 min, ±20 % jitter) on a fresh Conn. Set the exported
 // fields before Run; only Reload may be called while it runs.
 type Loop struct {
 	Connect  func(ctx context.Context) (Conn, error)
@@ -78,6 +79,9 @@ type Loop struct {
 	external netip.Addr
 	failures int           // gateway failures in a row
 	retry    time.Duration // the wait after the last failure
+	redo     time.Time     // when to run redoJob again, for changes that failed; zero: none
+	redoJob  string
+	redos    int // passes in a row with failed changes
 }
 
 // held is one mapping the loop made or found in place.
@@ -162,10 +166,25 @@ func (l *Loop) run(ctx context.Context, job string) (failed bool) {
 			return l.settle(ctx, err)
 		}
 	}
-	return l.settle(ctx, l.reconcile(ctx, job))
+	err = l.reconcile(ctx, job)
+	l.redo = time.Time{}
+	if err == errRetry {
+		l.redos++
+		l.redo, l.redoJob = l.Now().Add(jitter(backoffMin<<min(l.redos-1, 6))), job
+		err = nil
+	} else if err == nil {
+		l.redos = 0
+	}
+	return l.settle(ctx, err)
 }
 
-// settle counts a gateway failure, or resets the back-off after a success.
+// errRetry is a pass that reached the gateway but left a change failed
+// that may work on a second try: the pass runs again with back-off, while
+// the checks go on; the pass reports the failure itself, it is not an
+// unreachable gateway.
+var errRetry = errors.New("some changes failed")
+
+// settle counts a failure, or resets the back-off after a success.
 func (l *Loop) settle(ctx context.Context, err error) bool {
 	if err == nil {
 		l.failures = 0
@@ -181,10 +200,11 @@ func (l *Loop) settle(ctx context.Context, err error) bool {
 
 // backoff is the wait after the current run of failures: 1 s doubling to
 // 1 min, ±20 % so that many daemons behind one router do not retry in step.
-func (l *Loop) backoff() time.Duration {
-	d := backoffMin << min(l.failures-1, 6)
-	d = min(d, backoffMax)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+func (l *Loop) backoff() time.Duration { return jitter(backoffMin << min(l.failures-1, 6)) }
+
+// jitter caps d at backoffMax and spreads it by ±20 %.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(min(d, backoffMax)) * (0.8 + 0.4*rand.Float64()))
 }
 
 // next is how long to wait, and the job to do then: the same job again
@@ -201,6 +221,9 @@ func (l *Loop) next(failed bool, job string) (time.Duration, string) {
 	}
 	if renew, ok := l.renewAt(); ok && renew.Before(at) {
 		at, next = maxTime(renew, now.Add(time.Second)), ReasonRenew
+	}
+	if !l.redo.IsZero() && l.redo.Before(at) {
+		at, next = l.redo, l.redoJob
 	}
 	return max(at.Sub(now), 0), next
 }
@@ -346,7 +369,20 @@ func (l *Loop) pass(ctx context.Context, reason string, cleanup bool) error {
 	if !cleanup {
 		rep.Rules = ruleStates(l.Config, res, start)
 	}
+	if retryable(res) {
+		return errRetry
+	}
 	return nil
+}
+
+// retryable reports whether a change failed for a reason a second try may
+// cure (a timeout, a gateway restarting mid-pass). A conflict or a refusal
+// stands until the config or the router changes: those wait for the
+// interval, so a refused rule is not hammered.
+func retryable(res Result) bool {
+	return slices.ContainsFunc(res.Outcomes, func(o Outcome) bool {
+		return o.Err != nil && !errors.Is(o.Err, ErrConflict) && !errors.Is(o.Err, ErrNotAuthorized)
+	})
 }
 
 // renewDue turns into renewals the noops whose mapping is at half its

@@ -371,3 +371,46 @@ func TestLoopReconcilesOnANewExternalAddress(t *testing.T) {
 		t.Errorf("after the WAN address changed: %+v", rep)
 	}
 }
+
+// flaky fails its first Add with a timeout, as a gateway busy restarting.
+type flaky struct {
+	*forwardtest.Memory
+	mu    sync.Mutex
+	fails int
+}
+
+func (g *flaky) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
+	g.mu.Lock()
+	fail := g.fails > 0
+	g.fails--
+	g.mu.Unlock()
+	if fail {
+		return forward.Mapping{}, context.DeadlineExceeded
+	}
+	return g.Memory.Add(ctx, m)
+}
+
+func TestLoopRetriesAFailedChange(t *testing.T) {
+	h := start(t, loopConfig(t, twoRules), func(h *harness) {
+		gw := &flaky{Memory: h.gw, fails: 1}
+		h.loop.Connect = func(context.Context) (forward.Conn, error) {
+			return forward.Conn{Backend: gw, Self: self}, nil
+		}
+	})
+	if rep := h.obs.report(t); rep.Failed != 1 || rep.Made != 1 {
+		t.Fatalf("first pass: %+v; want one failed", rep)
+	}
+	w := h.clk.next(t)
+	if w.d < 800*time.Millisecond || w.d > 1200*time.Millisecond {
+		t.Errorf("retry in %v, want 1s ±20%%", w.d)
+	}
+	h.clk.fire(w)
+	if rep := h.obs.report(t); rep.Reason != forward.ReasonStart || rep.Made != 1 || rep.Failed != 0 {
+		t.Errorf("the retry: %+v", rep)
+	}
+	select {
+	case <-h.obs.unreachable:
+		t.Error("a failed change reported the gateway unreachable")
+	default:
+	}
+}
