@@ -158,7 +158,8 @@ func (l *Loop) Run(ctx context.Context) error {
 }
 
 // run does one job: a check, then a reconcile when the check asks for one.
-// It reports whether the gateway failed.
+// It reports whether the gateway failed; changes that failed on a gateway
+// that answered are scheduled again (redo) instead.
 func (l *Loop) run(ctx context.Context, job string) (failed bool) {
 	var err error
 	if job == "" {
@@ -208,8 +209,8 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // next is how long to wait, and the job to do then: the same job again
-// after a failure; else the earliest of the check, a renewal and the
-// interval.
+// after a gateway failure; else the earliest of the check, a renewal, the
+// interval and the retry of failed changes.
 func (l *Loop) next(failed bool, job string) (time.Duration, string) {
 	if failed {
 		return l.retry, job
