@@ -21,6 +21,8 @@ import (
 type daemonOptions struct {
 	interval, check time.Duration
 	cleanup, prune  bool
+	metrics         string // address of the Prometheus endpoint; "" for none
+	logFormat       string
 }
 
 func newDaemonCmd(g *globals) *cobra.Command {
@@ -69,6 +71,8 @@ the forwards it had. SIGINT or SIGTERM stops it (exit 0); with
 	f.DurationVar(&opts.check, "check", forward.DefaultCheck, "list the router's forwards this often and restore any that is gone")
 	f.BoolVar(&opts.cleanup, "cleanup-on-exit", false, "remove every forward the file owns when stopped")
 	f.BoolVar(&opts.prune, "prune", true, "delete forwards this config owns that are no longer in it")
+	f.StringVar(&opts.metrics, "metrics", "", "serve Prometheus metrics on /metrics and a health check on /healthz at this address, e.g. 127.0.0.1:9567")
+	f.StringVar(&opts.logFormat, "log-format", "text", "log lines as text or json")
 	return cmd
 }
 
@@ -93,7 +97,11 @@ func runDaemon(ctx context.Context, g *globals, args []string, opts *daemonOptio
 	if err != nil {
 		return err
 	}
-	d := &daemon{g: g, path: path, log: slog.New(slog.NewTextHandler(g.io.ErrOut, nil))}
+	logger, err := newLogger(g.io.ErrOut, opts.logFormat)
+	if err != nil {
+		return err
+	}
+	d := &daemon{g: g, path: path, log: logger}
 	cfg, err := d.load(ctx)
 	if err != nil {
 		return err
@@ -101,16 +109,62 @@ func runDaemon(ctx context.Context, g *globals, args []string, opts *daemonOptio
 	d.cfg = cfg
 	ctx, hup, stop := daemonSignals(ctx)
 	defer stop()
+	m := newMetrics(opts.interval)
+	ctx, metricsErr := d.serveMetrics(ctx, opts.metrics, m)
 	loop := &forward.Loop{Connect: d.connect, Config: cfg, Prune: opts.prune,
 		Interval: opts.interval, Check: opts.check, PassTimeout: g.timeout,
-		CleanupOnExit: opts.cleanup, Observer: daemonObserver{d}, Logf: d.logf}
+		CleanupOnExit: opts.cleanup, Observer: multiObserver(daemonObserver{d}, m, &readiness{}), Logf: d.logf}
 	d.warnLease(cfg, opts.interval)
 	d.logf("started: %s, %d rule(s), check every %v, re-apply every %v", path, len(cfg.Rules), opts.check, opts.interval)
 	go d.watch(ctx, loop, hup)
 	err = loop.Run(ctx)
+	_, _ = sdStopping()
 	d.release()
 	d.logf("stopped")
+	if err == nil {
+		err = metricsErr()
+	}
 	return err
+}
+
+// serveMetrics starts the metrics endpoint when addr is set. Should it
+// fail (the address is taken), the daemon stops with that error: a
+// monitored daemon that cannot be monitored is worse than one that says so.
+func (d *daemon) serveMetrics(ctx context.Context, addr string, m *metrics) (context.Context, func() error) {
+	if addr == "" {
+		return ctx, func() error { return nil }
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	var failed error
+	go func() {
+		if err := serveMetrics(ctx, addr, m, d.log); err != nil {
+			mu.Lock()
+			failed = err
+			mu.Unlock()
+			cancel()
+		}
+	}()
+	return ctx, func() error { mu.Lock(); defer mu.Unlock(); return failed }
+}
+
+// readiness tells systemd (Type=notify) the daemon is ready once its first
+// pass is done, and keeps its status line current.
+type readiness struct{ once sync.Once }
+
+// Reconciled implements forward.Observer.
+func (r *readiness) Reconciled(rep forward.ReconcileReport) {
+	r.once.Do(func() { _, _ = sdReady() })
+	status := fmt.Sprintf("%d rule(s), last pass %s (%s)", len(rep.Rules), rep.Start.Format(time.TimeOnly), rep.Reason)
+	if rep.Err != nil {
+		status = "gateway: " + oneLine(rep.Err)
+	}
+	_, _ = sdStatus(status)
+}
+
+// GatewayUnreachable implements forward.Observer.
+func (r *readiness) GatewayUnreachable(err error, retryIn time.Duration) {
+	_, _ = sdStatus(fmt.Sprintf("gateway unreachable, retry in %s: %s", retryIn.Round(time.Second), oneLine(err)))
 }
 
 // daemonSignals takes SIGINT and SIGTERM over from main: for a daemon

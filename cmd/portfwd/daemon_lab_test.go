@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -377,4 +381,46 @@ func TestLabConcurrentApplies(t *testing.T) {
 	if code := d.stop(t); code != 0 {
 		t.Errorf("daemon exit %d after SIGTERM, want 0", code)
 	}
+}
+
+// TestLabDaemonMetrics scrapes the daemon's Prometheus endpoint: the rule
+// states, the protocol in use, and a healthy /healthz.
+func TestLabDaemonMetrics(t *testing.T) {
+	l := lab.ForTest(t, lab.Options{})
+	addr := netip.AddrPortFrom(l.LANHost, 9567).String()
+	d := startDaemon(t, l, "--metrics", addr, "--log-format", "json", writeConfig(t, minecraftRule))
+	d.waitLog(t, "reconciled (start)", 1, 10*time.Second)
+	if !strings.Contains(d.log.String(), `"level":"INFO"`) {
+		t.Errorf("--log-format json: the log is not JSON lines:\n%s", d.log)
+	}
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if body = httpGetIn(t, l, lab.LAN, addr, "/metrics"); strings.Contains(body, `portfwd_rule_up{rule="minecraft"} 1`) {
+			break
+		}
+	}
+	for _, want := range []string{`portfwd_rule_up{rule="minecraft"} 1`, `portfwd_rule_state{rule="minecraft",state="ok"} 1`,
+		`portfwd_gateway_info{backend="upnp"} 1`, `portfwd_reconciles_total{reason="start",result="ok"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, body)
+		}
+	}
+	if h := httpGetIn(t, l, lab.LAN, addr, "/healthz"); !strings.HasPrefix(h, "HTTP/1.0 200") && !strings.HasPrefix(h, "HTTP/1.1 200") {
+		t.Errorf("/healthz:\n%s", h)
+	}
+}
+
+// httpGetIn fetches path from addr with a connection opened inside h's
+// namespace, and returns the whole response, status line included.
+func httpGetIn(t *testing.T, l *lab.Lab, h lab.Host, addr, path string) string {
+	t.Helper()
+	var c net.Conn
+	if err := l.Do(h, func() (err error) { c, err = net.DialTimeout("tcp", addr, time.Second); return err }); err != nil {
+		return ""
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr)
+	b, _ := io.ReadAll(c)
+	return string(b)
 }
