@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/forward/probe"
 	"github.com/spf13/cobra"
 )
 
@@ -23,6 +24,8 @@ type daemonOptions struct {
 	cleanup, prune  bool
 	metrics         string // address of the Prometheus endpoint; "" for none
 	logFormat       string
+	probeInterval   time.Duration // 0: no periodic checks
+	probe           checkOptions  // --via, --token for them
 }
 
 func newDaemonCmd(g *globals) *cobra.Command {
@@ -73,6 +76,8 @@ the forwards it had. SIGINT or SIGTERM stops it (exit 0); with
 	f.BoolVar(&opts.prune, "prune", true, "delete forwards this config owns that are no longer in it")
 	f.StringVar(&opts.metrics, "metrics", "", "serve Prometheus metrics on /metrics and a health check on /healthz at this address, e.g. 127.0.0.1:9567")
 	f.StringVar(&opts.logFormat, "log-format", "text", "log lines as text or json")
+	f.DurationVar(&opts.probeInterval, "probe-interval", 0, "check every rule this often, as portfwd check does, into the log and the metrics (0: never)")
+	opts.probe.flags(cmd)
 	return cmd
 }
 
@@ -117,6 +122,9 @@ func runDaemon(ctx context.Context, g *globals, args []string, opts *daemonOptio
 	d.warnLease(cfg, opts.interval)
 	d.logf("started: %s, %d rule(s), check every %v, re-apply every %v", path, len(cfg.Rules), opts.check, opts.interval)
 	go d.watch(ctx, loop, hup)
+	if opts.probeInterval > 0 {
+		go d.probeEvery(ctx, opts.probeInterval, &opts.probe, m)
+	}
 	err = loop.Run(ctx)
 	_, _ = sdStopping()
 	d.release()
@@ -459,4 +467,54 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// probeEvery runs the layered check of every rule each interval, logging
+// each verdict and exporting it as a metric.
+func (d *daemon) probeEvery(ctx context.Context, every time.Duration, opts *checkOptions, m *metrics) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		reports, err := d.probeOnce(ctx, opts)
+		if err != nil {
+			d.warnf("check: %s", oneLine(err))
+			continue
+		}
+		for _, r := range reports {
+			d.logf("check %s %s: %s%s", r.Rule, r.External, r.Verdict, map[bool]string{true: "", false: ": " + r.Cause}[r.Cause == ""])
+		}
+		m.Probed(reports)
+	}
+}
+
+// probeOnce checks the running config through the protocol in use: the
+// kept UPnP session, or a session of its own for NAT-PMP and PCP, closed
+// at once so the state lock is held no longer than the check.
+func (d *daemon) probeOnce(ctx context.Context, opts *checkOptions) ([]probe.Report, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.g.timeout)
+	defer cancel()
+	d.mu.Lock()
+	cfg := *d.cfg
+	s := d.kept
+	var err error
+	if s == nil {
+		if d.pinned != "" {
+			cfg.Gateway.Backend = d.pinned
+		}
+		s, err = d.g.connect(ctx, &cfg)
+		if err == nil {
+			defer s.close()
+		}
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	reports, _, err := d.g.check(ctx, &cfg, s, opts)
+	return reports, err
 }

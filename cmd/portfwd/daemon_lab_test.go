@@ -388,7 +388,7 @@ func TestLabConcurrentApplies(t *testing.T) {
 func TestLabDaemonMetrics(t *testing.T) {
 	l := lab.ForTest(t, lab.Options{})
 	addr := netip.AddrPortFrom(l.LANHost, 9567).String()
-	d := startDaemon(t, l, "--metrics", addr, "--log-format", "json", writeConfig(t, minecraftRule))
+	d := startDaemon(t, l, "--metrics", addr, "--log-format", "json", "--probe-interval", "1s", writeConfig(t, minecraftRule))
 	d.waitLog(t, "reconciled (start)", 1, 10*time.Second)
 	if !strings.Contains(d.log.String(), `"level":"INFO"`) {
 		t.Errorf("--log-format json: the log is not JSON lines:\n%s", d.log)
@@ -404,6 +404,12 @@ func TestLabDaemonMetrics(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s:\n%s", want, body)
 		}
+	}
+	// No server runs on the LAN host: the periodic check says so, in the
+	// log and in the metrics.
+	d.waitLog(t, "check minecraft tcp/25565: unreachable: nothing listening", 1, 10*time.Second)
+	if body := httpGetIn(t, l, lab.LAN, addr, "/metrics"); !strings.Contains(body, `portfwd_probe_verdict{rule="minecraft",verdict="unreachable"} 1`) {
+		t.Errorf("/metrics lacks the probe verdict:\n%s", body)
 	}
 	if h := httpGetIn(t, l, lab.LAN, addr, "/healthz"); !strings.HasPrefix(h, "HTTP/1.0 200") && !strings.HasPrefix(h, "HTTP/1.1 200") {
 		t.Errorf("/healthz:\n%s", h)
