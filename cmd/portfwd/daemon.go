@@ -53,9 +53,9 @@ How it watches:
                    the interval pass before the forward runs out.
 
 A router that does not answer is retried after 1s, 2s, 4s … up to a minute,
-with a fresh connection each time. With NAT-PMP and PCP the state file is
-locked only during each check and pass (milliseconds), so portfwd apply,
-status or down can run beside the daemon.
+with a fresh connection each time. The state file's lock is held only during
+each check and pass (milliseconds), so portfwd apply, status or down can run
+beside the daemon, and never change the router at the same time as it.
 
 FILE is re-read on SIGHUP and whenever it changes (checked every second). A
 file with mistakes is rejected with file, line and key, and the daemon keeps
@@ -195,7 +195,9 @@ func daemonSignals(parent context.Context) (context.Context, <-chan os.Signal, f
 // close, so the daemon opens one per pass (check or reconcile) and closes
 // it at the end of the pass; the lock is held for milliseconds every
 // --check, and a concurrent apply waits at most that long. A UPnP session
-// needs no state file and is kept between passes until the gateway fails.
+// needs no state file and is kept between passes until the gateway fails,
+// but each pass takes the lock all the same (locked), so an apply never
+// changes the gateway in the middle of a pass.
 // The protocol auto detection picked first is kept for the daemon's life
 // (a reboot must not switch it to NAT-PMP, whose mappings UPnP would see as
 // foreign); a reload that changes the gateway section detects again.
@@ -233,7 +235,11 @@ func (d *daemon) connect(ctx context.Context) (forward.Conn, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.kept != nil {
-		return d.conn(d.kept), nil
+		st, err := d.g.openState()
+		if err != nil {
+			return forward.Conn{}, err
+		}
+		return d.locked(d.conn(d.kept), st), nil
 	}
 	cfg := *d.cfg
 	if d.pinned != "" {
@@ -249,13 +255,30 @@ func (d *daemon) connect(ctx context.Context) (forward.Conn, error) {
 		d.logf("gateway: %s at %s%s", p.Name, p.Gateway, why(s))
 	}
 	if !p.ListsFromState {
-		if s.state != nil { // auto opened it; UPnP does not use it
-			s.state.Close()
-			s.state = nil
+		// UPnP needs no state file, but the pass holds its lock all the
+		// same, so that an apply from a timer and the daemon never change
+		// the gateway at once.
+		st := s.state
+		s.state = nil
+		if st == nil {
+			if st, err = d.g.openState(); err != nil {
+				return forward.Conn{}, err
+			}
 		}
 		d.kept = s
+		return d.locked(d.conn(s), st), nil
 	}
 	return d.conn(s), nil
+}
+
+// locked makes c's pass release the state lock st when it ends.
+func (d *daemon) locked(c forward.Conn, st *forward.State) forward.Conn {
+	release := c.Release
+	c.Release = func(err error) {
+		st.Close()
+		release(err)
+	}
+	return c
 }
 
 func why(s *session) string {

@@ -430,3 +430,19 @@ func httpGetIn(t *testing.T, l *lab.Lab, h lab.Host, addr, path string) string {
 	b, _ := io.ReadAll(c)
 	return string(b)
 }
+
+// TestLabApplyBesideUPnPDaemon: apply runs beside a daemon on UPnP (which
+// takes the state lock for each pass, not for its life) and finds nothing
+// to change.
+func TestLabApplyBesideUPnPDaemon(t *testing.T) {
+	l := lab.ForTest(t, lab.Options{})
+	cfg := writeConfig(t, minecraftRule)
+	d := startDaemon(t, l, "--check", "200ms", cfg)
+	d.waitLog(t, "reconciled (start)", 1, 10*time.Second)
+	for i := 0; i < 3; i++ {
+		r := portfwd(t, l, "apply", "--no-probe", "-o", "json", cfg)
+		if doc := decode[applyDoc](t, r.stdout); r.code != exitOK || doc.Summary["noop"] != 1 {
+			t.Errorf("apply #%d beside the daemon: exit %d, %v", i+1, r.code, doc.Summary)
+		}
+	}
+}
