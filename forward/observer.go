@@ -17,7 +17,7 @@ type Observer interface {
 type ReconcileReport struct {
 	Start    time.Time
 	Duration time.Duration
-	Reason   string // why it ran: "start", "interval", "renew", "gateway restarted", "mapping missing", "config reloaded", "signal"
+	Reason   string // why it ran: "start", "interval", "renew", "gateway restarted", "mapping missing", "external address changed", "config reloaded", "exit"
 	Backend  string // the gateway protocol in use: "upnp", "pcp", "natpmp"
 	Made     int    // changes that took effect
 	Failed   int    // changes that did not
