@@ -1,0 +1,221 @@
+package firewall
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/forward/forwardtest"
+)
+
+func testSystem() system {
+	return system{
+		geteuid:   func() int { return 0 },
+		lookPath:  func(string) (string, error) { return "/usr/sbin/iptables", nil },
+		readFile:  func(string) ([]byte, error) { return []byte("1\n"), nil },
+		writeFile: func(string, []byte) error { return nil },
+		interfaceAddrs: func(name string) ([]net.Addr, error) {
+			if name != "wan0" {
+				return nil, errors.New("no such network interface")
+			}
+			return []net.Addr{
+				&net.IPNet{IP: net.ParseIP("fe80::1"), Mask: net.CIDRMask(64, 128)},
+				&net.IPNet{IP: net.ParseIP("203.0.113.7").To4(), Mask: net.CIDRMask(24, 32)},
+			}, nil
+		},
+		version: func() (string, error) { return "iptables v1.8.9 (nf_tables)\n", nil },
+	}
+}
+
+func newTest(t *testing.T) (*Firewall, *fakeIPT) {
+	t.Helper()
+	fake := newFakeIPT()
+	// Foreign rules that must survive everything portfwd does.
+	fake.mustAppend(t, "nat", "POSTROUTING", "-o", "wan0", "-j", "MASQUERADE")
+	fake.mustAppend(t, "filter", "FORWARD", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
+	fake.mustAppend(t, "nat", "DOCKER", "-i", "docker0", "-j", "RETURN")
+	fake.mustAppend(t, "nat", "PREROUTING", "-m", "addrtype", "--dst-type", "LOCAL", "-j", "DOCKER")
+	return newFirewall(fake, "wan0", "nf_tables", testSystem()), fake
+}
+
+func mc(port uint16, host string) forward.Mapping {
+	return forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: port},
+		InternalHost: netip.MustParseAddr(host), InternalPort: 25565,
+		Description: forward.Tag("mc"), Enabled: true}
+}
+
+func TestConformance(t *testing.T) {
+	var fake *fakeIPT
+	forwardtest.Run(t, forwardtest.Harness{
+		New: func(t *testing.T) forward.Backend {
+			var f *Firewall
+			f, fake = newTest(t)
+			return f
+		},
+		Self: netip.MustParseAddr("192.168.77.10"),
+		Port: 40000,
+		AddForeign: func(t *testing.T, m forward.Mapping) {
+			fake.mustAppend(t, "nat", "PREROUTING", "-i", "wan0", "-p", string(m.Protocol), "-m", string(m.Protocol),
+				"--dport", strconv.Itoa(int(m.ExternalPort)), "-m", "comment", "--comment", m.Description,
+				"-j", "DNAT", "--to-destination", netip.AddrPortFrom(m.InternalHost, m.InternalPort).String())
+		},
+	})
+}
+
+func TestAddWritesOnce(t *testing.T) {
+	f, fake := newTest(t)
+	ctx := context.Background()
+	if _, err := f.Add(ctx, mc(25565, "192.168.77.10")); err != nil {
+		t.Fatal(err)
+	}
+	// Two chains, two jumps, DNAT and ACCEPT.
+	if fake.writes-4 != 6 {
+		t.Errorf("first Add: %d writes, want 6", fake.writes-4)
+	}
+	want := map[string]string{
+		"nat/PREROUTING":         `["-i" "wan0" "-j" "PORTFWD-PREROUTING"]`,
+		"filter/FORWARD":         `["-j" "PORTFWD-FORWARD"]`,
+		"nat/PORTFWD-PREROUTING": `["-p" "tcp" "-m" "tcp" "--dport" "25565" "-m" "comment" "--comment" "portfwd:mc" "-j" "DNAT" "--to-destination" "192.168.77.10:25565"]`,
+		"filter/PORTFWD-FORWARD": `["-d" "192.168.77.10/32" "-p" "tcp" "-m" "tcp" "--dport" "25565" "-m" "conntrack" "--ctstate" "DNAT" "--ctorigdstport" "25565" "-m" "comment" "--comment" "portfwd:mc" "-j" "ACCEPT"]`,
+	}
+	snap := fake.snapshot()
+	for chain, rule := range want {
+		if !strings.Contains(snap, chain+"\n  "+rule+"\n") {
+			t.Errorf("%s: first rule is not %s:\n%s", chain, rule, snap)
+		}
+	}
+	before := fake.writes
+	if _, err := f.Add(ctx, mc(25565, "192.168.77.10")); err != nil {
+		t.Fatal(err)
+	}
+	if fake.writes != before {
+		t.Errorf("second Add of the same mapping wrote %d times, want 0", fake.writes-before)
+	}
+	if fake.snapshot() != snap {
+		t.Errorf("second Add changed the tables")
+	}
+}
+
+func TestDeleteExactlyOne(t *testing.T) {
+	f, fake := newTest(t)
+	ctx := context.Background()
+	base := fake.snapshot()
+	a, b := mc(25565, "192.168.77.10"), mc(25566, "192.168.77.10") // same internal port
+	for _, m := range []forward.Mapping{a, b} {
+		if _, err := f.Add(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.Add(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Delete(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := f.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || ms[0] != a {
+		t.Errorf("after Delete of %v, List = %v; want only %v", b.Key, ms, a)
+	}
+	if n := strings.Count(fake.snapshot(), "portfwd:mc"); n != 2 {
+		t.Errorf("after Delete, %d tagged rules, want 2 (DNAT and ACCEPT of %v):\n%s", n, a.Key, fake.snapshot())
+	}
+	if err := f.Delete(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.snapshot(); got != base {
+		t.Errorf("after Teardown:\n%s\nwant the state before the first Add:\n%s", got, base)
+	}
+}
+
+func TestTeardownLeavesForeignRules(t *testing.T) {
+	f, fake := newTest(t)
+	ctx := context.Background()
+	base := fake.snapshot()
+	for _, m := range []forward.Mapping{mc(25565, "192.168.77.10"), mc(27015, "192.168.77.11")} {
+		if _, err := f.Add(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.snapshot(); got != base {
+		t.Errorf("after Teardown:\n%s\nwant:\n%s", got, base)
+	}
+	before := fake.writes
+	if err := f.Teardown(ctx); err != nil || fake.writes != before {
+		t.Errorf("second Teardown: %v, %d writes; want nil, 0", err, fake.writes-before)
+	}
+}
+
+func TestAddConflictWithOwnRule(t *testing.T) {
+	f, fake := newTest(t)
+	ctx := context.Background()
+	if _, err := f.Add(ctx, mc(25565, "192.168.77.10")); err != nil {
+		t.Fatal(err)
+	}
+	snap := fake.snapshot()
+	other := mc(25565, "192.168.77.11")
+	other.Description = forward.Tag("other")
+	_, err := f.Add(ctx, other)
+	var ce *forward.ConflictError
+	if !errors.As(err, &ce) || ce.Holder.Description != "portfwd:mc" {
+		t.Fatalf("Add over portfwd:mc = %v; want a conflict naming it", err)
+	}
+	if fake.snapshot() != snap {
+		t.Errorf("a refused Add changed the tables")
+	}
+}
+
+func TestStaleJumpReplaced(t *testing.T) {
+	f, fake := newTest(t)
+	fake.mustAppend(t, "nat", chainDNAT)
+	fake.chains["nat/"+chainDNAT] = nil
+	fake.mustAppend(t, "nat", "PREROUTING", "-i", "eth9", "-j", chainDNAT)
+	if _, err := f.Add(context.Background(), mc(25565, "192.168.77.10")); err != nil {
+		t.Fatal(err)
+	}
+	jumps, _ := f.jumps(hooks[1])
+	if len(jumps) != 1 || jumps[0].args[1] != "wan0" {
+		t.Errorf("jumps to %s = %v; want one, from wan0", chainDNAT, jumps)
+	}
+}
+
+func TestExternalAddrAndProperties(t *testing.T) {
+	f, _ := newTest(t)
+	addr, err := f.ExternalAddr(context.Background())
+	if err != nil || addr != netip.MustParseAddr("203.0.113.7") {
+		t.Errorf("ExternalAddr = %v, %v", addr, err)
+	}
+	p := f.Properties()
+	if !p.ThirdParty || !p.PermanentLeases || p.ListsFromState || p.Name != "iptables" {
+		t.Errorf("Properties = %+v", p)
+	}
+	if f.Flavour() != "nf_tables" {
+		t.Errorf("Flavour = %q", f.Flavour())
+	}
+}
+
+func TestCancelledContext(t *testing.T) {
+	f, fake := newTest(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := fake.writes
+	if _, err := f.Add(ctx, mc(25565, "192.168.77.10")); !errors.Is(err, context.Canceled) {
+		t.Errorf("Add with a cancelled context = %v", err)
+	}
+	if fake.writes != before {
+		t.Errorf("Add with a cancelled context wrote")
+	}
+}
