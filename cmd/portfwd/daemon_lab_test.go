@@ -339,7 +339,7 @@ func TestLabDaemonConfigEdited(t *testing.T) {
 // lock), and the state file is valid and records exactly the rules.
 func TestLabConcurrentApplies(t *testing.T) {
 	l := lab.ForTest(t, lab.Options{})
-	cfg := writeConfig(t, natpmpRules)
+	cfg := writeConfig(t, stateRules("natpmp"))
 	d := startDaemon(t, l, cfg)
 	d.waitLog(t, "reconciled (start)", 1, 15*time.Second)
 	var wg sync.WaitGroup

@@ -18,10 +18,12 @@ import (
 // answers from its state file; miniupnpd's log and upnpc -l show what the
 // router really holds.
 
-const natpmpRules = `gateway:
-  backend: natpmp
-rules:
-  - name: minecraft
+// stateRules forwards a TCP and a UDP game through backend.
+func stateRules(backend string) string {
+	return "gateway:\n  backend: " + backend + "\nrules:\n" + minecraftAndBedrock
+}
+
+const minecraftAndBedrock = `  - name: minecraft
     service: minecraft-java
   - name: bedrock
     service: minecraft-bedrock
@@ -38,35 +40,48 @@ func routerHolds(t *testing.T, l *lab.Lab) string {
 	return upnpc(t, l, "-l")
 }
 
-func TestLabNATPMPBackend(t *testing.T) {
-	l := lab.ForTest(t, lab.Options{})
-	l.Serve(t, lab.LAN, "tcp", 25565, "minecraft on lan")
-	l.Serve(t, lab.LAN, "udp", 19132, "bedrock on lan")
-	cfg := writeConfig(t, natpmpRules)
-	r := portfwd(t, l, "apply", "--no-probe", "-o", "json", cfg)
-	if doc := decode[applyDoc](t, r.stdout); r.code != exitOK || doc.Summary["create"] != 2 || doc.Gateway.Backend != "natpmp" {
-		t.Fatalf("apply: exit %d, %+v", r.code, doc)
-	}
-	for _, p := range []struct {
-		network string
-		port    int
-		want    string
-	}{{"tcp", 25565, "minecraft on lan"}, {"udp", 19132, "bedrock on lan: ping"}} {
-		if got, err := fromWAN(l, p.network, p.port); err != nil || !strings.HasPrefix(got, p.want) {
-			t.Errorf("%s/%d from WAN: %q, %v", p.network, p.port, got, err)
-		}
-	}
-	maps := natpmpMaps(l)
-	if r := portfwd(t, l, "apply", "--no-probe", cfg); r.code != exitOK || natpmpMaps(l) != maps {
-		t.Errorf("re-apply: exit %d, %d more mapping requests; want 0", r.code, natpmpMaps(l)-maps)
-	}
-	onlyTCP := strings.Replace(natpmpRules, "  - name: bedrock\n    service: minecraft-bedrock\n", "", 1)
-	r = portfwd(t, l, "apply", "--no-probe", "-o", "json", writeConfig(t, onlyTCP))
-	if doc := decode[applyDoc](t, r.stdout); r.code != exitOK || doc.Summary["delete"] != 1 {
-		t.Errorf("removing a rule: exit %d, %v", r.code, doc.Summary)
-	}
-	if held := routerHolds(t, l); !strings.Contains(held, "NAT-PMP 25565 tcp") || strings.Contains(held, "19132") {
-		t.Errorf("the router should hold tcp/25565 and no longer udp/19132:\n%s", held)
+// TestLabStateBackends: NAT-PMP and PCP, which cannot list, forward TCP
+// and UDP, send no mapping request on a re-apply, and delete a removed
+// rule on the router.
+func TestLabStateBackends(t *testing.T) {
+	for _, tt := range []struct {
+		backend  string
+		requests func(*lab.Lab) int // mapping requests miniupnpd logged
+	}{{"natpmp", natpmpMaps}, {"pcp", pcpMaps}} {
+		t.Run(tt.backend, func(t *testing.T) {
+			l := lab.ForTest(t, lab.Options{})
+			l.Serve(t, lab.LAN, "tcp", 25565, "minecraft on lan")
+			l.Serve(t, lab.LAN, "udp", 19132, "bedrock on lan")
+			cfg := writeConfig(t, stateRules(tt.backend))
+			r := portfwd(t, l, "apply", "--no-probe", "-o", "json", cfg)
+			if doc := decode[applyDoc](t, r.stdout); r.code != exitOK || doc.Summary["create"] != 2 || doc.Gateway.Backend != tt.backend {
+				t.Fatalf("apply: exit %d, %+v", r.code, doc)
+			}
+			for _, p := range []struct {
+				network string
+				port    int
+				want    string
+			}{{"tcp", 25565, "minecraft on lan"}, {"udp", 19132, "bedrock on lan: ping"}} {
+				if got, err := fromWAN(l, p.network, p.port); err != nil || !strings.HasPrefix(got, p.want) {
+					t.Errorf("%s/%d from WAN: %q, %v", p.network, p.port, got, err)
+				}
+			}
+			made := tt.requests(l)
+			if made < 2 {
+				t.Fatalf("miniupnpd logged %d mapping requests for two mappings; the count is wrong", made)
+			}
+			if r := portfwd(t, l, "apply", "--no-probe", cfg); r.code != exitOK || tt.requests(l) != made {
+				t.Errorf("re-apply: exit %d, %d more mapping requests; want 0", r.code, tt.requests(l)-made)
+			}
+			onlyTCP := strings.Replace(stateRules(tt.backend), "  - name: bedrock\n    service: minecraft-bedrock\n", "", 1)
+			r = portfwd(t, l, "apply", "--no-probe", "-o", "json", writeConfig(t, onlyTCP))
+			if doc := decode[applyDoc](t, r.stdout); r.code != exitOK || doc.Summary["delete"] != 1 {
+				t.Errorf("removing a rule: exit %d, %v", r.code, doc.Summary)
+			}
+			if held := routerHolds(t, l); !strings.Contains(held, "25565") || strings.Contains(held, "19132") {
+				t.Errorf("the router should hold tcp/25565 and no longer udp/19132:\n%s", held)
+			}
+		})
 	}
 }
 
@@ -98,7 +113,7 @@ func TestLabAutoPicksAWorkingProtocol(t *testing.T) {
 func TestLabNATPMPRouterReboot(t *testing.T) {
 	l := lab.ForTest(t, lab.Options{})
 	l.Serve(t, lab.LAN, "tcp", 25565, "minecraft on lan")
-	cfg := writeConfig(t, natpmpRules)
+	cfg := writeConfig(t, stateRules("natpmp"))
 	portfwd(t, l, "apply", "--no-probe", cfg)
 	// RFC 6886 §3.6 forgives 2 s of clock skew: let the epoch count past it,
 	// so the restart is told apart.
@@ -164,7 +179,7 @@ func TestLabCorruptStateIsAWarning(t *testing.T) {
 	dir := filepath.Join(l.Dir, "state")
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "state.json"), []byte("{\"format_version\": 1, \"gateways\": [{"), 0o644)
-	r := portfwd(t, l, "apply", "--no-probe", writeConfig(t, natpmpRules))
+	r := portfwd(t, l, "apply", "--no-probe", writeConfig(t, stateRules("natpmp")))
 	if r.code != exitOK || !strings.Contains(r.stderr, "warning: state file") || !strings.Contains(r.stderr, "unreadable") {
 		t.Errorf("exit %d; want success and a warning about the state file:\n%s", r.code, r.stderr)
 	}

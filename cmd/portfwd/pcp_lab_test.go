@@ -8,49 +8,6 @@ import (
 	"github.com/portfwd/portfwd/internal/lab"
 )
 
-const pcpRules = `gateway:
-  backend: pcp
-rules:
-  - name: minecraft
-    service: minecraft-java
-  - name: bedrock
-    service: minecraft-bedrock
-`
-
-func TestLabPCPBackend(t *testing.T) {
-	l := lab.ForTest(t, lab.Options{})
-	l.Serve(t, lab.LAN, "tcp", 25565, "minecraft on lan")
-	l.Serve(t, lab.LAN, "udp", 19132, "bedrock on lan")
-	cfg := writeConfig(t, pcpRules)
-	r := portfwd(t, l, "apply", "--no-probe", "-o", "json", cfg)
-	if doc := decode[applyDoc](t, r.stdout); r.code != exitOK || doc.Summary["create"] != 2 || doc.Gateway.Backend != "pcp" {
-		t.Fatalf("apply: exit %d, %+v", r.code, doc)
-	}
-	for _, p := range []struct {
-		network string
-		port    int
-		want    string
-	}{{"tcp", 25565, "minecraft on lan"}, {"udp", 19132, "bedrock on lan: ping"}} {
-		if got, err := fromWAN(l, p.network, p.port); err != nil || !strings.HasPrefix(got, p.want) {
-			t.Errorf("%s/%d from WAN: %q, %v", p.network, p.port, got, err)
-		}
-	}
-	maps := pcpMaps(l)
-	if maps < 2 {
-		t.Fatalf("miniupnpd logged %d PCP MAP requests for two mappings; the count is wrong", maps)
-	}
-	if r := portfwd(t, l, "apply", "--no-probe", cfg); r.code != exitOK || pcpMaps(l) != maps {
-		t.Errorf("re-apply: exit %d, %d more MAP requests; want none", r.code, pcpMaps(l)-maps)
-	}
-	onlyTCP := strings.Replace(pcpRules, "  - name: bedrock\n    service: minecraft-bedrock\n", "", 1)
-	if r := portfwd(t, l, "apply", "--no-probe", writeConfig(t, onlyTCP)); r.code != exitOK {
-		t.Errorf("removing a rule: exit %d", r.code)
-	}
-	if held := routerHolds(t, l); !strings.Contains(held, "25565") || strings.Contains(held, "19132") {
-		t.Errorf("the router should hold tcp/25565 and no longer udp/19132:\n%s", held)
-	}
-}
-
 // TestLabPCPThirdParty: a rule for the second LAN address works where the
 // gateway allows third-party mappings and is refused clearly where not;
 // auto picks PCP for it.
