@@ -90,6 +90,11 @@ func OpenState(dir string, wait time.Duration) (*State, error) {
 	return s, nil
 }
 
+// MemoryState is a State kept in memory only, with no file and no lock:
+// Save does nothing. Gateway auto detection probes each protocol with one
+// of its own, so probes running at once never share (or write) the file.
+func MemoryState() *State { return &State{data: stateFile{FormatVersion: stateFormat}} }
+
 func (s *State) path() string { return filepath.Join(s.Dir, "state.json") }
 
 // read loads the file; anything unreadable is set aside with a warning.
@@ -130,6 +135,9 @@ func (s *State) Gateway(protocol string, gw netip.Addr) *GatewayState {
 // Save writes the state atomically: a temp file in the same directory,
 // fsynced, renamed over the old one, and the directory fsynced.
 func (s *State) Save() error {
+	if s.Dir == "" {
+		return nil // a MemoryState
+	}
 	raw, err := json.MarshalIndent(s.data, "", "  ")
 	if err != nil {
 		return err

@@ -153,3 +153,14 @@ func TestStateExternal(t *testing.T) {
 		t.Error("another protocol's record shares the external address")
 	}
 }
+
+func TestMemoryStateWritesNothing(t *testing.T) {
+	s := forward.MemoryState()
+	s.Gateway("natpmp", gw).Observe(7, time.Unix(1e9, 0))
+	if err := s.Save(); err != nil || s.Close() != nil {
+		t.Errorf("Save/Close of a memory state: %v", err)
+	}
+	if got := s.Gateway("natpmp", gw).Epoch; got != 7 {
+		t.Errorf("memory state lost its epoch: %d", got)
+	}
+}

@@ -48,27 +48,45 @@ func (g *globals) protocols() []protocol {
 }
 
 // auto opens the protocol that serves cfg best among those that answer.
+// The probes run at once, each NAT-PMP or PCP probe on a state of its own
+// in memory; the chosen protocol is then opened on the real state file,
+// whose lock the session holds, so it compares the gateway's epoch with
+// the one recorded by the last run.
 func (g *globals) auto(ctx context.Context, cfg *forward.Config) (*session, error) {
 	st, err := g.openState()
 	if err != nil {
 		return nil, err
 	}
-	found := g.detect(ctx, cfg.Gateway, st, autoBudget)
+	found := g.detect(ctx, cfg.Gateway, autoBudget)
 	if len(found) == 0 {
-		found = g.detect(ctx, cfg.Gateway, st, autoLongBudget)
+		found = g.detect(ctx, cfg.Gateway, autoLongBudget)
 	}
-	s, err := choose(found, cfg)
-	for _, f := range found {
-		if f.s != s {
-			f.s.state = nil // shared, closed with the chosen session
-		}
+	chosen, err := choose(found, cfg)
+	if err == nil && chosen.name != "upnp" {
+		chosen.s, err = g.reopen(ctx, chosen, cfg.Gateway, st)
 	}
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	s.state = st
-	return s, nil
+	chosen.s.state = st
+	return chosen.s, nil
+}
+
+// reopen opens the chosen state-listed protocol again on the real state.
+func (g *globals) reopen(ctx context.Context, chosen answer, gw forward.Gateway, st *forward.State) (*session, error) {
+	for _, p := range g.protocols() {
+		if p.name != chosen.name {
+			continue
+		}
+		s, err := p.open(ctx, gw, st)
+		if err != nil {
+			return nil, err
+		}
+		s.answered, s.why = chosen.s.answered, chosen.s.why
+		return s, nil
+	}
+	return nil, fmt.Errorf("unknown protocol %q", chosen.name)
 }
 
 // answer is a protocol that answered.
@@ -79,7 +97,7 @@ type answer struct {
 
 // detect opens every protocol at once within budget and returns those
 // that answered, in order of preference.
-func (g *globals) detect(ctx context.Context, gw forward.Gateway, st *forward.State, budget time.Duration) []answer {
+func (g *globals) detect(ctx context.Context, gw forward.Gateway, budget time.Duration) []answer {
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	protos := g.protocols()
@@ -90,7 +108,7 @@ func (g *globals) detect(ctx context.Context, gw forward.Gateway, st *forward.St
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := p.open(ctx, gw, st)
+			s, err := p.open(ctx, gw, forward.MemoryState())
 			if err != nil {
 				return
 			}
@@ -113,9 +131,9 @@ func (g *globals) detect(ctx context.Context, gw forward.Gateway, st *forward.St
 
 // choose picks the first answer that can serve every rule: a rule for
 // another host needs a protocol that maps for third parties.
-func choose(found []answer, cfg *forward.Config) (*session, error) {
+func choose(found []answer, cfg *forward.Config) (answer, error) {
 	if len(found) == 0 {
-		return nil, fmt.Errorf("the gateway answered none of UPnP IGD, PCP, NAT-PMP (in %s): is port forwarding (UPnP / NAT-PMP) switched on in the router? set gateway.address if the router is not this host's default gateway: %w",
+		return answer{}, fmt.Errorf("the gateway answered none of UPnP IGD, PCP, NAT-PMP (in %s): is port forwarding (UPnP / NAT-PMP) switched on in the router? set gateway.address if the router is not this host's default gateway: %w",
 			autoLongBudget, forward.ErrNoGateway)
 	}
 	var names []string
@@ -129,9 +147,9 @@ func choose(found []answer, cfg *forward.Config) (*session, error) {
 		}
 		f.s.answered = names
 		f.s.why = reason(f.name, other)
-		return f.s, nil
+		return f, nil
 	}
-	return nil, fmt.Errorf("rule %q forwards to another host, which only UPnP (without secure mode) or PCP can do, and the gateway answered only %s; run portfwd on that host instead",
+	return answer{}, fmt.Errorf("rule %q forwards to another host, which only UPnP (without secure mode) or PCP can do, and the gateway answered only %s; run portfwd on that host instead",
 		other, strings.Join(names, ", "))
 }
 
