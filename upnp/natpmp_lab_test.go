@@ -98,30 +98,17 @@ func natpmpLabUpnpcLine(m forward.Mapping, self netip.Addr) string {
 	return fmt.Sprintf("%s %d->%s", strings.ToUpper(string(m.Protocol)), m.ExternalPort, netip.AddrPortFrom(self, m.InternalPort))
 }
 
-// natpmpLab is the lab as the child sees it.
-type natpmpLab struct {
-	phase, dir               string
-	router, self, other, wan netip.Addr
-}
+// natpmpLab is the lab as the NAT-PMP child sees it.
+type natpmpLab = stateLab
 
 func natpmpLabChild(t *testing.T) natpmpLab {
-	f := strings.Split(os.Getenv(natpmpLabEnv), ",")
-	if len(f) != 6 {
-		t.Skip("run by TestNATPMPLab inside the lab")
-	}
-	p := netip.MustParseAddr
-	return natpmpLab{phase: f[0], dir: f[1], router: p(f[2]), self: p(f[3]), other: p(f[4]), wan: p(f[5])}
+	return stateLabChild(t, natpmpLabEnv, "TestNATPMPLab")
 }
 
-// open opens the state in dir and a backend on it.
-func (a natpmpLab) open(t *testing.T, dir string) *NATPMP {
+// openNATPMPLab opens the state in dir and a backend on it.
+func openNATPMPLab(t *testing.T, a natpmpLab, dir string) *NATPMP {
 	t.Helper()
-	st, err := forward.OpenState(dir, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	n, err := NewNATPMP(a.router, st, NATPMPOptions{})
+	n, err := NewNATPMP(a.router, a.state(t, dir), NATPMPOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +117,7 @@ func (a natpmpLab) open(t *testing.T, dir string) *NATPMP {
 
 func TestNATPMPLabChild(t *testing.T) {
 	a := natpmpLabChild(t)
-	n := a.open(t, a.dir)
+	n := openNATPMPLab(t, a, a.dir)
 	if n.LocalAddr() != a.self {
 		t.Fatalf("LocalAddr = %v, want %v", n.LocalAddr(), a.self)
 	}
@@ -168,7 +155,7 @@ func natpmpLabMap(t *testing.T, n *NATPMP, a natpmpLab) {
 	t.Run("PortHeldByOtherHost", func(t *testing.T) { natpmpLabHeld(t, n, a) })
 	t.Run("SameInternalPort", func(t *testing.T) { natpmpLabSameInternal(t, n, a) })
 	t.Run("Conformance", func(t *testing.T) {
-		c := a.open(t, t.TempDir())
+		c := openNATPMPLab(t, a, t.TempDir())
 		forwardtest.Run(t, forwardtest.Harness{
 			New: func(*testing.T) forward.Backend { return c }, Self: a.self, Port: 42600, Lease: time.Hour,
 		})

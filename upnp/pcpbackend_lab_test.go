@@ -115,30 +115,17 @@ func pcpLabListed(t *testing.T, l *lab.Lab, host netip.Addr, want bool, ms ...fo
 	}
 }
 
-// pcpLab is the lab as the child sees it.
-type pcpLab struct {
-	phase, dir               string
-	router, self, other, wan netip.Addr
-}
+// pcpLab is the lab as the PCP child sees it.
+type pcpLab = stateLab
 
 func pcpLabChild(t *testing.T) pcpLab {
-	f := strings.Split(os.Getenv(pcpLabEnv), ",")
-	if len(f) != 6 {
-		t.Skip("run by TestPCPBackendLab inside the lab")
-	}
-	p := netip.MustParseAddr
-	return pcpLab{phase: f[0], dir: f[1], router: p(f[2]), self: p(f[3]), other: p(f[4]), wan: p(f[5])}
+	return stateLabChild(t, pcpLabEnv, "TestPCPBackendLab")
 }
 
-// open opens the state in dir and a backend on it.
-func (a pcpLab) open(t *testing.T, dir string) *PCP {
+// openPCPLab opens the state in dir and a backend on it.
+func openPCPLab(t *testing.T, a pcpLab, dir string) *PCP {
 	t.Helper()
-	st, err := forward.OpenState(dir, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	p, err := NewPCP(a.router, st, PCPOptions{})
+	p, err := NewPCP(a.router, a.state(t, dir), PCPOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +134,7 @@ func (a pcpLab) open(t *testing.T, dir string) *PCP {
 
 func TestPCPBackendLabChild(t *testing.T) {
 	a := pcpLabChild(t)
-	p := a.open(t, a.dir)
+	p := openPCPLab(t, a, a.dir)
 	if p.LocalAddr() != a.self {
 		t.Fatalf("LocalAddr = %v, want %v", p.LocalAddr(), a.self)
 	}
@@ -183,7 +170,7 @@ func pcpLabMap(t *testing.T, p *PCP, a pcpLab) {
 	t.Run("ThirdPartyRefused", func(t *testing.T) { pcpLabThirdPartyRefused(t, p, a) })
 	t.Run("SameInternalPort", func(t *testing.T) { pcpLabSameInternal(t, p, a) })
 	t.Run("Conformance", func(t *testing.T) {
-		c := pcpPrimed(t, a.open(t, t.TempDir()), a.self, 42703)
+		c := pcpPrimed(t, openPCPLab(t, a, t.TempDir()), a.self, 42703)
 		forwardtest.Run(t, forwardtest.Harness{
 			New: func(*testing.T) forward.Backend { return c }, Self: a.self, Port: 42700, Lease: time.Hour,
 		})
