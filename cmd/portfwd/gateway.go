@@ -115,38 +115,44 @@ func (g *globals) openState() (*forward.State, error) {
 	return st, nil
 }
 
-// openNATPMP connects over NAT-PMP and proves the gateway answers by
-// asking its external address.
-func (g *globals) openNATPMP(ctx context.Context, gw forward.Gateway, st *forward.State) (*session, error) {
-	addr, err := g.gatewayFor(gw)
-	if err != nil {
-		return nil, err
-	}
-	n, err := upnp.NewNATPMP(addr, st, upnp.NATPMPOptions{})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := n.ExternalAddr(ctx); err != nil && !isAnswer(err) {
-		return nil, err
-	}
-	return &session{backend: n, self: n.LocalAddr(), state: st, warnings: n.Warnings}, nil
+// stateBackend is a backend that lists from the state file: NAT-PMP, PCP.
+type stateBackend interface {
+	forward.Backend
+	LocalAddr() netip.Addr
+	Warnings() []string
 }
 
-// openPCP connects over PCP and proves the gateway answers with an
-// ANNOUNCE (RFC 6887 §14.1), made by ExternalAddr.
+// openNATPMP connects over NAT-PMP (RFC 6886).
+func (g *globals) openNATPMP(ctx context.Context, gw forward.Gateway, st *forward.State) (*session, error) {
+	return g.openStateBackend(ctx, gw, st, func(addr netip.Addr) (stateBackend, error) {
+		return upnp.NewNATPMP(addr, st, upnp.NATPMPOptions{})
+	})
+}
+
+// openPCP connects over PCP (RFC 6887).
 func (g *globals) openPCP(ctx context.Context, gw forward.Gateway, st *forward.State) (*session, error) {
+	return g.openStateBackend(ctx, gw, st, func(addr netip.Addr) (stateBackend, error) {
+		return upnp.NewPCP(addr, st, upnp.PCPOptions{})
+	})
+}
+
+// openStateBackend makes the backend for the gateway and proves it speaks
+// the protocol by asking its external address (NAT-PMP's public address
+// request, PCP's ANNOUNCE): a refusal or "no public address" is an answer
+// too, only silence is not.
+func (g *globals) openStateBackend(ctx context.Context, gw forward.Gateway, st *forward.State, newBackend func(netip.Addr) (stateBackend, error)) (*session, error) {
 	addr, err := g.gatewayFor(gw)
 	if err != nil {
 		return nil, err
 	}
-	p, err := upnp.NewPCP(addr, st, upnp.PCPOptions{})
+	b, err := newBackend(addr)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.ExternalAddr(ctx); err != nil && !isAnswer(err) {
+	if _, err := b.ExternalAddr(ctx); err != nil && isSilence(err) {
 		return nil, err
 	}
-	return &session{backend: p, self: p.LocalAddr(), state: st, warnings: p.Warnings}, nil
+	return &session{backend: b, self: b.LocalAddr(), state: st, warnings: b.Warnings}, nil
 }
 
 // gatewayFor is gateway.address, or the default gateway.
@@ -160,13 +166,6 @@ func (g *globals) gatewayFor(gw forward.Gateway) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("finding the default gateway: %v; set gateway.address to the router's LAN address: %w", err, forward.ErrNoGateway)
 	}
 	return addr, nil
-}
-
-// isAnswer reports whether err still proves the gateway speaks the
-// protocol (it answered, if only to refuse or to say it has no public
-// address).
-func isAnswer(err error) bool {
-	return !isSilence(err)
 }
 
 // hosts are the internal hosts whose tagged mappings cfg owns: this host,
