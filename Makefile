@@ -9,10 +9,10 @@
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 GO      ?= go
 BIN     := bin
-DEB_PKGS := miniupnpd-nftables nftables miniupnpc natpmpc iproute2 procps
+DEB_PKGS := miniupnpd-nftables nftables iptables miniupnpc natpmpc iproute2 procps
 # Which package provides each command the lab runs (used to skip apt-get when
 # everything is already installed).
-DEB_CMDS := miniupnpd nft upnpc natpmpc ip pgrep
+DEB_CMDS := miniupnpd nft iptables upnpc natpmpc ip pgrep
 
 .PHONY: all build deps test unit lab-test fuzz bench demo lint clean
 

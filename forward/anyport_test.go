@@ -76,7 +76,7 @@ func TestDesiredAnyExternal(t *testing.T) {
 		return Mapping{Key: Key{p, 25565}, InternalHost: self, InternalPort: 25565, Description: Tag("mc"),
 			Lease: time.Hour, Enabled: true, AnyExternal: true}
 	}
-	if got, want := cfg.Desired(self), []Mapping{m(TCP), m(UDP)}; !reflect.DeepEqual(got, want) {
+	if got, want := cfg.Desired(self, Properties{}), []Mapping{m(TCP), m(UDP)}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Desired = %v, want %v", got, want)
 	}
 }

@@ -56,6 +56,13 @@ type Properties struct {
 	// ThirdParty is true when mappings may point at hosts other than the
 	// one running portfwd.
 	ThirdParty bool
+	// Local is true when the gateway is the machine portfwd runs on
+	// (iptables): no other portfwd shares it, so every mapping carrying
+	// portfwd's tag is this one's, whatever host it forwards to.
+	Local bool
+	// Hairpin is true when the backend writes hairpin NAT for mappings
+	// that ask for it (Mapping.Hairpin) and reports it in List.
+	Hairpin bool
 }
 
 // Sentinel errors callers branch on. Backends wrap them with context.

@@ -33,6 +33,12 @@ type Gateway struct {
 	Backend string        // "auto" when omitted; see backendNames
 	Address string        // "" = discover
 	Lease   time.Duration // 1h when omitted; 0 = permanent
+	// WANInterface is the interface forwards arrive on, for the iptables
+	// backend; "" means the interface of the default route.
+	WANInterface string
+	// Hairpin turns hairpin NAT on for every rule (iptables backend): LAN
+	// clients may reach a forward through the public address too.
+	Hairpin bool
 }
 
 // DefaultLease is the lease requested when the config does not say. An hour
@@ -54,6 +60,8 @@ type Rule struct {
 	// port the gateway grants; External then holds the port suggested to
 	// it, which is the internal port.
 	AnyExternal bool
+	// Hairpin is hairpin: true on the rule (or on the gateway).
+	Hairpin bool
 }
 
 // Diagnostic is one problem in a config file, error or warning.
@@ -131,14 +139,16 @@ func sortDiagnostics(ds []Diagnostic) {
 
 // Desired expands the rules into the mappings the gateway should hold: one
 // per protocol per port, sorted by Key. Rules with internal_host "self"
-// forward to self.
-func (c *Config) Desired(self netip.Addr) []Mapping {
+// forward to self. Hairpin is asked only of a backend that can write it
+// (props.Hairpin); elsewhere it would show a change on every run.
+func (c *Config) Desired(self netip.Addr, props Properties) []Mapping {
 	var out []Mapping
 	for _, r := range c.Rules {
 		host := r.InternalAddr
 		if !host.IsValid() {
 			host = self
 		}
+		hairpin := props.Hairpin && (r.Hairpin || c.Gateway.Hairpin)
 		for _, p := range r.Protocols {
 			for i := range r.External.Len() {
 				out = append(out, Mapping{
@@ -149,12 +159,27 @@ func (c *Config) Desired(self netip.Addr) []Mapping {
 					Lease:        c.Gateway.Lease,
 					Enabled:      true,
 					AnyExternal:  r.AnyExternal,
+					Hairpin:      hairpin,
 				})
 			}
 		}
 	}
 	slices.SortFunc(out, func(a, b Mapping) int { return a.Key.Compare(b.Key) })
 	return out
+}
+
+// Ownership is the DiffOptions ownership for this config on a backend
+// with properties p: the tagged mappings to self and to every host a rule
+// names, or, on a gateway that is this machine (p.Local), every tagged
+// mapping.
+func (c *Config) Ownership(self netip.Addr, p Properties) DiffOptions {
+	hosts := []netip.Addr{self}
+	for _, r := range c.Rules {
+		if r.InternalAddr.IsValid() {
+			hosts = append(hosts, r.InternalAddr)
+		}
+	}
+	return DiffOptions{Hosts: hosts, AnyHost: p.Local}
 }
 
 // Rule finds the rule called name.

@@ -167,6 +167,10 @@ func TestLoadErrors(t *testing.T) {
 		{"address with port", "gateway:\n  address: 192.168.1.1:5351\nrules: []\n", []want{{2, "gateway.address", "has a port"}}},
 		{"address hostname", "gateway:\n  address: router.lan\nrules: []\n", []want{{2, "gateway.address", "is not an IPv4 address"}}},
 		{"address IPv6", "gateway:\n  address: fe80::1\nrules: []\n", []want{{2, "gateway.address", "is not an IPv4 address"}}},
+		{"wan interface with a slash", "gateway:\n  wan_interface: eth0/1\nrules: []\n", []want{{2, "gateway.wan_interface", "is not a network interface name"}}},
+		{"wan interface too long", "gateway:\n  wan_interface: enp0s31f6-uplink0\nrules: []\n", []want{{2, "gateway.wan_interface", "ip -br link"}}},
+		{"hairpin not a bool", "gateway:\n  hairpin: yes\nrules: []\n", []want{{2, "gateway.hairpin", `want true or false, got "yes"`}}},
+		{"rule hairpin a list", "rules:\n  - name: a\n    service: ssh\n    hairpin: [true]\n", []want{{4, "rules[0].hairpin", "want a single value"}}},
 		{"merge of a scalar", "rules:\n  - <<: 5\n    name: a\n", []want{
 			{2, "rules[0]", "merge key (<<) takes a mapping"},
 			{2, "rules[0].protocol", "is required"},
@@ -280,6 +284,7 @@ func TestLoadGateway(t *testing.T) {
 		{"gateway:\n  lease: 3600\n", Gateway{Backend: "auto", Lease: time.Hour}},
 		{"gateway:\n  lease: 90m\n  backend: pcp\n  address: 192.168.0.1\n", Gateway{Backend: "pcp", Address: "192.168.0.1", Lease: 90 * time.Minute}},
 		{"gateway:\n  backend: iptables\n  address: ''\n", Gateway{Backend: "iptables", Lease: time.Hour}},
+		{"gateway:\n  backend: iptables\n  wan_interface: ppp0\n  hairpin: true\n", Gateway{Backend: "iptables", Lease: time.Hour, WANInterface: "ppp0", Hairpin: true}},
 	}
 	for _, tt := range tests {
 		cfg, _, err := load(t, tt.src+"rules: []\n")
@@ -354,11 +359,56 @@ rules:
 		m(UDP, 3000, self, 4000, "voice"),
 		m(UDP, 3001, self, 4001, "voice"),
 	}
-	if got := cfg.Desired(self); !reflect.DeepEqual(got, want) {
+	if got := cfg.Desired(self, Properties{}); !reflect.DeepEqual(got, want) {
 		t.Errorf("Desired =\n%v\nwant\n%v", got, want)
 	}
-	if got := (&Config{}).Desired(self); len(got) != 0 {
+	if got := (&Config{}).Desired(self, Properties{}); len(got) != 0 {
 		t.Errorf("empty config: Desired = %v", got)
+	}
+}
+
+// testSelf is the address "self" stands for in the tests below.
+var testSelf = netip.MustParseAddr("192.168.1.10")
+
+func TestDesiredHairpin(t *testing.T) {
+	cfg, _, err := load(t, `rules:
+  - name: mc
+    service: minecraft-java
+    hairpin: true
+  - name: ssh
+    service: ssh
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hairpins := func(cfg *Config, p Properties) map[string]bool {
+		out := map[string]bool{}
+		for _, m := range cfg.Desired(testSelf, p) {
+			out[m.Owner()] = m.Hairpin
+		}
+		return out
+	}
+	if got := hairpins(cfg, Properties{Hairpin: true}); !got["mc"] || got["ssh"] {
+		t.Errorf("rule hairpin on a hairpin backend: %v, want mc only", got)
+	}
+	if got := hairpins(cfg, Properties{}); got["mc"] {
+		t.Errorf("a backend without hairpin was asked for it: %v", got)
+	}
+	cfg.Gateway.Hairpin = true
+	if got := hairpins(cfg, Properties{Hairpin: true}); !got["mc"] || !got["ssh"] {
+		t.Errorf("gateway hairpin: %v, want every rule", got)
+	}
+}
+
+func TestOwnership(t *testing.T) {
+	nas := netip.MustParseAddr("192.168.1.20")
+	cfg := &Config{Rules: []Rule{{Name: "a"}, {Name: "b", InternalAddr: nas}}}
+	got := cfg.Ownership(testSelf, Properties{})
+	if !reflect.DeepEqual(got.Hosts, []netip.Addr{testSelf, nas}) || got.AnyHost {
+		t.Errorf("Ownership = %+v", got)
+	}
+	if !cfg.Ownership(testSelf, Properties{Local: true}).AnyHost {
+		t.Errorf("a local gateway's ownership is not AnyHost")
 	}
 }
 
@@ -404,6 +454,8 @@ func TestValidateGateway(t *testing.T) {
 		{Gateway{Backend: "auto", Address: "10.0.0.1:80"}, "gateway.address: \"10.0.0.1:80\" has a port"},
 		{Gateway{Backend: "auto", Address: "::1"}, "is not an IPv4 address"},
 		{Gateway{Backend: "auto", Lease: -time.Second}, "gateway.lease: lease -1s is negative"},
+		{Gateway{Backend: "iptables", WANInterface: "eth0.100"}, ""},
+		{Gateway{Backend: "iptables", WANInterface: "wan 0"}, "gateway.wan_interface"},
 	}
 	for _, tt := range tests {
 		err := ValidateGateway(tt.g)

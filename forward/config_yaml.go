@@ -31,9 +31,9 @@ func newLoader(file string, opts LoadOptions) *loader {
 // The keys each level of the file may hold.
 var (
 	topKeys         = []string{"gateway", "probe_server", "rules"}
-	gatewayKeys     = []string{"backend", "address", "lease"}
+	gatewayKeys     = []string{"backend", "address", "lease", "wan_interface", "hairpin"}
 	probeServerKeys = []string{"url", "token"}
-	ruleKeys        = []string{"name", "service", "protocol", "external_port", "internal_port", "internal_host", "probe", "description"}
+	ruleKeys        = []string{"name", "service", "protocol", "external_port", "internal_port", "internal_host", "probe", "description", "hairpin"}
 )
 
 // maxMergeDepth bounds "<<" merge keys that merge maps that merge maps. YAML
@@ -226,6 +226,20 @@ func (l *loader) scalar(n *yaml.Node, key string) (string, bool) {
 		return "", false
 	}
 	return n.Value, true
+}
+
+// boolean reads a true or false value; a missing key is (false, false).
+func (l *loader) boolean(n *yaml.Node, key string) (value, ok bool) {
+	s, ok := l.scalar(n, key)
+	if !ok {
+		return false, false
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil || n.Tag != "!!bool" {
+		l.errorf(n.Line, key, "want true or false, got %q", s)
+		return false, false
+	}
+	return b, true
 }
 
 // deref follows aliases (*name) to the node they stand for.

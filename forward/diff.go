@@ -75,6 +75,15 @@ type DiffOptions struct {
 	// of them: another PC on the LAN running portfwd with its own config
 	// owns its own mappings, and they are foreign here.
 	Hosts []netip.Addr
+	// AnyHost makes every tagged mapping owned, whatever host it forwards
+	// to: the gateway is this machine (Properties.Local).
+	AnyHost bool
+}
+
+// Owns reports whether the config these options describe may change o:
+// it carries portfwd's tag and forwards to one of Hosts (or AnyHost).
+func (opts DiffOptions) Owns(o Mapping) bool {
+	return o.Owner() != "" && (opts.AnyHost || slices.Contains(opts.Hosts, o.InternalHost))
 }
 
 // Diff compares the desired mappings with those observed on the gateway
@@ -102,24 +111,24 @@ func Diff(desired, observed []Mapping, opts DiffOptions) Plan {
 	byKey := sortedMappings(seen)
 	for _, d := range want {
 		if d.AnyExternal {
-			plan.Changes = append(plan.Changes, diffAny(d, byKey, seen, wanted, opts.Hosts))
+			plan.Changes = append(plan.Changes, diffAny(d, byKey, seen, wanted, opts))
 			continue
 		}
 		o, ok := seen[d.Key]
-		plan.Changes = append(plan.Changes, compare(d, o, ok, opts.Hosts))
+		plan.Changes = append(plan.Changes, compare(d, o, ok, opts))
 	}
 	if opts.Prune {
-		plan.Changes = append(plan.Changes, prune(byKey, wanted, opts.Hosts)...)
+		plan.Changes = append(plan.Changes, prune(byKey, wanted, opts)...)
 	}
 	slices.SortStableFunc(plan.Changes, func(a, b Change) int { return a.Key.Compare(b.Key) })
 	return plan
 }
 
 // prune deletes the owned mappings no desired mapping claims.
-func prune(observed []Mapping, wanted map[Key]bool, hosts []netip.Addr) []Change {
+func prune(observed []Mapping, wanted map[Key]bool, opts DiffOptions) []Change {
 	var out []Change
 	for _, o := range observed {
-		if !wanted[o.Key] && owned(o, hosts) {
+		if !wanted[o.Key] && opts.Owns(o) {
 			out = append(out, Change{Action: Delete, Key: o.Key, Rule: o.Owner(),
 				Before: ptr(o), Reason: "rule " + quote(o.Owner()) + " is no longer in the config"})
 		}
@@ -145,18 +154,18 @@ func sortedMappings(seen map[Key]Mapping) []Mapping {
 // keeps it. Without one, the mapping is created on the suggested port; a
 // foreign mapping there is no conflict, since the gateway grants another
 // port. wanted gains the key claimed.
-func diffAny(d Mapping, observed []Mapping, seen map[Key]Mapping, wanted map[Key]bool, hosts []netip.Addr) Change {
-	if o, ok := matchAny(d, observed, wanted, hosts); ok {
+func diffAny(d Mapping, observed []Mapping, seen map[Key]Mapping, wanted map[Key]bool, opts DiffOptions) Change {
+	if o, ok := matchAny(d, observed, wanted, opts); ok {
 		wanted[o.Key] = true
 		d.ExternalPort = o.ExternalPort
-		return compare(d, o, true, hosts)
+		return compare(d, o, true, opts)
 	}
 	o, present := seen[d.Key]
-	if present && owned(o, hosts) && !wanted[d.Key] {
+	if present && opts.Owns(o) && !wanted[d.Key] {
 		// One of ours that no rule wants any more: replace it, as for a
 		// fixed port, rather than have prune delete what Create just made.
 		wanted[d.Key] = true
-		return compare(d, o, true, hosts)
+		return compare(d, o, true, opts)
 	}
 	c := Change{Action: Create, Key: d.Key, Rule: d.Owner(), After: ptr(d), Reason: "not on the gateway"}
 	if present {
@@ -167,10 +176,10 @@ func diffAny(d Mapping, observed []Mapping, seen map[Key]Mapping, wanted map[Key
 
 // matchAny finds the owned mapping that serves d on whichever port: same
 // owner tag, protocol and internal side, on a key no other rule claims.
-func matchAny(d Mapping, observed []Mapping, wanted map[Key]bool, hosts []netip.Addr) (Mapping, bool) {
+func matchAny(d Mapping, observed []Mapping, wanted map[Key]bool, opts DiffOptions) (Mapping, bool) {
 	var found []Mapping
 	for _, o := range observed {
-		if !wanted[o.Key] && owned(o, hosts) && o.Description == d.Description && o.Protocol == d.Protocol &&
+		if !wanted[o.Key] && opts.Owns(o) && o.Description == d.Description && o.Protocol == d.Protocol &&
 			o.InternalHost == d.InternalHost && o.InternalPort == d.InternalPort {
 			found = append(found, o)
 		}
@@ -186,12 +195,12 @@ func matchAny(d Mapping, observed []Mapping, wanted map[Key]bool, hosts []netip.
 
 // compare decides what to do about one desired mapping d, given what the
 // gateway holds on its key (o, when present).
-func compare(d, o Mapping, present bool, hosts []netip.Addr) Change {
+func compare(d, o Mapping, present bool, opts DiffOptions) Change {
 	c := Change{Key: d.Key, Rule: d.Owner(), After: ptr(d)}
 	switch {
 	case !present:
 		c.Action, c.Reason = Create, "not on the gateway"
-	case !owned(o, hosts):
+	case !opts.Owns(o):
 		c.Action, c.Before = Conflict, ptr(o)
 		c.Reason = "held by " + holderName(o)
 	case !sameTarget(d, o):
@@ -206,16 +215,12 @@ func compare(d, o Mapping, present bool, hosts []netip.Addr) Change {
 	return c
 }
 
-// owned reports whether this config may change o.
-func owned(o Mapping, hosts []netip.Addr) bool {
-	return o.Owner() != "" && slices.Contains(hosts, o.InternalHost)
-}
-
 // sameTarget compares everything but the lease: where the traffic goes,
-// who owns it, and whether it is switched on.
+// who owns it, whether it is switched on and whether LAN clients may use
+// it through the public address.
 func sameTarget(d, o Mapping) bool {
 	return d.InternalHost == o.InternalHost && d.InternalPort == o.InternalPort &&
-		d.Description == o.Description && d.Enabled == o.Enabled
+		d.Description == o.Description && d.Enabled == o.Enabled && d.Hairpin == o.Hairpin
 }
 
 // PermanentLeaseCap is the longest lease a gateway grants for a

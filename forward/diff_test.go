@@ -143,3 +143,46 @@ func hasChange(actions []string) bool {
 func withLease(m forward.Mapping, d time.Duration) forward.Mapping { m.Lease = d; return m }
 func withPort(m forward.Mapping, p uint16) forward.Mapping         { m.InternalPort = p; return m }
 func disabled(m forward.Mapping) forward.Mapping                   { m.Enabled = false; return m }
+
+// On a gateway that is this machine (iptables), every tagged mapping is
+// this config's: a rule removed from the file is pruned whatever host it
+// forwarded to, while foreign rules stay out of the plan.
+func TestDiffAnyHost(t *testing.T) {
+	nas := mapping(forward.TCP, 8080, other, "portfwd:nas", 0)
+	foreign := mapping(forward.TCP, 9090, other, "docker", 0)
+	observed := []forward.Mapping{nas, foreign}
+	hostsOnly := forward.Diff(nil, observed, forward.DiffOptions{Prune: true, Hosts: []netip.Addr{self}})
+	if len(hostsOnly.Changes) != 0 {
+		t.Errorf("by hosts: %q, want nothing (another host's portfwd owns it)", actions(hostsOnly))
+	}
+	anyHost := forward.Diff(nil, observed, forward.DiffOptions{Prune: true, Hosts: []netip.Addr{self}, AnyHost: true})
+	if got := actions(anyHost); !reflect.DeepEqual(got, []string{"delete tcp/8080"}) {
+		t.Errorf("AnyHost: %q, want [delete tcp/8080]", got)
+	}
+	opts := forward.DiffOptions{AnyHost: true}
+	if !opts.Owns(nas) || opts.Owns(foreign) {
+		t.Errorf("AnyHost Owns(tagged)=%v Owns(foreign)=%v; want true, false", opts.Owns(nas), opts.Owns(foreign))
+	}
+}
+
+// Turning hairpin on or off for a rule is a change to its mapping.
+func TestDiffHairpin(t *testing.T) {
+	plain := mapping(forward.TCP, 25565, self, "portfwd:mc", 0)
+	hairpin := plain
+	hairpin.Hairpin = true
+	opts := forward.DiffOptions{Hosts: []netip.Addr{self}}
+	for _, tt := range []struct {
+		name           string
+		want, observed forward.Mapping
+		action         forward.Action
+	}{
+		{"turned on", hairpin, plain, forward.Update},
+		{"turned off", plain, hairpin, forward.Update},
+		{"unchanged", hairpin, hairpin, forward.Noop},
+	} {
+		plan := forward.Diff([]forward.Mapping{tt.want}, []forward.Mapping{tt.observed}, opts)
+		if len(plan.Changes) != 1 || plan.Changes[0].Action != tt.action {
+			t.Errorf("%s: %q, want %v", tt.name, actions(plan), tt.action)
+		}
+	}
+}

@@ -281,7 +281,7 @@ func (l *Loop) check(ctx context.Context) (string, error) {
 		return "", err
 	}
 	defer c.Release(nil)
-	if missing := l.missing(observed, ownedHosts(l.Config, c.Self)); len(missing) > 0 {
+	if missing := l.missing(observed, l.Config.Ownership(c.Self, c.Backend.Properties())); len(missing) > 0 {
 		l.logf("the gateway no longer holds %s: reconciling", strings.Join(missing, ", "))
 		if len(missing) == len(l.held) && c.Backend.Properties().ListsFromState {
 			return ReasonRestarted, nil // only an epoch reset drops every record at once
@@ -295,7 +295,7 @@ func (l *Loop) check(ctx context.Context) (string, error) {
 }
 
 // missing lists the held mappings the gateway no longer has as made.
-func (l *Loop) missing(observed []Mapping, hosts []netip.Addr) []string {
+func (l *Loop) missing(observed []Mapping, own DiffOptions) []string {
 	seen := make(map[Key]Mapping, len(observed))
 	for _, o := range observed {
 		o = normalise(o)
@@ -303,7 +303,7 @@ func (l *Loop) missing(observed []Mapping, hosts []netip.Addr) []string {
 	}
 	var out []string
 	for k, h := range l.held {
-		if o, ok := seen[k]; !ok || !owned(o, hosts) || !sameTarget(h.m, o) {
+		if o, ok := seen[k]; !ok || !own.Owns(o) || !sameTarget(h.m, o) {
 			out = append(out, k.String())
 		}
 	}
@@ -349,7 +349,8 @@ func (l *Loop) pass(ctx context.Context, reason string, cleanup bool) error {
 		return err
 	}
 	defer cancel()
-	rep.Backend = c.Backend.Properties().Name
+	props := c.Backend.Properties()
+	rep.Backend = props.Name
 	observed, err := c.Backend.List(ctx)
 	if err != nil {
 		rep.Err = err
@@ -359,9 +360,11 @@ func (l *Loop) pass(ctx context.Context, reason string, cleanup bool) error {
 	defer c.Release(nil)
 	var desired []Mapping
 	if !cleanup {
-		desired = l.Config.Desired(c.Self)
+		desired = l.Config.Desired(c.Self, props)
 	}
-	plan := Diff(desired, observed, DiffOptions{Prune: l.Prune || cleanup, Hosts: ownedHosts(l.Config, c.Self)})
+	opts := l.Config.Ownership(c.Self, props)
+	opts.Prune = l.Prune || cleanup
+	plan := Diff(desired, observed, opts)
 	l.renewDue(&plan, start)
 	res := Apply(ctx, c.Backend, plan)
 	l.logOutcomes(res)
@@ -519,16 +522,4 @@ func (l *Loop) exit(ctx context.Context) error {
 		l.logf("removing the mappings on exit failed: %v", err)
 	}
 	return nil
-}
-
-// ownedHosts are the internal hosts whose tagged mappings cfg owns: self
-// and every address a rule forwards to.
-func ownedHosts(cfg *Config, self netip.Addr) []netip.Addr {
-	out := []netip.Addr{self}
-	for _, r := range cfg.Rules {
-		if r.InternalAddr.IsValid() {
-			out = append(out, r.InternalAddr)
-		}
-	}
-	return out
 }

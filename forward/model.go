@@ -64,6 +64,10 @@ type Mapping struct {
 	// port the gateway grants (external_port: any); ExternalPort is then
 	// only the port suggested. Observed mappings never set it.
 	AnyExternal bool `json:",omitempty"`
+	// Hairpin: LAN clients reach the forward through the gateway's public
+	// address too (hairpin NAT). Only backends with Properties.Hairpin
+	// write or report it.
+	Hairpin bool `json:",omitempty"`
 }
 
 // TagPrefix marks the mappings portfwd owns, in the gateway's description.

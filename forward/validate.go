@@ -41,7 +41,23 @@ func ValidateGateway(g Gateway) error {
 	if err := checkLease(g.Lease); err != nil {
 		errs = append(errs, fmt.Errorf("gateway.lease: %w", err))
 	}
+	if err := checkInterface(g.WANInterface); err != nil {
+		errs = append(errs, fmt.Errorf("gateway.wan_interface: %w", err))
+	}
 	return errors.Join(errs...)
+}
+
+// interfacePattern is what Linux accepts as an interface name: at most 15
+// bytes (IFNAMSIZ-1), no "/", ":" or blanks (dev_valid_name).
+var interfacePattern = regexp.MustCompile(`^[^/:\s]{1,15}$`)
+
+// checkInterface accepts "" (the default route's interface) or a name
+// Linux could give an interface.
+func checkInterface(name string) error {
+	if name == "" || interfacePattern.MatchString(name) && name != "." && name != ".." {
+		return nil
+	}
+	return fmt.Errorf("%q is not a network interface name; give the router's uplink, like eth0 or ppp0 (ip -br link lists them)", name)
 }
 
 func checkBackend(name string) error {
@@ -112,7 +128,7 @@ func (l *loader) gateway(n *yaml.Node) Gateway {
 		return g
 	}
 	if n.Kind != yaml.MappingNode {
-		l.errorf(n.Line, "gateway", "want a mapping (backend:, address:, lease:), got %s", kindName(n))
+		l.errorf(n.Line, "gateway", "want a mapping (backend:, address:, lease:, wan_interface:, hairpin:), got %s", kindName(n))
 		return g
 	}
 	f := l.fields(n, "gateway", gatewayKeys)
@@ -129,6 +145,11 @@ func (l *loader) gateway(n *yaml.Node) Gateway {
 		g.Lease, err = ParseLease(s)
 		l.check(f["lease"], "gateway.lease", err)
 	}
+	if s, ok := l.scalar(f["wan_interface"], "gateway.wan_interface"); ok {
+		g.WANInterface = strings.TrimSpace(s)
+		l.check(f["wan_interface"], "gateway.wan_interface", checkInterface(g.WANInterface))
+	}
+	g.Hairpin, _ = l.boolean(f["hairpin"], "gateway.hairpin")
 	return g
 }
 
@@ -208,6 +229,7 @@ func (l *loader) rule(i int, n *yaml.Node) *ruleInput {
 	r.portOK = protoOK && portOK
 	l.ruleHost(r)
 	r.Description, _ = l.scalar(r.nodes["description"], joinKey(path, "description"))
+	r.Hairpin, _ = l.boolean(r.nodes["hairpin"], joinKey(path, "hairpin"))
 	r.Probe = probeFor(r.Protocols, svc)
 	l.ruleProbe(r)
 	return r

@@ -82,7 +82,7 @@ func runApply(ctx context.Context, g *globals, args []string, opts *applyOptions
 func applyOn(ctx context.Context, g *globals, cfg *forward.Config, s *session, opts *applyOptions) error {
 	var desired []forward.Mapping
 	if !opts.down {
-		desired = cfg.Desired(s.self)
+		desired = cfg.Desired(s.self, s.backend.Properties())
 	}
 	plan, _, err := reconcilePlan(ctx, s, desired, cfg, opts.prune)
 	if err != nil {

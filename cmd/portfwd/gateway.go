@@ -168,18 +168,6 @@ func (g *globals) gatewayFor(gw forward.Gateway) (netip.Addr, error) {
 	return addr, nil
 }
 
-// hosts are the internal hosts whose tagged mappings cfg owns: this host,
-// and every address a rule forwards to.
-func hosts(cfg *forward.Config, self netip.Addr) []netip.Addr {
-	out := []netip.Addr{self}
-	for _, r := range cfg.Rules {
-		if r.InternalAddr.IsValid() {
-			out = append(out, r.InternalAddr)
-		}
-	}
-	return out
-}
-
 // reconcilePlan reads the gateway and plans the changes that make it match
 // cfg (or, for down, match an empty config).
 func reconcilePlan(ctx context.Context, s *session, desired []forward.Mapping, cfg *forward.Config, prune bool) (forward.Plan, []forward.Mapping, error) {
@@ -187,6 +175,8 @@ func reconcilePlan(ctx context.Context, s *session, desired []forward.Mapping, c
 	if err != nil {
 		return forward.Plan{}, nil, fmt.Errorf("listing the gateway's mappings: %w", err)
 	}
-	plan := forward.Diff(desired, observed, forward.DiffOptions{Prune: prune, Hosts: hosts(cfg, s.self)})
+	opts := cfg.Ownership(s.self, s.backend.Properties())
+	opts.Prune = prune
+	plan := forward.Diff(desired, observed, opts)
 	return plan, observed, nil
 }

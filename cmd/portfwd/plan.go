@@ -62,7 +62,7 @@ func runPlan(ctx context.Context, g *globals, args []string, opts *planOptions) 
 		return err
 	}
 	return g.withGateway(ctx, cfg, func(ctx context.Context, s *session) error {
-		plan, _, err := reconcilePlan(ctx, s, cfg.Desired(s.self), cfg, opts.prune)
+		plan, _, err := reconcilePlan(ctx, s, cfg.Desired(s.self, s.backend.Properties()), cfg, opts.prune)
 		if err != nil {
 			return err
 		}

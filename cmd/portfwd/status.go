@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -72,7 +71,7 @@ func statusOf(ctx context.Context, g *globals, cfg *forward.Config, s *session) 
 	} else {
 		doc.ExternalAddress = ext.String()
 	}
-	mine := hosts(cfg, s.self)
+	mine := cfg.Ownership(s.self, s.backend.Properties())
 	for _, m := range observed {
 		sm := statusMapping{mappingView: *viewMapping(&m), Ownership: ownership(m, mine)}
 		if r, ok := cfg.Rule(m.Owner()); ok && sm.Ownership == "owned" {
@@ -97,11 +96,11 @@ func (g *globals) optionalConfig(ctx context.Context, args []string) (*forward.C
 	return &forward.Config{Gateway: gw}, err
 }
 
-func ownership(m forward.Mapping, mine []netip.Addr) string {
+func ownership(m forward.Mapping, mine forward.DiffOptions) string {
 	switch {
 	case m.Owner() == "":
 		return "foreign"
-	case slices.Contains(mine, m.InternalHost):
+	case mine.Owns(m):
 		return "owned"
 	}
 	return "portfwd"
