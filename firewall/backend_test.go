@@ -3,8 +3,9 @@ package firewall
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,13 +20,12 @@ func testSystem() system {
 		lookPath:  func(string) (string, error) { return "/usr/sbin/iptables", nil },
 		readFile:  func(string) ([]byte, error) { return []byte("1\n"), nil },
 		writeFile: func(string, []byte) error { return nil },
-		interfaceAddrs: func(name string) ([]net.Addr, error) {
-			if name != "wan0" {
-				return nil, errors.New("no such network interface")
-			}
-			return []net.Addr{
-				&net.IPNet{IP: net.ParseIP("fe80::1"), Mask: net.CIDRMask(64, 128)},
-				&net.IPNet{IP: net.ParseIP("203.0.113.7").To4(), Mask: net.CIDRMask(24, 32)},
+		interfaces: func() ([]netIface, error) {
+			p := netip.MustParsePrefix
+			return []netIface{
+				{name: "lo", addrs: []netip.Prefix{p("127.0.0.1/8"), p("::1/128")}},
+				{name: "wan0", addrs: []netip.Prefix{p("fe80::1/64"), p("203.0.113.7/24")}},
+				{name: "lan0", addrs: []netip.Prefix{p("fe80::2/64"), p("192.168.77.1/24")}},
 			}, nil
 		},
 		version: func() (string, error) { return "iptables v1.8.9 (nf_tables)\n", nil },
@@ -186,7 +186,11 @@ func TestStaleJumpReplaced(t *testing.T) {
 	if _, err := f.Add(context.Background(), mc(25565, "192.168.77.10")); err != nil {
 		t.Fatal(err)
 	}
-	jumps, _ := f.jumps(hooks[1])
+	v, err := readView(fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jumps := v.jumps(hookDNAT)
 	if len(jumps) != 1 || jumps[0].args[1] != "wan0" {
 		t.Errorf("jumps to %s = %v; want one, from wan0", chainDNAT, jumps)
 	}
@@ -199,7 +203,7 @@ func TestExternalAddrAndProperties(t *testing.T) {
 		t.Errorf("ExternalAddr = %v, %v", addr, err)
 	}
 	p := f.Properties()
-	if !p.ThirdParty || !p.PermanentLeases || p.ListsFromState || p.Name != "iptables" {
+	if !p.ThirdParty || !p.PermanentLeases || p.ListsFromState || p.Name != "iptables" || !p.Local || !p.Hairpin {
 		t.Errorf("Properties = %+v", p)
 	}
 	if f.Flavour() != "nf_tables" {
@@ -218,4 +222,179 @@ func TestCancelledContext(t *testing.T) {
 	if fake.writes != before {
 		t.Errorf("Add with a cancelled context wrote")
 	}
+}
+
+func TestHairpin(t *testing.T) {
+	f, fake := newTest(t)
+	ctx := context.Background()
+	base := fake.snapshot()
+	m := mc(25565, "192.168.77.10")
+	m.Hairpin = true
+	if _, err := f.Add(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	snap := fake.snapshot()
+	for _, want := range []string{
+		"nat/PREROUTING\n  [\"!\" \"-i\" \"wan0\" \"-m\" \"addrtype\" \"--dst-type\" \"LOCAL\" \"-j\" \"PORTFWD-HAIRPIN\"]",
+		"nat/POSTROUTING\n  [\"-j\" \"PORTFWD-POSTROUTING\"]",
+		"nat/PORTFWD-HAIRPIN\n  " + fmt.Sprintf("%q", dnatSpec(m)),
+		`"-s" "192.168.77.0/24" "-d" "192.168.77.10/32"`,
+	} {
+		if !strings.Contains(snap, want) {
+			t.Errorf("after a hairpin Add, no %s in\n%s", want, snap)
+		}
+	}
+	if got := listOne(t, f, m.Key); !got.Hairpin || !got.Enabled {
+		t.Errorf("List = %+v; want Hairpin and Enabled", got)
+	}
+
+	// Switched off: the hairpin rules go, the forward stays.
+	m.Hairpin = false
+	if _, err := f.Add(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if got := listOne(t, f, m.Key); got.Hairpin || !got.Enabled {
+		t.Errorf("List after hairpin off = %+v", got)
+	}
+	if n := strings.Count(fake.snapshot(), "portfwd:mc"); n != 2 {
+		t.Errorf("%d tagged rules after hairpin off, want 2 (DNAT, ACCEPT):\n%s", n, fake.snapshot())
+	}
+	m.Hairpin = true
+	if _, err := f.Add(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Delete(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(fake.snapshot(), "portfwd:mc") {
+		t.Errorf("Delete left rules of %v:\n%s", m.Key, fake.snapshot())
+	}
+	if err := f.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.snapshot(); got != base {
+		t.Errorf("after Teardown:\n%s\nwant:\n%s", got, base)
+	}
+}
+
+// A host reached through another router never shares a subnet with the
+// LAN clients: hairpin needs no MASQUERADE for it.
+func TestHairpinRoutedHost(t *testing.T) {
+	f, fake := newTest(t)
+	m := mc(25565, "10.9.0.5")
+	m.Hairpin = true
+	if _, err := f.Add(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if rules := fake.chains["nat/"+chainSNAT]; len(rules) != 0 {
+		t.Errorf("MASQUERADE written for a routed host: %q", rules)
+	}
+	if got := listOne(t, f, m.Key); !got.Hairpin {
+		t.Errorf("List = %+v; want Hairpin", got)
+	}
+}
+
+// A mapping that would not forward is listed disabled, so Diff replaces it
+// and the next Add mends what is missing.
+func TestListDisabledWhenBroken(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		breakIt func(*fakeIPT)
+	}{
+		{"FORWARD jump gone", func(fake *fakeIPT) { fake.chains["filter/FORWARD"] = fake.chains["filter/FORWARD"][1:] }},
+		{"ACCEPT rule gone", func(fake *fakeIPT) { fake.chains["filter/"+chainForward] = nil }},
+		{"DNAT jump gone", func(fake *fakeIPT) { fake.chains["nat/PREROUTING"] = fake.chains["nat/PREROUTING"][1:] }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, fake := newTest(t)
+			m := mc(25565, "192.168.77.10")
+			if _, err := f.Add(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			want := fake.snapshot()
+			tc.breakIt(fake)
+			if got := listOne(t, f, m.Key); got.Enabled {
+				t.Errorf("List = %+v; want it disabled", got)
+			}
+			if _, err := f.Add(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			if got := listOne(t, f, m.Key); !got.Enabled || fake.snapshot() != want {
+				t.Errorf("after Add: %+v\n%s\nwant the tables as first written:\n%s", got, fake.snapshot(), want)
+			}
+		})
+	}
+}
+
+// A pass lists once and then adds: each new mapping costs its two rules
+// and nothing else, the cost of a plain loop of iptables -A.
+func TestAddsAfterListOnlyWrite(t *testing.T) {
+	f, fake := newTest(t)
+	ctx := context.Background()
+	if _, err := f.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reads, writes := fake.reads, fake.writes
+	const n = 200
+	for i := range n {
+		if _, err := f.Add(ctx, mc(uint16(30000+i), "192.168.77.10")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fake.writes - writes; got != 2*n+4 {
+		t.Errorf("%d adds: %d writes, want %d (two rules each, two chains and their jumps)", n, got, 2*n+4)
+	}
+	if fake.reads != reads || fake.checks != 0 {
+		t.Errorf("%d adds after a List: %d reads, %d checks; want none", n, fake.reads-reads, fake.checks)
+	}
+	ms, err := f.List(ctx)
+	if err != nil || len(ms) != n {
+		t.Errorf("List: %d mappings, %v; want %d", len(ms), err, n)
+	}
+}
+
+// iptables may print a rule in another form than portfwd wrote it (another
+// version orders the matches differently): the rule is checked with
+// iptables -C and not written twice.
+func TestAddRulePrintedDifferently(t *testing.T) {
+	f, fake := newTest(t)
+	ctx := context.Background()
+	m := mc(25565, "192.168.77.10")
+	if _, err := f.Add(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	fake.print = func(r []string) []string {
+		if i := slices.Index(r, "comment"); i > 0 { // the comment match last
+			match := slices.Clone(r[i-1 : i+3])
+			r = append(slices.Delete(r, i-1, i+3), match...)
+		}
+		return r
+	}
+	snap := fake.snapshot()
+	again := newFirewall(fake, "wan0", "nf_tables", testSystem())
+	if _, err := again.List(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := fake.writes
+	if _, err := again.Add(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if fake.writes != before || fake.snapshot() != snap || fake.checks == 0 {
+		t.Errorf("Add of a rule printed differently: %d writes, %d checks\n%s", fake.writes-before, fake.checks, fake.snapshot())
+	}
+}
+
+func listOne(t *testing.T, f *Firewall, k forward.Key) forward.Mapping {
+	t.Helper()
+	ms, err := f.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Key == k {
+			return m
+		}
+	}
+	t.Fatalf("List has no %v: %v", k, ms)
+	return forward.Mapping{}
 }

@@ -13,6 +13,11 @@ import (
 type fakeIPT struct {
 	chains map[string][][]string // "table/chain" -> rules
 	writes int
+	reads  int // List and ListChains calls
+	checks int // Exists calls
+	// print, if set, changes how List prints a rule, as another iptables
+	// version might.
+	print func([]string) []string
 }
 
 func newFakeIPT() *fakeIPT {
@@ -25,9 +30,15 @@ func newFakeIPT() *fakeIPT {
 
 func key(table, chain string) string { return table + "/" + chain }
 
-func (f *fakeIPT) ChainExists(table, chain string) (bool, error) {
-	_, ok := f.chains[key(table, chain)]
-	return ok, nil
+func (f *fakeIPT) ListChains(table string) ([]string, error) {
+	f.reads++
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(f.chains)) {
+		if t, chain, _ := strings.Cut(k, "/"); t == table {
+			out = append(out, chain)
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeIPT) NewChain(table, chain string) error {
@@ -71,6 +82,7 @@ func (f *fakeIPT) index(table, chain string, spec []string) (int, error) {
 }
 
 func (f *fakeIPT) Exists(table, chain string, spec ...string) (bool, error) {
+	f.checks++
 	i, err := f.index(table, chain, spec)
 	return i >= 0, err
 }
@@ -110,6 +122,7 @@ func (f *fakeIPT) Delete(table, chain string, spec ...string) error {
 }
 
 func (f *fakeIPT) List(table, chain string) ([]string, error) {
+	f.reads++
 	rules, ok := f.chains[key(table, chain)]
 	if !ok {
 		return nil, fmt.Errorf("iptables: No chain/target/match by that name (%s)", chain)
@@ -119,6 +132,9 @@ func (f *fakeIPT) List(table, chain string) ([]string, error) {
 		out[0] = "-P " + chain + " ACCEPT"
 	}
 	for _, r := range rules {
+		if f.print != nil {
+			r = f.print(slices.Clone(r))
+		}
 		words := make([]string, len(r))
 		for i, w := range r {
 			words[i] = quoteArg(w)

@@ -3,7 +3,6 @@ package firewall
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 
@@ -20,17 +19,22 @@ type Options struct {
 	// EnableForwarding turns on net.ipv4.ip_forward when it is off, instead
 	// of failing.
 	EnableForwarding bool
+	// Inspect is for commands that only read (status, plan): IPv4
+	// forwarding being off is then one of Warnings, not an error.
+	Inspect bool
 }
 
 // Firewall is a forward.Backend writing DNAT and ACCEPT rules with
 // iptables on the router portfwd runs on.
 type Firewall struct {
-	ipt     ipt
-	wan     string
-	flavour string
-	sys     system
+	ipt      ipt
+	wan      string
+	flavour  string
+	sys      system
+	warnings []string
 
-	mu sync.Mutex
+	mu   sync.Mutex
+	view *view // what the last List read, kept current by Add and Delete; nil until then
 }
 
 var _ forward.Backend = (*Firewall)(nil)
@@ -40,7 +44,7 @@ var _ forward.Backend = (*Firewall)(nil)
 // returns the backend. It writes nothing to iptables.
 func New(opts Options) (*Firewall, error) {
 	sys := hostSystem()
-	wan, err := checkHost(opts, sys)
+	wan, warnings, err := checkHost(opts, sys)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +52,9 @@ func New(opts Options) (*Firewall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting iptables: %w; install the iptables package", err)
 	}
-	return newFirewall(t, wan, sys.flavour(), sys), nil
+	f := newFirewall(t, wan, sys.flavour(), sys)
+	f.warnings = warnings
+	return f, nil
 }
 
 func newFirewall(t ipt, wan, flavour string, sys system) *Firewall {
@@ -63,8 +69,12 @@ func (f *Firewall) WANInterface() string { return f.wan }
 // one are invisible to the other.
 func (f *Firewall) Flavour() string { return f.flavour }
 
-// Properties implements forward.Backend. iptables rules have no lease and
-// may point at any LAN host.
+// Warnings are what New found wrong with the host that did not stop it
+// (with Options.Inspect: forwarding off).
+func (f *Firewall) Warnings() []string { return f.warnings }
+
+// Properties implements forward.Backend. iptables rules have no lease,
+// may point at any LAN host, and belong to the one portfwd on this router.
 func (f *Firewall) Properties() forward.Properties {
 	proto := "iptables"
 	if f.flavour != "" {
@@ -76,6 +86,8 @@ func (f *Firewall) Properties() forward.Properties {
 		Protocols:       []string{proto},
 		PermanentLeases: true,
 		ThirdParty:      true,
+		Local:           true,
+		Hairpin:         true,
 	}
 }
 
@@ -85,27 +97,65 @@ func (f *Firewall) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 	if err := ctx.Err(); err != nil {
 		return netip.Addr{}, err
 	}
-	addrs, err := f.sys.interfaceAddrs(f.wan)
+	ifs, err := f.sys.interfaces()
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("reading the addresses of WAN interface %s: %w", f.wan, err)
 	}
-	for _, a := range addrs {
-		if ip, ok := addrOf(a); ok && ip.Is4() && ip.IsGlobalUnicast() {
-			return ip, nil
+	for _, ifi := range ifs {
+		for _, p := range ifi.addrs {
+			if ifi.name == f.wan && p.Addr().Is4() && p.Addr().IsGlobalUnicast() {
+				return p.Addr(), nil
+			}
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("WAN interface %s has no IPv4 address; bring the uplink up or pass the right WAN interface", f.wan)
 }
 
-// addrOf reads an address of net.Interface.Addrs.
-func addrOf(a net.Addr) (netip.Addr, bool) {
-	switch v := a.(type) {
-	case *net.IPNet:
-		ip, ok := netip.AddrFromSlice(v.IP)
-		return ip.Unmap(), ok
-	case *net.IPAddr:
-		ip, ok := netip.AddrFromSlice(v.IP)
-		return ip.Unmap(), ok
+// LocalAddr is the router's own address on its LAN side, what
+// internal_host: self stands for: the first IPv4 address of an interface
+// other than the WAN one and loopback. The zero Addr when there is none.
+func (f *Firewall) LocalAddr() netip.Addr {
+	ifs, err := f.sys.interfaces()
+	if err != nil {
+		return netip.Addr{}
 	}
-	return netip.Addr{}, false
+	for _, ifi := range ifs {
+		for _, p := range ifi.addrs {
+			if a := p.Addr(); ifi.name != f.wan && a.Is4() && !a.IsLoopback() && !a.IsLinkLocalUnicast() {
+				return a
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+// lanPrefixes are the IPv4 subnets of the router's interfaces other than
+// the WAN one: where a hairpin client and the host it reaches may share a
+// subnet.
+func (f *Firewall) lanPrefixes() ([]netip.Prefix, error) {
+	ifs, err := f.sys.interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("listing network interfaces: %w", err)
+	}
+	var out []netip.Prefix
+	for _, ifi := range ifs {
+		for _, p := range ifi.addrs {
+			if ifi.name != f.wan && p.Addr().Is4() && !p.Addr().IsLoopback() {
+				out = append(out, p.Masked())
+			}
+		}
+	}
+	return out, nil
+}
+
+// subnetOf is the prefix among lans holding host; ok is false for a host
+// the router reaches through another router, whose clients never share
+// its subnet.
+func subnetOf(lans []netip.Prefix, host netip.Addr) (netip.Prefix, bool) {
+	for _, p := range lans {
+		if p.Contains(host) {
+			return p, true
+		}
+	}
+	return netip.Prefix{}, false
 }

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -21,12 +23,18 @@ const (
 // system is what the backend asks of the host outside iptables, so tests
 // can check every precondition.
 type system struct {
-	geteuid        func() int
-	lookPath       func(string) (string, error)
-	readFile       func(string) ([]byte, error)
-	writeFile      func(string, []byte) error
-	interfaceAddrs func(name string) ([]net.Addr, error)
-	version        func() (string, error) // `iptables --version`
+	geteuid    func() int
+	lookPath   func(string) (string, error)
+	readFile   func(string) ([]byte, error)
+	writeFile  func(string, []byte) error
+	interfaces func() ([]netIface, error)
+	version    func() (string, error) // `iptables --version`
+}
+
+// netIface is a network interface and its addresses.
+type netIface struct {
+	name  string
+	addrs []netip.Prefix
 }
 
 func hostSystem() system {
@@ -37,13 +45,7 @@ func hostSystem() system {
 		writeFile: func(name string, b []byte) error {
 			return os.WriteFile(name, b, 0o644)
 		},
-		interfaceAddrs: func(name string) ([]net.Addr, error) {
-			ifi, err := net.InterfaceByName(name)
-			if err != nil {
-				return nil, err
-			}
-			return ifi.Addrs()
-		},
+		interfaces: hostInterfaces,
 		version: func() (string, error) {
 			out, err := exec.Command("iptables", "--version").Output()
 			return string(out), err
@@ -51,33 +53,67 @@ func hostSystem() system {
 	}
 }
 
-// checkHost checks what New needs and returns the WAN interface. Each
-// error says what to do.
-func checkHost(opts Options, sys system) (string, error) {
-	if sys.geteuid() != 0 {
-		return "", errors.New("the iptables backend changes the firewall: run portfwd as root (or with CAP_NET_ADMIN) on the router")
+func hostInterfaces() ([]netIface, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, err
 	}
-	if _, err := sys.lookPath("iptables"); err != nil {
-		return "", errors.New("no iptables binary in PATH: install the iptables package (apt install iptables)")
-	}
-	if err := checkForwarding(opts, sys); err != nil {
-		return "", err
-	}
-	wan := opts.WANInterface
-	if wan == "" {
-		var err error
-		if wan, err = defaultRouteInterface(sys); err != nil {
-			return "", err
+	out := make([]netIface, 0, len(ifs))
+	for _, ifi := range ifs {
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			return nil, fmt.Errorf("addresses of %s: %w", ifi.Name, err)
 		}
+		ni := netIface{name: ifi.Name}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				ip, _ := netip.AddrFromSlice(n.IP)
+				bits, _ := n.Mask.Size()
+				ni.addrs = append(ni.addrs, netip.PrefixFrom(ip.Unmap(), bits))
+			}
+		}
+		out = append(out, ni)
 	}
-	if _, err := sys.interfaceAddrs(wan); err != nil {
-		return "", fmt.Errorf("WAN interface %s: %w; name the router's uplink interface (ip -br link)", wan, err)
-	}
-	return wan, nil
+	return out, nil
 }
 
-// checkForwarding checks net.ipv4.ip_forward, turning it on when asked:
-// with it off the kernel drops every forwarded packet, DNAT or not.
+// checkHost checks what New needs and returns the WAN interface, and the
+// warnings of a host that could not forward yet. Each error says what to
+// do.
+func checkHost(opts Options, sys system) (wan string, warnings []string, err error) {
+	if sys.geteuid() != 0 {
+		return "", nil, errors.New("the iptables backend changes the firewall: run portfwd as root (or with CAP_NET_ADMIN) on the router")
+	}
+	if _, err := sys.lookPath("iptables"); err != nil {
+		return "", nil, errors.New("no iptables binary in PATH: install the iptables package (apt install iptables)")
+	}
+	if err := checkForwarding(opts, sys); err != nil {
+		if !opts.Inspect {
+			return "", nil, err
+		}
+		warnings = append(warnings, err.Error())
+	}
+	wan = opts.WANInterface
+	if wan == "" {
+		if wan, err = defaultRouteInterface(sys); err != nil {
+			return "", nil, err
+		}
+	}
+	ifs, err := sys.interfaces()
+	if err != nil {
+		return "", nil, fmt.Errorf("listing network interfaces: %w", err)
+	}
+	if !slices.ContainsFunc(ifs, func(i netIface) bool { return i.name == wan }) {
+		return "", nil, fmt.Errorf("WAN interface %s not found; name the router's uplink with gateway.wan_interface or --wan-interface (ip -br link lists them)", wan)
+	}
+	return wan, warnings, nil
+}
+
+// errForwardingOff explains net.ipv4.ip_forward=0.
+var errForwardingOff = errors.New("IPv4 forwarding is off (net.ipv4.ip_forward=0), so the router drops every forwarded packet, DNAT or not: " +
+	"run portfwd apply --enable-forwarding, or sysctl -w net.ipv4.ip_forward=1 and set it in /etc/sysctl.d/ to keep it")
+
+// checkForwarding checks net.ipv4.ip_forward, turning it on when asked.
 func checkForwarding(opts Options, sys system) error {
 	b, err := sys.readFile(ipForwardPath)
 	if err != nil {
@@ -87,8 +123,7 @@ func checkForwarding(opts Options, sys system) error {
 		return nil
 	}
 	if !opts.EnableForwarding {
-		return errors.New("IPv4 forwarding is off (net.ipv4.ip_forward=0), so the router drops forwarded packets: " +
-			"run sysctl -w net.ipv4.ip_forward=1 and set it in /etc/sysctl.d/ to keep it, or let portfwd enable it")
+		return errForwardingOff
 	}
 	if err := sys.writeFile(ipForwardPath, []byte("1\n")); err != nil {
 		return fmt.Errorf("enabling IPv4 forwarding: %w", err)

@@ -33,7 +33,8 @@ func TestCheckHost(t *testing.T) {
 		}, wantErr: "install the iptables package"},
 		{name: "forwarding off", change: func(s *system) { s.readFile = files("0\n") }, wantErr: "sysctl -w net.ipv4.ip_forward=1"},
 		{name: "forwarding enabled", opts: Options{EnableForwarding: true}, change: func(s *system) { s.readFile = files("0\n") }, wantWAN: "wan0"},
-		{name: "no such WAN", opts: Options{WANInterface: "eth7"}, wantErr: "WAN interface eth7"},
+		{name: "forwarding off, inspecting", opts: Options{Inspect: true}, change: func(s *system) { s.readFile = files("0\n") }, wantWAN: "wan0"},
+		{name: "no such WAN", opts: Options{WANInterface: "eth7"}, wantErr: "WAN interface eth7 not found; name the router's uplink with gateway.wan_interface or --wan-interface"},
 		{name: "no default route", change: func(s *system) {
 			s.readFile = func(name string) ([]byte, error) {
 				if name == routePath {
@@ -51,7 +52,7 @@ func TestCheckHost(t *testing.T) {
 			if tc.change != nil {
 				tc.change(&sys)
 			}
-			wan, err := checkHost(tc.opts, sys)
+			wan, _, err := checkHost(tc.opts, sys)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("err = %v; want one containing %q", err, tc.wantErr)

@@ -1,0 +1,120 @@
+package firewall
+
+import (
+	"fmt"
+	"slices"
+)
+
+// view is the part of the ruleset the backend works on: the built-in
+// chains its jumps live in and its own chains, as `iptables -S` printed
+// them. List reads it afresh; Add and Delete then work from it and keep it
+// current with their own writes, so a pass that lists once and adds 200
+// mappings does not read the tables 200 times. Runs of portfwd are
+// serialised by the state file's lock; other programs' rules are read
+// again at every List.
+type view struct {
+	chains map[string][]rule // "table/chain" -> rules; a chain that does not exist has no key
+}
+
+// watched are the chains a view reads, by table.
+var watched = []struct {
+	table  string
+	chains []string
+}{
+	{"filter", []string{"FORWARD", chainForward}},
+	{"nat", []string{"PREROUTING", "POSTROUTING", chainDNAT, chainHairpin, chainSNAT}},
+}
+
+func chainKey(table, chain string) string { return table + "/" + chain }
+
+// readView lists the watched chains that exist: one `iptables -S` per
+// table for the names, one per chain for the rules.
+func readView(t ipt) (*view, error) {
+	v := &view{chains: map[string][]rule{}}
+	for _, w := range watched {
+		names, err := t.ListChains(w.table)
+		if err != nil {
+			return nil, fmt.Errorf("iptables -t %s -S: %w", w.table, err)
+		}
+		for _, chain := range w.chains {
+			if !slices.Contains(names, chain) {
+				continue
+			}
+			lines, err := t.List(w.table, chain)
+			if err != nil {
+				return nil, fmt.Errorf("iptables -t %s -S %s: %w", w.table, chain, err)
+			}
+			v.chains[chainKey(w.table, chain)] = parseRules(lines)
+		}
+	}
+	return v, nil
+}
+
+// parseRules keeps the rule lines of `iptables -S` output.
+func parseRules(lines []string) []rule {
+	var out []rule
+	for _, l := range lines {
+		if r, err := parseRule(l); err == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (v *view) exists(table, chain string) bool {
+	_, ok := v.chains[chainKey(table, chain)]
+	return ok
+}
+
+func (v *view) rules(table, chain string) []rule { return v.chains[chainKey(table, chain)] }
+
+// has reports a rule of chain whose arguments are spec.
+func (v *view) has(table, chain string, spec []string) bool {
+	return slices.ContainsFunc(v.rules(table, chain), func(r rule) bool { return slices.Equal(r.args, spec) })
+}
+
+// create records a new, empty chain.
+func (v *view) create(table, chain string) { v.chains[chainKey(table, chain)] = []rule{} }
+
+// drop records a deleted chain.
+func (v *view) drop(table, chain string) { delete(v.chains, chainKey(table, chain)) }
+
+// add records a rule appended to chain, or inserted first.
+func (v *view) add(table, chain string, spec []string, first bool) {
+	k := chainKey(table, chain)
+	r := rule{chain: chain, args: slices.Clone(spec)}
+	if first {
+		v.chains[k] = slices.Insert(v.chains[k], 0, r)
+		return
+	}
+	v.chains[k] = append(v.chains[k], r)
+}
+
+// remove records the deletion of the first rule of chain with these
+// arguments, as `iptables -D` deletes it.
+func (v *view) remove(table, chain string, args []string) {
+	k := chainKey(table, chain)
+	rules := v.chains[k]
+	if i := slices.IndexFunc(rules, func(r rule) bool { return slices.Equal(r.args, args) }); i >= 0 {
+		v.chains[k] = slices.Delete(rules, i, i+1)
+	}
+}
+
+// jumps are the rules of h's built-in chain that jump to h's chain.
+func (v *view) jumps(h hook) []rule {
+	var out []rule
+	for _, r := range v.rules(h.table, h.builtin) {
+		if r.target() == h.chain {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// hooked reports whether h's chain is reached: it exists and the built-in
+// chain holds the jump portfwd writes for wan.
+func (v *view) hooked(h hook, wan string) bool {
+	want := h.jump(wan)
+	return v.exists(h.table, h.chain) &&
+		slices.ContainsFunc(v.jumps(h), func(r rule) bool { return slices.Equal(r.args, want) })
+}
