@@ -87,12 +87,6 @@ func checkHost(opts Options, sys system) (wan string, warnings []string, err err
 	if _, err := sys.lookPath("iptables"); err != nil {
 		return "", nil, errors.New("no iptables binary in PATH: install the iptables package (apt install iptables)")
 	}
-	if err := checkForwarding(opts, sys); err != nil {
-		if !opts.Inspect {
-			return "", nil, err
-		}
-		warnings = append(warnings, err.Error())
-	}
 	wan = opts.WANInterface
 	if wan == "" {
 		if wan, err = defaultRouteInterface(sys); err != nil {
@@ -105,6 +99,12 @@ func checkHost(opts Options, sys system) (wan string, warnings []string, err err
 	}
 	if !slices.ContainsFunc(ifs, func(i netIface) bool { return i.name == wan }) {
 		return "", nil, fmt.Errorf("WAN interface %s not found; name the router's uplink with gateway.wan_interface or --wan-interface (ip -br link lists them)", wan)
+	}
+	if err := checkForwarding(opts, sys); err != nil {
+		if !opts.Inspect {
+			return "", nil, err
+		}
+		warnings = append(warnings, err.Error())
 	}
 	return wan, warnings, nil
 }

@@ -52,7 +52,7 @@ func TestCheckHost(t *testing.T) {
 			if tc.change != nil {
 				tc.change(&sys)
 			}
-			wan, _, err := checkHost(tc.opts, sys)
+			wan, warns, err := checkHost(tc.opts, sys)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("err = %v; want one containing %q", err, tc.wantErr)
@@ -61,6 +61,9 @@ func TestCheckHost(t *testing.T) {
 			}
 			if err != nil || wan != tc.wantWAN {
 				t.Errorf("checkHost = %q, %v; want %q", wan, err, tc.wantWAN)
+			}
+			if tc.opts.Inspect && (len(warns) != 1 || !strings.Contains(warns[0], "--enable-forwarding")) {
+				t.Errorf("inspecting with forwarding off: warnings %q", warns)
 			}
 			if tc.opts.EnableForwarding && wrote != ipForwardPath+"=1\n" {
 				t.Errorf("EnableForwarding wrote %q", wrote)

@@ -42,6 +42,7 @@ and the exit code is 3.`,
 	}
 	cmd.Flags().BoolVar(&opts.prune, "prune", true, "delete mappings this config owns that are no longer in it")
 	cmd.Flags().BoolVar(&opts.noProbe, "no-probe", false, "do not check the rules after applying")
+	cmd.Flags().BoolVar(&g.enableForwarding, "enable-forwarding", false, "iptables backend: turn on net.ipv4.ip_forward if it is off, instead of failing")
 	opts.check.flags(cmd)
 	return cmd
 }
@@ -89,6 +90,11 @@ func applyOn(ctx context.Context, g *globals, cfg *forward.Config, s *session, o
 		return err
 	}
 	res := forward.Apply(ctx, s.backend, plan)
+	if opts.down && res.Failed() == 0 {
+		if err := teardown(ctx, g, s); err != nil {
+			return err
+		}
+	}
 	var checked checkResult
 	if !opts.down && !opts.noProbe {
 		if checked.reports, checked.via, err = g.check(ctx, cfg, s, &opts.check); err != nil {
@@ -106,6 +112,26 @@ func applyOn(ctx context.Context, g *globals, cfg *forward.Config, s *session, o
 	if unreachable(checked.reports) {
 		return withCode(exitUnreachable, errors.New("the forwards are in place, but a rule is unreachable; see its layers above"))
 	}
+	return nil
+}
+
+// teardowner is a backend with something of its own to remove once no
+// mapping is left: the iptables backend's chains and jumps.
+type teardowner interface {
+	Teardown(ctx context.Context) error
+}
+
+// teardown removes what the backend set up for the mappings, after down
+// removed them all.
+func teardown(ctx context.Context, g *globals, s *session) error {
+	t, ok := s.backend.(teardowner)
+	if !ok {
+		return nil
+	}
+	if err := t.Teardown(ctx); err != nil {
+		return fmt.Errorf("the forwards are removed, but not portfwd's chains: %w; run portfwd down again", err)
+	}
+	fmt.Fprintln(g.io.ErrOut, "Removed portfwd's iptables chains and their jumps.")
 	return nil
 }
 

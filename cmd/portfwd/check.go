@@ -46,6 +46,7 @@ or inconclusive. Exit code 4 when a rule is unreachable.`,
   portfwd check udp/19132 -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g.inspect = true
 			return runCheck(cmd.Context(), g, args, opts)
 		},
 	}

@@ -81,6 +81,9 @@ func (g *globals) gatewaySettings(gw forward.Gateway) (forward.Gateway, error) {
 	if s := g.v.GetString("gateway.address"); s != "" {
 		gw.Address = s
 	}
+	if s := g.v.GetString("gateway.wan_interface"); s != "" {
+		gw.WANInterface = s
+	}
 	if raw := g.v.GetString("gateway.lease"); raw != "" {
 		lease, err := forward.ParseLease(raw)
 		if err != nil {

@@ -73,6 +73,7 @@ the forwards it had. SIGINT or SIGTERM stops it (exit 0); with
 	f.DurationVar(&opts.interval, "interval", forward.DefaultInterval, "re-apply the whole file this often")
 	f.DurationVar(&opts.check, "check", forward.DefaultCheck, "list the router's forwards this often and restore any that is gone")
 	f.BoolVar(&opts.cleanup, "cleanup-on-exit", false, "remove every forward the file owns when stopped")
+	f.BoolVar(&g.enableForwarding, "enable-forwarding", false, "iptables backend: turn on net.ipv4.ip_forward if it is off, instead of failing")
 	f.BoolVar(&opts.prune, "prune", true, "delete forwards this config owns that are no longer in it")
 	f.StringVar(&opts.metrics, "metrics", "", "serve Prometheus metrics on /metrics and a health check on /healthz at this address, e.g. 127.0.0.1:9567")
 	f.StringVar(&opts.logFormat, "log-format", "text", "log lines as text or json")

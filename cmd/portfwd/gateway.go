@@ -6,8 +6,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
+	"github.com/portfwd/portfwd/firewall"
 	"github.com/portfwd/portfwd/forward"
 	"github.com/portfwd/portfwd/upnp"
 )
@@ -37,6 +39,15 @@ func (s *session) close() {
 // forces, or the best of those that answer (auto). This is the one place
 // the CLI names concrete backends.
 func (g *globals) connect(ctx context.Context, cfg *forward.Config) (*session, error) {
+	s, err := g.open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.warnUnused(cfg, s.backend.Properties())
+	return s, nil
+}
+
+func (g *globals) open(ctx context.Context, cfg *forward.Config) (*session, error) {
 	switch cfg.Gateway.Backend {
 	case "", "auto":
 		return g.auto(ctx, cfg)
@@ -46,8 +57,35 @@ func (g *globals) connect(ctx context.Context, cfg *forward.Config) (*session, e
 		return g.withState(ctx, cfg.Gateway, g.openNATPMP)
 	case "pcp":
 		return g.withState(ctx, cfg.Gateway, g.openPCP)
+	case "iptables":
+		return g.withState(ctx, cfg.Gateway, g.openIptables)
 	}
-	return nil, fmt.Errorf("gateway.backend %q is not available in this version of portfwd; use auto, upnp, natpmp or pcp", cfg.Gateway.Backend)
+	return nil, fmt.Errorf("gateway.backend %q is not available in this version of portfwd; use auto, upnp, natpmp, pcp or iptables", cfg.Gateway.Backend)
+}
+
+// warnUnused says when the config asks for what only the iptables
+// backend does, on another backend.
+func (g *globals) warnUnused(cfg *forward.Config, p forward.Properties) {
+	if p.Local {
+		return
+	}
+	if cfg.Gateway.WANInterface != "" {
+		fmt.Fprintf(g.io.ErrOut, "warning: gateway.wan_interface is for the iptables backend (portfwd on the router itself); %s ignores it\n", p.Name)
+	}
+	if !p.Hairpin && (cfg.Gateway.Hairpin || slices.ContainsFunc(cfg.Rules, func(r forward.Rule) bool { return r.Hairpin })) {
+		fmt.Fprintf(g.io.ErrOut, "warning: hairpin is written by the iptables backend only; over %s, whether LAN clients can use the public address is a setting of the router (often called NAT loopback)\n", p.Name)
+	}
+}
+
+// openIptables writes the forwards with iptables on this machine, the
+// router. The state file is not needed to list, but its lock keeps two
+// runs from writing the tables at once.
+func (g *globals) openIptables(_ context.Context, gw forward.Gateway, st *forward.State) (*session, error) {
+	f, err := firewall.New(firewall.Options{WANInterface: gw.WANInterface, EnableForwarding: g.enableForwarding, Inspect: g.inspect})
+	if err != nil {
+		return nil, err
+	}
+	return &session{backend: f, self: f.LocalAddr(), state: st, warnings: f.Warnings}, nil
 }
 
 func (g *globals) openUPnP(ctx context.Context, gw forward.Gateway) (*session, error) {

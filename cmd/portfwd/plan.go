@@ -29,6 +29,7 @@ Nothing is changed on the gateway.`,
   portfwd plan -o json | jq '.changes[] | select(.action != "noop")'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g.inspect = true
 			return runPlan(cmd.Context(), g, args, opts)
 		},
 	}

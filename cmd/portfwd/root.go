@@ -20,6 +20,12 @@ type globals struct {
 	output     string
 	timeout    time.Duration
 	rediscover bool
+	// enableForwarding is apply's and daemon's --enable-forwarding: the
+	// iptables backend turns net.ipv4.ip_forward on instead of failing.
+	enableForwarding bool
+	// inspect is set by the commands that only read the gateway (plan,
+	// status, check): a router that could not forward yet is a warning.
+	inspect bool
 	// wroteJSON is set once a command has printed its JSON document, so a
 	// failure after it (a partial apply) does not print a second one.
 	wroteJSON bool
@@ -56,7 +62,8 @@ router starts with "portfwd:"); everything else is left alone.`,
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	f.DurationVar(&g.timeout, "timeout", 15*time.Second, "give up on the gateway after this long")
 	f.BoolVar(&g.rediscover, "rediscover", false, "discover the gateway again instead of using the one remembered from the last run")
-	f.String("backend", "", "gateway protocol: auto, upnp or natpmp (overrides gateway.backend; env PORTFWD_GATEWAY_BACKEND)")
+	f.String("backend", "", "gateway protocol: auto, upnp, natpmp, pcp, or iptables on the router itself (overrides gateway.backend; env PORTFWD_GATEWAY_BACKEND)")
+	f.String("wan-interface", "", "iptables backend: the router's uplink interface (overrides gateway.wan_interface; default: the default route's; env PORTFWD_GATEWAY_WAN_INTERFACE)")
 	f.String("state-dir", "", "where portfwd records the mappings NAT-PMP and PCP cannot list (default /var/lib/portfwd as root, else ~/.local/state/portfwd; env PORTFWD_STATE_DIR)")
 	f.String("gateway", "", "gateway address, skips discovery (overrides gateway.address; env PORTFWD_GATEWAY_ADDRESS)")
 	f.String("lease", "", "lease to request, e.g. 1h; 0 = permanent (overrides gateway.lease; env PORTFWD_GATEWAY_LEASE)")
@@ -72,7 +79,8 @@ func bindViper(v *viper.Viper, root *cobra.Command) {
 	v.SetEnvPrefix("PORTFWD")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
-	for key, flag := range map[string]string{"gateway.backend": "backend", "gateway.address": "gateway", "gateway.lease": "lease"} {
+	for key, flag := range map[string]string{"gateway.backend": "backend", "gateway.address": "gateway", "gateway.lease": "lease",
+		"gateway.wan_interface": "wan-interface"} {
 		_ = v.BindPFlag(key, root.PersistentFlags().Lookup(flag))
 		_ = v.BindEnv(key)
 	}

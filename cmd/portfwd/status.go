@@ -27,6 +27,7 @@ flags and PORTFWD_GATEWAY_* variables.`,
   portfwd status -o json | jq '.mappings[] | select(.ownership == "foreign")'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g.inspect = true
 			return runStatus(cmd.Context(), g, args)
 		},
 	}
