@@ -145,7 +145,7 @@ func defaultRouteInterface(sys system) (string, error) {
 			return f[0], nil
 		}
 	}
-	return "", errors.New("finding the WAN interface: no IPv4 default route; name the router's uplink interface")
+	return "", errors.New("finding the WAN interface: no IPv4 default route; name the router's uplink with gateway.wan_interface or --wan-interface (ip -br link lists them)")
 }
 
 var flavourRE = regexp.MustCompile(`\((nf_tables|legacy)\)`)

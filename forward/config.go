@@ -140,7 +140,8 @@ func sortDiagnostics(ds []Diagnostic) {
 // Desired expands the rules into the mappings the gateway should hold: one
 // per protocol per port, sorted by Key. Rules with internal_host "self"
 // forward to self. Hairpin is asked only of a backend that can write it
-// (props.Hairpin); elsewhere it would show a change on every run.
+// (props.Hairpin); elsewhere it would show a change on every run. On a
+// gateway that is this machine (props.Local) there are no leases.
 func (c *Config) Desired(self netip.Addr, props Properties) []Mapping {
 	var out []Mapping
 	for _, r := range c.Rules {
@@ -149,6 +150,10 @@ func (c *Config) Desired(self netip.Addr, props Properties) []Mapping {
 			host = self
 		}
 		hairpin := props.Hairpin && (r.Hairpin || c.Gateway.Hairpin)
+		lease := c.Gateway.Lease
+		if props.Local {
+			lease = 0 // rules on this machine have no lease: they last until down
+		}
 		for _, p := range r.Protocols {
 			for i := range r.External.Len() {
 				out = append(out, Mapping{
@@ -156,7 +161,7 @@ func (c *Config) Desired(self netip.Addr, props Properties) []Mapping {
 					InternalHost: host,
 					InternalPort: r.Internal.First + uint16(i),
 					Description:  Tag(r.Name),
-					Lease:        c.Gateway.Lease,
+					Lease:        lease,
 					Enabled:      true,
 					AnyExternal:  r.AnyExternal,
 					Hairpin:      hairpin,

@@ -412,6 +412,16 @@ func TestOwnership(t *testing.T) {
 	}
 }
 
+func TestDesiredLocalHasNoLease(t *testing.T) {
+	cfg := &Config{Gateway: Gateway{Lease: time.Hour}, Rules: []Rule{{Name: "a", Protocols: []Protocol{TCP}, External: PortRange{80, 80}, Internal: PortRange{80, 80}}}}
+	if got := cfg.Desired(testSelf, Properties{}); got[0].Lease != time.Hour {
+		t.Errorf("lease over a gateway: %v, want 1h", got[0].Lease)
+	}
+	if got := cfg.Desired(testSelf, Properties{Local: true}); got[0].Lease != 0 {
+		t.Errorf("lease on this machine: %v, want 0", got[0].Lease)
+	}
+}
+
 func TestConfigRule(t *testing.T) {
 	cfg := &Config{Rules: []Rule{{Name: "a"}, {Name: "b", Line: 7}}}
 	if r, ok := cfg.Rule("b"); !ok || r.Line != 7 {

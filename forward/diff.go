@@ -204,8 +204,7 @@ func compare(d, o Mapping, present bool, opts DiffOptions) Change {
 		c.Action, c.Before = Conflict, ptr(o)
 		c.Reason = "held by " + holderName(o)
 	case !sameTarget(d, o):
-		c.Action, c.Before = Update, ptr(o)
-		c.Reason = "gateway has " + o.String() + " (" + quote(o.Description) + ")"
+		c.Action, c.Before, c.Reason = Update, ptr(o), updateReason(d, o)
 	case needsRenew(d.Lease, o.Lease):
 		c.Action, c.Before = Renew, ptr(o)
 		c.Reason = "lease has " + LeaseString(o.Lease) + " left"
@@ -221,6 +220,21 @@ func compare(d, o Mapping, present bool, opts DiffOptions) Change {
 func sameTarget(d, o Mapping) bool {
 	return d.InternalHost == o.InternalHost && d.InternalPort == o.InternalPort &&
 		d.Description == o.Description && d.Enabled == o.Enabled && d.Hairpin == o.Hairpin
+}
+
+// updateReason says how the gateway's mapping o differs from d.
+func updateReason(d, o Mapping) string {
+	same := d
+	same.Enabled, same.Hairpin = o.Enabled, o.Hairpin
+	switch {
+	case !sameTarget(same, o):
+		return "gateway has " + o.String() + " (" + quote(o.Description) + ")"
+	case !o.Enabled:
+		return "disabled on the gateway"
+	case d.Hairpin:
+		return "hairpin is off on the gateway"
+	}
+	return "hairpin is on on the gateway"
 }
 
 // PermanentLeaseCap is the longest lease a gateway grants for a

@@ -3,6 +3,7 @@ package forward_test
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,7 +183,10 @@ func TestDiffHairpin(t *testing.T) {
 	} {
 		plan := forward.Diff([]forward.Mapping{tt.want}, []forward.Mapping{tt.observed}, opts)
 		if len(plan.Changes) != 1 || plan.Changes[0].Action != tt.action {
-			t.Errorf("%s: %q, want %v", tt.name, actions(plan), tt.action)
+			t.Fatalf("%s: %q, want %v", tt.name, actions(plan), tt.action)
+		}
+		if r := plan.Changes[0].Reason; tt.action == forward.Update && !strings.HasPrefix(r, "hairpin is") {
+			t.Errorf("%s: reason %q; want it to name hairpin", tt.name, r)
 		}
 	}
 }

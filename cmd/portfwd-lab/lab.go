@@ -19,6 +19,7 @@ func (c *cli) up(args []string) error {
 	noUPnP := fs.Bool("no-upnp", false, "enable_upnp=no: the router speaks NAT-PMP and PCP only")
 	noNATPMP := fs.Bool("no-natpmp", false, "enable_natpmp=no: the router speaks UPnP only")
 	thirdParty := fs.Bool("pcp-third-party", false, "pcp_allow_thirdparty=yes")
+	ipt := fs.Bool("iptables", false, "no miniupnpd: the router is a Linux box with its own iptables rules, for portfwd's iptables backend")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -30,7 +31,7 @@ func (c *cli) up(args []string) error {
 	}
 	secure := !*insecure
 	l, err := lab.Up(c.ctx, lab.Options{IGDv1: *igdv1, CGNAT: *cgnat, SecureMode: &secure, NoUPnP: *noUPnP,
-		NoNATPMP: *noNATPMP, PCPThirdParty: *thirdParty, Detached: true, Log: c.stderr})
+		NoNATPMP: *noNATPMP, PCPThirdParty: *thirdParty, Iptables: *ipt, Detached: true, Log: c.stderr})
 	if err != nil {
 		return err
 	}

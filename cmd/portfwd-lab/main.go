@@ -4,7 +4,7 @@
 // (default .lab/env, a shell-sourceable KEY=VALUE list) lets later commands
 // find it.
 //
-//	portfwd-lab up [-igdv1] [-cgnat] [-insecure]
+//	portfwd-lab up [-igdv1] [-cgnat] [-insecure] [-iptables]
 //	portfwd-lab down | reboot | env | sweep
 //	portfwd-lab exec lan|wan|router -- cmd args...
 //	portfwd-lab listen tcp|udp|minecraft PORT (run it in a namespace via exec)
@@ -25,7 +25,10 @@ import (
 const usage = `usage: portfwd-lab [-state FILE] COMMAND [ARGS]
 
 commands:
-  up [-igdv1] [-cgnat] [-insecure]   build the lab, print it as KEY=VALUE lines
+  up [-igdv1] [-cgnat] [-insecure] [-iptables]
+                                     build the lab, print it as KEY=VALUE lines
+                                     (-iptables: no miniupnpd, run portfwd on
+                                     the router with backend iptables)
   down                               tear the lab down
   reboot                             reboot the router (mappings are lost)
   env                                print the lab as KEY=VALUE lines

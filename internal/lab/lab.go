@@ -77,6 +77,11 @@ type Options struct {
 	// PCPThirdParty sets pcp_allow_thirdparty=yes: PCP may map ports for
 	// other LAN hosts (the THIRD_PARTY option).
 	PCPThirdParty bool
+	// Iptables makes the router a plain Linux box with an iptables
+	// firewall of its own and no miniupnpd: portfwd runs on it with the
+	// iptables backend (Router). Its ruleset holds rules portfwd must leave
+	// alone (IptablesRuleset).
+	Iptables bool
 	// Detached starts miniupnpd in its own session so it outlives this
 	// process (the portfwd-lab command). Otherwise it is killed when this
 	// process dies, so a crashed test leaves no daemon behind.
@@ -155,6 +160,10 @@ func (l *Lab) build(ctx context.Context) error {
 	l.logf("lab %s: creating namespaces", l.Name)
 	if err := l.createNetwork(ctx); err != nil {
 		return err
+	}
+	if l.opts.Iptables {
+		l.logf("lab %s: loading the router's own iptables ruleset", l.Name)
+		return l.configureIptablesRouter(ctx)
 	}
 	l.logf("lab %s: writing nftables ruleset and miniupnpd config in %s", l.Name, l.Dir)
 	if err := l.configureRouter(ctx); err != nil {

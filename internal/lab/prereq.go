@@ -17,6 +17,8 @@ var prerequisites = []struct{ bin, pkg string }{
 	{miniupnpdBin, "miniupnpd-nftables"},
 	{"upnpc", "miniupnpc"},
 	{"natpmpc", "natpmpc"},
+	{"iptables", "iptables"},
+	{"iptables-save", "iptables"},
 }
 
 // Prerequisites reports everything the lab needs and does not have: root,

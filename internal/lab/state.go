@@ -38,6 +38,7 @@ func (l *Lab) Env() [][2]string {
 		{"LAB_NO_UPNP", strconv.FormatBool(l.opts.NoUPnP)},
 		{"LAB_NO_NATPMP", strconv.FormatBool(l.opts.NoNATPMP)},
 		{"LAB_PCP_THIRD_PARTY", strconv.FormatBool(l.opts.PCPThirdParty)},
+		{"LAB_IPTABLES", strconv.FormatBool(l.opts.Iptables)},
 	}
 }
 
@@ -71,7 +72,8 @@ func Load(path string, log io.Writer) (*Lab, error) {
 	l := &Lab{Name: env["LAB_NAME"], Dir: env["LAB_DIR"]}
 	l.opts = Options{Log: log, IGDv1: env["LAB_IGDV1"] == "true", CGNAT: env["LAB_CGNAT"] == "true",
 		Detached: env["LAB_DETACHED"] == "true", NoUPnP: env["LAB_NO_UPNP"] == "true",
-		NoNATPMP: env["LAB_NO_NATPMP"] == "true", PCPThirdParty: env["LAB_PCP_THIRD_PARTY"] == "true"}
+		NoNATPMP: env["LAB_NO_NATPMP"] == "true", PCPThirdParty: env["LAB_PCP_THIRD_PARTY"] == "true",
+		Iptables: env["LAB_IPTABLES"] == "true"}
 	secure := env["LAB_SECURE_MODE"] != "false"
 	l.opts.SecureMode = &secure
 	if !strings.HasPrefix(l.Name, "pfl-") || l.Dir == "" {
@@ -100,8 +102,9 @@ func readEnv(path string) (map[string]string, error) {
 	return env, sc.Err()
 }
 
-// Running reports whether the lab's namespaces exist and miniupnpd runs.
+// Running reports whether the lab's namespaces exist and miniupnpd runs
+// (in the iptables variant, which has none: the namespaces exist).
 func (l *Lab) Running() bool {
 	_, err := os.Stat(filepath.Join(netnsDir, l.Namespace(Router)))
-	return err == nil && l.daemon != nil && l.daemon.running()
+	return err == nil && (l.opts.Iptables || l.daemon != nil && l.daemon.running())
 }
