@@ -51,12 +51,20 @@ type cli struct {
 
 func portfwd(t *testing.T, l *lab.Lab, args ...string) cli {
 	t.Helper()
+	return portfwdIn(t, l, lab.LAN, nil, args...)
+}
+
+// portfwdIn runs portfwd on lab host h, with env added to the
+// environment.
+func portfwdIn(t *testing.T, l *lab.Lab, h lab.Host, env []string, args ...string) cli {
+	t.Helper()
 	var out, errb bytes.Buffer
-	cmd := l.Command(lab.LAN, binary(t), args...)
+	cmd := l.Command(h, binary(t), args...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	// Each lab is its own network: keep the discovery cache with it, as
 	// if every test ran on its own machine.
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(l.Dir, "cache"), "PORTFWD_STATE_DIR="+filepath.Join(l.Dir, "state"))
+	cmd.Env = append(cmd.Env, env...)
 	err := cmd.Run()
 	res := cli{stdout: out.String(), stderr: errb.String()}
 	var ee *exec.ExitError
