@@ -230,3 +230,57 @@ func BenchmarkLabAutoDetect(b *testing.B) {
 	b.ReportMetric(float64(median(natpmpc))/float64(median(auto)), "natpmpc/auto")
 	b.ReportMetric(ms(median(silent)), "silent-gateway-ms")
 }
+
+// BenchmarkLabIptables200Rules: on the router itself, a first apply of 200
+// rules and a no-op re-apply with the iptables backend, beside what a user
+// would script instead: a loop of 400 `iptables -A` (a DNAT and a FORWARD
+// accept per rule, the same rules portfwd writes), and, for the re-apply,
+// the idempotent form of that loop, `iptables -C || iptables -A`.
+func BenchmarkLabIptables200Rules(b *testing.B) {
+	l := lab.ForTest(b, lab.Options{Iptables: true})
+	const rules = 200
+	var s strings.Builder
+	s.WriteString("gateway:\n  backend: iptables\nrules:\n")
+	for i := 0; i < rules; i++ {
+		fmt.Fprintf(&s, "  - name: r%d\n    protocol: tcp\n    external_port: %d\n    internal_host: %s\n", i, 30000+i, l.LANHost)
+	}
+	cfg := writeConfig(b, s.String())
+	pristine, err := l.Command(lab.Router, "iptables-save").Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	restore := func() {
+		cmd := l.Command(lab.Router, "iptables-restore")
+		cmd.Stdin = strings.NewReader(string(pristine))
+		timed(b, cmd)
+	}
+	// The loop writes each rule as portfwd does: iptables -A with the same
+	// matches, on the same built-in chains.
+	loop := func(each string) string {
+		return fmt.Sprintf(`for p in $(seq 30000 %d); do
+  c="portfwd:r$((p-30000))"
+  %s
+done`, 30000+rules-1, each)
+	}
+	dnat := `-t nat %[1]s PREROUTING -i wan0 -p tcp -m tcp --dport $p -m comment --comment "$c" -j DNAT --to-destination ` + l.LANHost.String() + `:$p`
+	accept := `%[1]s FORWARD -d ` + l.LANHost.String() + `/32 -p tcp -m tcp --dport $p -m conntrack --ctstate DNAT --ctorigdstport $p -m comment --comment "$c" -j ACCEPT`
+	appendLoop := loop(fmt.Sprintf("iptables "+accept+" || exit 1; iptables "+dnat+" || exit 1", "-A"))
+	checkLoop := loop(fmt.Sprintf("iptables "+accept+" || iptables "+accept+" || exit 1; iptables "+dnat+" || iptables "+dnat+" || exit 1", "-C", "-A"))
+	var apply, noop, appends, checks []time.Duration
+	for i := 0; i < b.N; i++ {
+		restore()
+		apply = append(apply, timed(b, withCache(l.Command(lab.Router, binary(b), "apply", "--no-probe", cfg), b.TempDir())))
+		noop = append(noop, timed(b, withCache(l.Command(lab.Router, binary(b), "apply", "--no-probe", cfg), b.TempDir())))
+		restore()
+		appends = append(appends, timed(b, l.Command(lab.Router, "sh", "-c", appendLoop)))
+		checks = append(checks, timed(b, l.Command(lab.Router, "sh", "-c", checkLoop)))
+	}
+	restore()
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(ms(median(apply)), "portfwd-apply-ms")
+	b.ReportMetric(ms(median(appends)), "iptables-A-loop-ms")
+	b.ReportMetric(float64(median(appends))/float64(median(apply)), "loop/apply")
+	b.ReportMetric(ms(median(noop)), "portfwd-noop-ms")
+	b.ReportMetric(ms(median(checks)), "iptables-C-loop-ms")
+	b.ReportMetric(float64(median(checks))/float64(median(noop)), "check-loop/noop")
+}
