@@ -5,22 +5,37 @@
 // Ownership is by chain, as DESIGN.md asks. portfwd writes only into its own
 // chains, each reached by one jump from a built-in chain:
 //
-//	nat    PREROUTING -i <wan> -j PORTFWD-PREROUTING   DNAT per mapping
-//	filter FORWARD            -j PORTFWD-FORWARD       ACCEPT per mapping
+//	filter FORWARD      -j PORTFWD-FORWARD                          ACCEPT per mapping
+//	nat    PREROUTING   -i <wan> -j PORTFWD-PREROUTING              DNAT per mapping
+//	nat    PREROUTING   ! -i <wan> -m addrtype --dst-type LOCAL
+//	                    -j PORTFWD-HAIRPIN                          DNAT per hairpin mapping
+//	nat    POSTROUTING  -j PORTFWD-POSTROUTING                      MASQUERADE per hairpin mapping
+//
+// The hairpin pair exists only once a mapping asks for hairpin: LAN clients
+// reaching the forward through the router's public address. Its DNAT
+// matches LAN traffic to any of the router's own addresses, so a new WAN
+// address from the ISP needs no rewrite; its MASQUERADE, limited to the
+// internal host's own subnet and to DNATed connections, makes the host
+// answer through the router instead of straight back to a client that
+// expects the public address.
 //
 // Every rule also carries -m comment --comment portfwd:<rule> (forward.Tag),
-// which List reads back as the mapping's Description. The ACCEPT rule
-// matches the connection's original destination port (conntrack
-// --ctorigdstport), so two mappings to the same internal port keep separate
-// rules and deleting one leaves the other.
+// which List reads back as the mapping's Description. The ACCEPT and
+// MASQUERADE rules match the connection's original destination port
+// (conntrack --ctorigdstport), so two mappings to the same internal port
+// keep separate rules and deleting one leaves the other.
 //
-// Writes are minimal: every rule is checked with iptables -C (Exists) before
-// it is added, nothing is ever flushed and re-added, and Delete removes only
-// the rules of the one mapping. Teardown removes the jumps and the chains
-// and nothing else. Foreign DNAT rules in nat PREROUTING are listed as
-// foreign mappings, so Add over one is a *forward.ConflictError.
+// Writes are minimal: nothing is ever flushed and re-added, Delete removes
+// only the rules of the one mapping, and Teardown the jumps and chains and
+// nothing else. List reads the chains involved once (a view); Add and
+// Delete work from that view and keep it current, so a pass writes each new
+// rule with one iptables call and reads nothing more. A mapping whose jump
+// or ACCEPT rule has gone is listed disabled, so the next apply mends it.
+// Foreign DNAT rules in nat PREROUTING are listed as foreign mappings, so
+// Add over one is a *forward.ConflictError.
 //
-// iptables rules have no lease: every mapping is permanent (lease 0).
-// IPv4 only; hairpin NAT (LAN clients using the public address) is not
-// written yet.
+// iptables rules have no lease: every mapping is permanent. Every tagged
+// rule in portfwd's chains is this router's portfwd's, whichever LAN host
+// it forwards to (Properties.Local). IPv4 only: IPv6 pinholes
+// (ip6tables FORWARD accepts) are not written.
 package firewall
