@@ -60,8 +60,15 @@ func labEnv(l *lab.Lab) []string {
 // startDaemon runs portfwd daemon args... until the test ends (SIGTERM).
 func startDaemon(t *testing.T, l *lab.Lab, args ...string) *daemonProc {
 	t.Helper()
+	return startDaemonIn(t, l, lab.LAN, args...)
+}
+
+// startDaemonIn runs portfwd daemon args... on lab host h until the test
+// ends (SIGTERM).
+func startDaemonIn(t *testing.T, l *lab.Lab, h lab.Host, args ...string) *daemonProc {
+	t.Helper()
 	d := &daemonProc{log: &daemonLogBuffer{}, done: make(chan struct{})}
-	d.cmd = l.Command(lab.LAN, binary(t), append([]string{"daemon"}, args...)...)
+	d.cmd = l.Command(h, binary(t), append([]string{"daemon"}, args...)...)
 	d.cmd.Env = labEnv(l)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {

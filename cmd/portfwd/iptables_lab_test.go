@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portfwd/portfwd/internal/lab"
 )
@@ -263,4 +264,39 @@ func TestLabIptables(t *testing.T) {
 			t.Errorf("tcp/25565 answers after down: %q", got)
 		}
 	})
+}
+
+// TestLabIptablesDaemon: the daemon on the router puts the forwards back
+// within seconds when something removes them: a firewall reload that
+// restores the ruleset without portfwd's chains, and a lost jump.
+func TestLabIptablesDaemon(t *testing.T) {
+	l := lab.ForTest(t, lab.Options{Iptables: true})
+	pristine, err := l.Command(lab.Router, "iptables-save").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveAt(t, l, "tcp", net.JoinHostPort(l.LANHost.String(), "25565"), "minecraft on .10")
+	d := startDaemonIn(t, l, lab.Router, "--check", "500ms", writeConfig(t, iptablesRules(l, "")))
+	waitReachable(t, l, 25565, 10*time.Second)
+
+	reload := l.Command(lab.Router, "iptables-restore")
+	reload.Stdin = strings.NewReader(string(pristine))
+	if out, err := reload.CombinedOutput(); err != nil {
+		t.Fatalf("iptables-restore: %v: %s", err, out)
+	}
+	start := time.Now()
+	d.waitLog(t, "no longer holds tcp/25565", 1, 10*time.Second)
+	waitReachable(t, l, 25565, 10*time.Second)
+	t.Logf("restored %v after a firewall reload", time.Since(start).Round(time.Millisecond))
+
+	if out, err := l.Command(lab.Router, "iptables", "-D", "FORWARD", "-j", "PORTFWD-FORWARD").CombinedOutput(); err != nil {
+		t.Fatalf("removing the jump: %v: %s", err, out)
+	}
+	start = time.Now()
+	d.waitLog(t, "no longer holds tcp/25565", 2, 10*time.Second)
+	waitReachable(t, l, 25565, 10*time.Second)
+	t.Logf("restored %v after the FORWARD jump went", time.Since(start).Round(time.Millisecond))
+	if code := d.stop(t); code != exitOK {
+		t.Errorf("daemon stopped with exit %d", code)
+	}
 }
