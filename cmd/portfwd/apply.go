@@ -58,6 +58,7 @@ file names). Mappings made by anyone else are left alone.`,
 		Example: `  portfwd down minecraft.yaml`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g.inspect = true // removing forwards needs no IPv4 forwarding
 			return runApply(cmd.Context(), g, args, opts)
 		},
 	}
@@ -131,7 +132,7 @@ func teardown(ctx context.Context, g *globals, s *session) error {
 	if err := t.Teardown(ctx); err != nil {
 		return fmt.Errorf("the forwards are removed, but not portfwd's chains: %w; run portfwd down again", err)
 	}
-	fmt.Fprintln(g.io.ErrOut, "Removed portfwd's iptables chains and their jumps.")
+	fmt.Fprintln(g.io.ErrOut, "No chain or jump of portfwd's is left in iptables.")
 	return nil
 }
 

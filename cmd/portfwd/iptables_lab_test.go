@@ -147,8 +147,10 @@ func TestLabIptables(t *testing.T) {
 		if w, _ := ipt.writes(t); len(w) != 0 {
 			t.Errorf("a refused apply wrote to iptables: %q", w)
 		}
-		if r := router("status", cfg); r.code != exitOK || !strings.Contains(r.stderr, "warning: IPv4 forwarding is off") {
-			t.Errorf("status with forwarding off: exit %d; want 0 and a warning", r.code)
+		for _, cmd := range []string{"status", "plan", "down"} {
+			if r := router(cmd, cfg); r.code != exitOK || !strings.Contains(r.stderr, "warning: IPv4 forwarding is off") {
+				t.Errorf("%s with forwarding off: exit %d; want 0 and a warning", cmd, r.code)
+			}
 		}
 	})
 

@@ -24,7 +24,8 @@ type globals struct {
 	// iptables backend turns net.ipv4.ip_forward on instead of failing.
 	enableForwarding bool
 	// inspect is set by the commands that only read the gateway (plan,
-	// status, check): a router that could not forward yet is a warning.
+	// status, check) and by down: a router that could not forward yet is
+	// a warning.
 	inspect bool
 	// wroteJSON is set once a command has printed its JSON document, so a
 	// failure after it (a partial apply) does not print a second one.
