@@ -91,11 +91,6 @@ func applyOn(ctx context.Context, g *globals, cfg *forward.Config, s *session, o
 		return err
 	}
 	res := forward.Apply(ctx, s.backend, plan)
-	if opts.down && res.Failed() == 0 {
-		if err := teardown(ctx, g, s); err != nil {
-			return err
-		}
-	}
 	var checked checkResult
 	if !opts.down && !opts.noProbe {
 		if checked.reports, checked.via, err = g.check(ctx, cfg, s, &opts.check); err != nil {
@@ -104,6 +99,11 @@ func applyOn(ctx context.Context, g *globals, cfg *forward.Config, s *session, o
 	}
 	if err := g.printResult(cfg, s, plan, res, checked); err != nil {
 		return err
+	}
+	if opts.down && res.Failed() == 0 {
+		if err := teardown(ctx, g, s); err != nil {
+			return err
+		}
 	}
 	if n, tried := res.Failed(), len(plan.Changes)-plan.Count(forward.Noop); n > 0 && n == tried {
 		return withCode(exitPartial, fmt.Errorf("all %d change(s) failed; see above for why and what to do", n))
