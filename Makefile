@@ -50,7 +50,8 @@ FUZZ_TARGETS := forward:FuzzLoad \
 	upnp:FuzzParseSSDPResponse upnp:FuzzParseSOAPFault upnp:FuzzParsePortListing \
 	upnp:FuzzDecodePCPResponse upnp:FuzzNATPMPResponse \
 	forward/probe:FuzzReadVarInt forward/probe:FuzzDecodeJavaStatus forward/probe:FuzzDecodeLegacyPing \
-	forward/probe:FuzzDecodeBedrockPong forward/probe:FuzzDecodeA2SInfo forward/probe:FuzzParseProcNet
+	forward/probe:FuzzDecodeBedrockPong forward/probe:FuzzDecodeA2SInfo forward/probe:FuzzParseProcNet \
+	firewall:FuzzParseRule
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \

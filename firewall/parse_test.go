@@ -80,6 +80,13 @@ func TestSpecsParseBack(t *testing.T) {
 	if !ok || k != m.Key {
 		t.Errorf("ACCEPT spec key = %v, %v; want %v", k, ok, m.Key)
 	}
+	k, ok = rule{chain: chainSNAT, args: snatSpec(m, netip.MustParsePrefix("192.168.77.0/24"))}.snatKey()
+	if !ok || k != m.Key {
+		t.Errorf("MASQUERADE spec key = %v, %v; want %v", k, ok, m.Key)
+	}
+	if _, ok := (rule{chain: chainSNAT, args: acceptSpec(m)}).snatKey(); ok {
+		t.Errorf("an ACCEPT rule read as a MASQUERADE one")
+	}
 }
 
 func FuzzParseRule(f *testing.F) {
@@ -98,5 +105,6 @@ func FuzzParseRule(f *testing.F) {
 			t.Errorf("%q parsed to an invalid mapping %+v", line, m)
 		}
 		r.acceptKey()
+		r.snatKey()
 	})
 }
