@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,41 +16,81 @@ import (
 	"github.com/portfwd/portfwd/internal/lab"
 )
 
-// The firewall lab test runs the conformance suite against real iptables:
-// the parent builds the lab's iptables variant and re-runs this binary in
-// the router namespace, where the child writes the router's own tables.
+// The firewall lab test runs the conformance suite against real iptables,
+// in both flavours: the parent builds the lab's iptables variant and
+// re-runs this binary in the router namespace, where the child writes the
+// router's own tables. For the legacy flavour, an iptables that is
+// iptables-legacy comes first on the child's PATH.
 const firewallLabEnv = "PORTFWD_FIREWALL_LAB"
+
+// saves are the commands that print each flavour's tables.
+var saves = []string{"iptables-nft-save", "iptables-legacy-save"}
 
 func TestFirewallLab(t *testing.T) {
 	if os.Getenv(firewallLabEnv) != "" {
 		t.Skip("inside the lab child")
 	}
 	l := lab.ForTest(t, lab.Options{Iptables: true})
-	before, err := l.IptablesSave(context.Background())
+	for _, flavour := range []string{"nf_tables", "legacy"} {
+		t.Run(flavour, func(t *testing.T) {
+			// Reading a legacy table loads it, and it stays listed,
+			// empty, after: load them first, so before and after compare.
+			for _, table := range []string{"filter", "nat"} {
+				if out, err := l.Command(lab.Router, "iptables-legacy", "-t", table, "-S").CombinedOutput(); err != nil {
+					t.Fatalf("iptables-legacy -t %s -S: %v: %s", table, err, out)
+				}
+			}
+			before := saveAll(t, l)
+			cmd := l.Command(lab.Router, os.Args[0], "-test.run=^TestFirewallLabChild$", "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), firewallLabEnv+"="+l.LANHost.String()+","+flavour)
+			if flavour == "legacy" {
+				cmd.Env = append(cmd.Env, "PATH="+legacyPath(t)+":"+os.Getenv("PATH"))
+			}
+			out, err := cmd.CombinedOutput()
+			t.Logf("child:\n%s", out)
+			if err != nil || !strings.Contains(string(out), "--- PASS: TestFirewallLabChild") {
+				t.Fatalf("lab child failed: %v", err)
+			}
+			if after := saveAll(t, l); after != before {
+				t.Errorf("the router's ruleset after the suite and Teardown:\n%s\nwant as before:\n%s", after, before)
+			}
+		})
+	}
+}
+
+// saveAll is both flavours' tables.
+func saveAll(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	var all strings.Builder
+	for _, save := range saves {
+		s, err := l.SaveTables(context.Background(), save)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.WriteString(s)
+	}
+	return all.String()
+}
+
+// legacyPath is a directory whose iptables is iptables-legacy.
+func legacyPath(t *testing.T) string {
+	t.Helper()
+	legacy, err := exec.LookPath("iptables-legacy")
 	if err != nil {
+		t.Fatalf("iptables-legacy (package iptables): %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(legacy, filepath.Join(dir, "iptables")); err != nil {
 		t.Fatal(err)
 	}
-	cmd := l.Command(lab.Router, os.Args[0], "-test.run=^TestFirewallLabChild$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), firewallLabEnv+"="+l.LANHost.String())
-	out, err := cmd.CombinedOutput()
-	t.Logf("child:\n%s", out)
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestFirewallLabChild") {
-		t.Fatalf("lab child failed: %v", err)
-	}
-	after, err := l.IptablesSave(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after != before {
-		t.Errorf("the router's ruleset after the suite and Teardown:\n%s\nwant as before:\n%s", after, before)
-	}
+	return dir
 }
 
 // TestFirewallLabChild is the conformance suite on the router's real
 // iptables, a fresh backend for each subtest, torn down at the end.
 func TestFirewallLabChild(t *testing.T) {
-	host := os.Getenv(firewallLabEnv)
-	if host == "" {
+	host, flavour, ok := strings.Cut(os.Getenv(firewallLabEnv), ",")
+	if !ok {
 		t.Skip("run by TestFirewallLab inside the lab")
 	}
 	var last *Firewall
@@ -57,6 +99,9 @@ func TestFirewallLabChild(t *testing.T) {
 			f, err := New(Options{WANInterface: lab.RouterWANIface})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if f.Flavour() != flavour {
+				t.Fatalf("Flavour = %q, want %q", f.Flavour(), flavour)
 			}
 			last = f
 			return f
@@ -74,6 +119,15 @@ func TestFirewallLabChild(t *testing.T) {
 	})
 	if last == nil {
 		t.Fatal("the suite made no backend")
+	}
+	hairpin := forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: 40003}, InternalHost: netip.MustParseAddr(host),
+		InternalPort: 40003, Description: forward.Tag("conformance"), Enabled: true, Hairpin: true}
+	if _, err := last.Add(context.Background(), hairpin); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := last.List(context.Background())
+	if i := slices.IndexFunc(ms, func(m forward.Mapping) bool { return m.Key == hairpin.Key }); err != nil || i < 0 || ms[i] != hairpin {
+		t.Errorf("List after a hairpin Add = %+v, %v; want %+v among them", ms, err, hairpin)
 	}
 	if err := last.Teardown(context.Background()); err != nil {
 		t.Fatal(err)

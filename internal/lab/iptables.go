@@ -76,9 +76,15 @@ var savedNoise = regexp.MustCompile(`(?m)^#.*\n|\[\d+:\d+\]`)
 // IptablesSave is the router's `iptables-save`, counters and comments
 // stripped, for comparing the whole ruleset before and after.
 func (l *Lab) IptablesSave(ctx context.Context) (string, error) {
-	out, err := l.CommandContext(ctx, Router, tool("iptables-save")).Output()
+	return l.SaveTables(ctx, "iptables-save")
+}
+
+// SaveTables is IptablesSave with another save command, such as
+// iptables-legacy-save for the tables of the other flavour.
+func (l *Lab) SaveTables(ctx context.Context, save string) (string, error) {
+	out, err := l.CommandContext(ctx, Router, tool(save)).Output()
 	if err != nil {
-		return "", fmt.Errorf("iptables-save in the router: %w", err)
+		return "", fmt.Errorf("%s in the router: %w", save, err)
 	}
 	return savedNoise.ReplaceAllString(string(out), ""), nil
 }
