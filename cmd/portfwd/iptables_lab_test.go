@@ -240,6 +240,12 @@ func TestLabIptables(t *testing.T) {
 		if r := router("plan", "--detailed-exitcode", hairpin); r.code != exitOK {
 			t.Errorf("plan after the hairpin apply: exit %d, want 0", r.code)
 		}
+		doc := decode[statusDoc](t, router("status", "-o", "json", hairpin).stdout)
+		for _, m := range doc.Mappings {
+			if m.Ownership == "owned" && m.Hairpin != (m.Rule == "minecraft") {
+				t.Errorf("status: %s/%d hairpin %v; want it on minecraft's forward only", m.Protocol, m.ExternalPort, m.Hairpin)
+			}
+		}
 	})
 
 	t.Run("a foreign forward is a conflict and stays", func(t *testing.T) {

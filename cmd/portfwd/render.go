@@ -52,6 +52,9 @@ type mappingView struct {
 	LeaseSeconds int64  `json:"lease_seconds"` // 0 = permanent
 	Enabled      bool   `json:"enabled"`
 	Rule         string `json:"rule,omitempty"` // the portfwd rule named in the description
+	// Hairpin: LAN clients reach it through the public address too
+	// (iptables backend).
+	Hairpin bool `json:"hairpin,omitempty"`
 }
 
 func viewMapping(m *forward.Mapping) *mappingView {
@@ -60,7 +63,7 @@ func viewMapping(m *forward.Mapping) *mappingView {
 	}
 	return &mappingView{Protocol: string(m.Protocol), ExternalPort: m.ExternalPort,
 		InternalHost: m.InternalHost.String(), InternalPort: m.InternalPort, Description: m.Description,
-		LeaseSeconds: int64(m.Lease.Seconds()), Enabled: m.Enabled, Rule: m.Owner()}
+		LeaseSeconds: int64(m.Lease.Seconds()), Enabled: m.Enabled, Rule: m.Owner(), Hairpin: m.Hairpin}
 }
 
 type gatewayView struct {

@@ -132,6 +132,9 @@ func (g *globals) printStatus(doc statusDoc) error {
 		if !m.Enabled {
 			lease += " (disabled)"
 		}
+		if m.Hairpin {
+			lease += ", hairpin"
+		}
 		desc := m.Description
 		if m.RuleDescription != "" {
 			desc += " (" + m.RuleDescription + ")"
