@@ -61,9 +61,6 @@ func newFirewall(t ipt, wan, flavour string, sys system) *Firewall {
 	return &Firewall{ipt: t, wan: wan, flavour: flavour, sys: sys}
 }
 
-// WANInterface is the interface forwards are accepted on.
-func (f *Firewall) WANInterface() string { return f.wan }
-
 // Flavour is the iptables variant in use, "nf_tables" or "legacy" (from
 // `iptables --version`), or "" when it could not be told. Rules written by
 // one are invisible to the other.

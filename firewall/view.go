@@ -76,9 +76,6 @@ func (v *view) has(table, chain string, spec []string) bool {
 // create records a new, empty chain.
 func (v *view) create(table, chain string) { v.chains[chainKey(table, chain)] = []rule{} }
 
-// drop records a deleted chain.
-func (v *view) drop(table, chain string) { delete(v.chains, chainKey(table, chain)) }
-
 // add records a rule appended to chain, or inserted first.
 func (v *view) add(table, chain string, spec []string, first bool) {
 	k := chainKey(table, chain)
