@@ -29,9 +29,9 @@ func (f *Firewall) List(ctx context.Context) ([]forward.Mapping, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing mappings: %w", err)
 	}
-	out := foreignMappings(v)
+	out := mappingsIn(v, "PREROUTING")
 	live := v.hooked(hookDNAT, f.wan) && v.hooked(hookForward, f.wan)
-	for _, m := range ownMappings(v) {
+	for _, m := range mappingsIn(v, chainDNAT) {
 		m.Enabled = live && v.has("filter", chainForward, acceptSpec(m))
 		m.Hairpin = f.hairpinned(v, m, lans)
 		out = append(out, m)
@@ -59,21 +59,11 @@ func (f *Firewall) current() (*view, error) {
 	return f.read()
 }
 
-// foreignMappings are the DNAT rules other programs keep in nat PREROUTING.
-func foreignMappings(v *view) []forward.Mapping {
+// mappingsIn reads the DNAT rules of a nat chain as mappings: nat
+// PREROUTING holds other programs', PORTFWD-PREROUTING portfwd's own.
+func mappingsIn(v *view, chain string) []forward.Mapping {
 	var out []forward.Mapping
-	for _, r := range v.rules("nat", "PREROUTING") {
-		if m, ok := r.mapping(); ok {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// ownMappings are the DNAT rules in portfwd's chain.
-func ownMappings(v *view) []forward.Mapping {
-	var out []forward.Mapping
-	for _, r := range v.rules("nat", chainDNAT) {
+	for _, r := range v.rules("nat", chain) {
 		if m, ok := r.mapping(); ok {
 			out = append(out, m)
 		}
@@ -117,7 +107,7 @@ func (f *Firewall) add(ctx context.Context, m forward.Mapping) error {
 	if err != nil {
 		return err
 	}
-	for _, o := range append(foreignMappings(v), ownMappings(v)...) {
+	for _, o := range append(mappingsIn(v, "PREROUTING"), mappingsIn(v, chainDNAT)...) {
 		if o.Key == m.Key && !sameTarget(o, m) {
 			return &forward.ConflictError{Want: m, Holder: o}
 		}

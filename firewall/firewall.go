@@ -94,42 +94,51 @@ func (f *Firewall) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 	if err := ctx.Err(); err != nil {
 		return netip.Addr{}, err
 	}
-	ifs, err := f.sys.interfaces()
+	ps, err := f.prefixes(func(iface string, p netip.Prefix) bool {
+		return iface == f.wan && p.Addr().Is4() && p.Addr().IsGlobalUnicast()
+	})
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("reading the addresses of WAN interface %s: %w", f.wan, err)
 	}
-	for _, ifi := range ifs {
-		for _, p := range ifi.addrs {
-			if ifi.name == f.wan && p.Addr().Is4() && p.Addr().IsGlobalUnicast() {
-				return p.Addr(), nil
-			}
-		}
+	if len(ps) == 0 {
+		return netip.Addr{}, fmt.Errorf("WAN interface %s has no IPv4 address; bring the uplink up or pass the right WAN interface", f.wan)
 	}
-	return netip.Addr{}, fmt.Errorf("WAN interface %s has no IPv4 address; bring the uplink up or pass the right WAN interface", f.wan)
+	return ps[0].Addr(), nil
 }
 
 // LocalAddr is the router's own address on its LAN side, what
 // internal_host: self stands for: the first IPv4 address of an interface
 // other than the WAN one and loopback. The zero Addr when there is none.
 func (f *Firewall) LocalAddr() netip.Addr {
-	ifs, err := f.sys.interfaces()
-	if err != nil {
+	ps, _ := f.prefixes(func(iface string, p netip.Prefix) bool {
+		return f.lanSide(iface, p) && !p.Addr().IsLinkLocalUnicast()
+	})
+	if len(ps) == 0 {
 		return netip.Addr{}
 	}
-	for _, ifi := range ifs {
-		for _, p := range ifi.addrs {
-			if a := p.Addr(); ifi.name != f.wan && a.Is4() && !a.IsLoopback() && !a.IsLinkLocalUnicast() {
-				return a
-			}
-		}
-	}
-	return netip.Addr{}
+	return ps[0].Addr()
 }
 
 // lanPrefixes are the IPv4 subnets of the router's interfaces other than
 // the WAN one: where a hairpin client and the host it reaches may share a
 // subnet.
 func (f *Firewall) lanPrefixes() ([]netip.Prefix, error) {
+	ps, err := f.prefixes(f.lanSide)
+	for i, p := range ps {
+		ps[i] = p.Masked()
+	}
+	return ps, err
+}
+
+// lanSide reports an IPv4 address of an interface other than the WAN one
+// and loopback.
+func (f *Firewall) lanSide(iface string, p netip.Prefix) bool {
+	return iface != f.wan && p.Addr().Is4() && !p.Addr().IsLoopback()
+}
+
+// prefixes are the addresses of this host's interfaces that keep accepts,
+// in interface order.
+func (f *Firewall) prefixes(keep func(iface string, p netip.Prefix) bool) ([]netip.Prefix, error) {
 	ifs, err := f.sys.interfaces()
 	if err != nil {
 		return nil, fmt.Errorf("listing network interfaces: %w", err)
@@ -137,8 +146,8 @@ func (f *Firewall) lanPrefixes() ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, ifi := range ifs {
 		for _, p := range ifi.addrs {
-			if ifi.name != f.wan && p.Addr().Is4() && !p.Addr().IsLoopback() {
-				out = append(out, p.Masked())
+			if keep(ifi.name, p) {
+				out = append(out, p)
 			}
 		}
 	}
