@@ -203,7 +203,7 @@ func TestExternalAddrAndProperties(t *testing.T) {
 		t.Errorf("ExternalAddr = %v, %v", addr, err)
 	}
 	p := f.Properties()
-	if !p.ThirdParty || !p.PermanentLeases || p.ListsFromState || p.Name != "iptables" || !p.Local || !p.Hairpin {
+	if p.ThirdParty != forward.ThirdPartyYes || !p.PermanentLeases || p.ListsFromState || p.Name != "iptables" || !p.Local || !p.Hairpin {
 		t.Errorf("Properties = %+v", p)
 	}
 	if f.Flavour() != "nf_tables" {

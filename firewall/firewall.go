@@ -82,7 +82,7 @@ func (f *Firewall) Properties() forward.Properties {
 		Gateway:         "iptables://localhost/" + f.wan,
 		Protocols:       []string{proto},
 		PermanentLeases: true,
-		ThirdParty:      true,
+		ThirdParty:      forward.ThirdPartyYes,
 		Local:           true,
 		Hairpin:         true,
 	}

@@ -66,9 +66,7 @@ func applyOne(ctx context.Context, b Backend, c Change) Outcome {
 		out.Err = &ConflictError{Want: *c.After, Holder: *c.Before}
 	case Delete:
 		out.Err = b.Delete(ctx, *c.Before)
-	case Update:
-		// Delete first: many gateways refuse to overwrite a mapping that
-		// points at another internal client (UPnP 718), even their own.
+	case Update: // a replacement: see Action.IsReplace
 		if err := b.Delete(ctx, *c.Before); err != nil {
 			out.Err = fmt.Errorf("replacing mapping %s: %w", c.Key, err)
 			return out

@@ -42,20 +42,25 @@ type Backend interface {
 	ExternalAddr(ctx context.Context) (netip.Addr, error)
 }
 
-// Properties says what a backend is and what it can do.
+// Properties says what a backend is and what it can do. Detection chooses
+// among the backends that answered by these fields alone, and the
+// conformance suite (forwardtest.Run) checks that each one is true.
 type Properties struct {
-	Name    string // "upnp", "natpmp", "pcp", "iptables"
+	Name    string // as gateway.backend spells it: "upnp", "natpmp", "pcp", "iptables"
 	Gateway string // where it talks to, for people: "http://192.168.1.1:5000/rootDesc.xml"
 	// Protocols the gateway answered, e.g. "UPnP IGD:2 WANIPConnection:2".
 	Protocols []string
-	// ListsFromState is true when List answers from portfwd's state file
-	// because the protocol cannot enumerate (NAT-PMP, PCP).
+	// ListsFromState is true when List answers from portfwd's own records
+	// because the protocol cannot enumerate (NAT-PMP, PCP): mappings made by
+	// others are never listed.
 	ListsFromState bool
-	// PermanentLeases is true when a zero lease means "forever".
+	// PermanentLeases is true when a zero lease may be granted as "forever".
+	// When false, Add of a zero lease returns the finite lease granted in
+	// its place, and the planner renews it.
 	PermanentLeases bool
-	// ThirdParty is true when mappings may point at hosts other than the
+	// ThirdParty says whether mappings may point at hosts other than the
 	// one running portfwd.
-	ThirdParty bool
+	ThirdParty ThirdParty
 	// Local is true when the gateway is the machine portfwd runs on
 	// (iptables): no other portfwd shares it, so every mapping carrying
 	// portfwd's tag is this one's, whatever host it forwards to.
@@ -63,6 +68,33 @@ type Properties struct {
 	// Hairpin is true when the backend writes hairpin NAT for mappings
 	// that ask for it (Mapping.Hairpin) and reports it in List.
 	Hairpin bool
+}
+
+// ThirdParty is whether a backend can map ports to another host than the
+// one asking, ordered from never to always.
+type ThirdParty int
+
+// The ways a backend can treat a mapping for another host.
+const (
+	// ThirdPartyNo: the protocol maps only for the host that asks (NAT-PMP,
+	// RFC 6886 §3.3); Add for another host is ErrNotAuthorized.
+	ThirdPartyNo ThirdParty = iota
+	// ThirdPartyIfAllowed: the protocol allows it, but routers refuse it by
+	// default (UPnP secure mode).
+	ThirdPartyIfAllowed
+	// ThirdPartyYes: the protocol is made for it (PCP's THIRD_PARTY option,
+	// RFC 6887 §13.1; iptables on the router itself).
+	ThirdPartyYes
+)
+
+var thirdPartyNames = [...]string{"no", "if allowed", "yes"}
+
+// String is "no", "if allowed" or "yes".
+func (t ThirdParty) String() string {
+	if t < 0 || int(t) >= len(thirdPartyNames) {
+		return "unknown"
+	}
+	return thirdPartyNames[t]
 }
 
 // Sentinel errors callers branch on. Backends wrap them with context.

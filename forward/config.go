@@ -15,7 +15,7 @@ import (
 // rules whose forwards it must hold.
 type Config struct {
 	File        string
-	Gateway     Gateway
+	Gateway     GatewaySettings
 	ProbeServer ProbeServer
 	Rules       []Rule
 }
@@ -28,8 +28,8 @@ type ProbeServer struct {
 	Token string // shared secret the server may require
 }
 
-// Gateway says how to reach the gateway.
-type Gateway struct {
+// GatewaySettings is the config's gateway section: how to reach the gateway.
+type GatewaySettings struct {
 	Backend string        // "auto" when omitted; see backendNames
 	Address string        // "" = discover
 	Lease   time.Duration // 1h when omitted; 0 = permanent

@@ -202,7 +202,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil || len(warns) > 0 {
 		t.Fatal(err, warns)
 	}
-	wantGW := Gateway{Backend: "auto", Lease: time.Hour}
+	wantGW := GatewaySettings{Backend: "auto", Lease: time.Hour}
 	if cfg.Gateway != wantGW || cfg.File != "portfwd.yaml" {
 		t.Errorf("config = %+v, want gateway %+v", cfg, wantGW)
 	}
@@ -277,14 +277,14 @@ func TestLoadRules(t *testing.T) {
 func TestLoadGateway(t *testing.T) {
 	tests := []struct {
 		src  string
-		want Gateway
+		want GatewaySettings
 	}{
-		{"gateway:\n", Gateway{Backend: "auto", Lease: time.Hour}},
-		{"gateway:\n  lease: 0\n", Gateway{Backend: "auto"}},
-		{"gateway:\n  lease: 3600\n", Gateway{Backend: "auto", Lease: time.Hour}},
-		{"gateway:\n  lease: 90m\n  backend: pcp\n  address: 192.168.0.1\n", Gateway{Backend: "pcp", Address: "192.168.0.1", Lease: 90 * time.Minute}},
-		{"gateway:\n  backend: iptables\n  address: ''\n", Gateway{Backend: "iptables", Lease: time.Hour}},
-		{"gateway:\n  backend: iptables\n  wan_interface: ppp0\n  hairpin: true\n", Gateway{Backend: "iptables", Lease: time.Hour, WANInterface: "ppp0", Hairpin: true}},
+		{"gateway:\n", GatewaySettings{Backend: "auto", Lease: time.Hour}},
+		{"gateway:\n  lease: 0\n", GatewaySettings{Backend: "auto"}},
+		{"gateway:\n  lease: 3600\n", GatewaySettings{Backend: "auto", Lease: time.Hour}},
+		{"gateway:\n  lease: 90m\n  backend: pcp\n  address: 192.168.0.1\n", GatewaySettings{Backend: "pcp", Address: "192.168.0.1", Lease: 90 * time.Minute}},
+		{"gateway:\n  backend: iptables\n  address: ''\n", GatewaySettings{Backend: "iptables", Lease: time.Hour}},
+		{"gateway:\n  backend: iptables\n  wan_interface: ppp0\n  hairpin: true\n", GatewaySettings{Backend: "iptables", Lease: time.Hour, WANInterface: "ppp0", Hairpin: true}},
 	}
 	for _, tt := range tests {
 		cfg, _, err := load(t, tt.src+"rules: []\n")
@@ -413,7 +413,7 @@ func TestOwnership(t *testing.T) {
 }
 
 func TestDesiredLocalHasNoLease(t *testing.T) {
-	cfg := &Config{Gateway: Gateway{Lease: time.Hour}, Rules: []Rule{{Name: "a", Protocols: []Protocol{TCP}, External: PortRange{80, 80}, Internal: PortRange{80, 80}}}}
+	cfg := &Config{Gateway: GatewaySettings{Lease: time.Hour}, Rules: []Rule{{Name: "a", Protocols: []Protocol{TCP}, External: PortRange{80, 80}, Internal: PortRange{80, 80}}}}
 	if got := cfg.Desired(testSelf, Properties{}); got[0].Lease != time.Hour {
 		t.Errorf("lease over a gateway: %v, want 1h", got[0].Lease)
 	}
@@ -454,18 +454,18 @@ func TestDiagnosticString(t *testing.T) {
 
 func TestValidateGateway(t *testing.T) {
 	tests := []struct {
-		g    Gateway
+		g    GatewaySettings
 		want string // "" for valid
 	}{
-		{Gateway{Backend: "auto", Lease: time.Hour}, ""},
-		{Gateway{Backend: "upnp", Address: "10.0.0.1"}, ""},
-		{Gateway{Backend: "", Lease: time.Hour}, `gateway.backend: unknown backend ""`},
-		{Gateway{Backend: "UPnP"}, `did you mean "upnp"?`},
-		{Gateway{Backend: "auto", Address: "10.0.0.1:80"}, "gateway.address: \"10.0.0.1:80\" has a port"},
-		{Gateway{Backend: "auto", Address: "::1"}, "is not an IPv4 address"},
-		{Gateway{Backend: "auto", Lease: -time.Second}, "gateway.lease: lease -1s is negative"},
-		{Gateway{Backend: "iptables", WANInterface: "eth0.100"}, ""},
-		{Gateway{Backend: "iptables", WANInterface: "wan 0"}, "gateway.wan_interface"},
+		{GatewaySettings{Backend: "auto", Lease: time.Hour}, ""},
+		{GatewaySettings{Backend: "upnp", Address: "10.0.0.1"}, ""},
+		{GatewaySettings{Backend: "", Lease: time.Hour}, `gateway.backend: unknown backend ""`},
+		{GatewaySettings{Backend: "UPnP"}, `did you mean "upnp"?`},
+		{GatewaySettings{Backend: "auto", Address: "10.0.0.1:80"}, "gateway.address: \"10.0.0.1:80\" has a port"},
+		{GatewaySettings{Backend: "auto", Address: "::1"}, "is not an IPv4 address"},
+		{GatewaySettings{Backend: "auto", Lease: -time.Second}, "gateway.lease: lease -1s is negative"},
+		{GatewaySettings{Backend: "iptables", WANInterface: "eth0.100"}, ""},
+		{GatewaySettings{Backend: "iptables", WANInterface: "wan 0"}, "gateway.wan_interface"},
 	}
 	for _, tt := range tests {
 		err := ValidateGateway(tt.g)

@@ -9,8 +9,19 @@ import (
 // Action is what a Change does to one mapping on the gateway.
 type Action int
 
-// The actions a plan can hold. Conflict is not something Apply can carry
-// out: it reports a key held by someone else.
+// The actions a plan can hold, with what Change.Before and Change.After
+// hold for each:
+//
+//	Noop      Before: the mapping in place; After: the same, wanted
+//	Create    Before: nil;                  After: the mapping to add
+//	Update    Before: the gateway's;        After: the mapping to add in its place
+//	Renew     Before: the gateway's;        After: the same, with the lease to ask for
+//	Delete    Before: the owned mapping;    After: nil
+//	Conflict  Before: someone else's;       After: the mapping wanted on its key
+//
+// Update is a replacement (IsReplace): Apply deletes Before, then adds
+// After. Conflict is not something Apply can carry out: it reports a key
+// held by someone else.
 const (
 	Noop Action = iota
 	Create
@@ -22,6 +33,8 @@ const (
 
 var actionNames = [...]string{"noop", "create", "update", "renew", "delete", "conflict"}
 
+var actionPast = [...]string{"unchanged", "created", "updated", "renewed", "deleted", "conflict"}
+
 // String is the lower-case name used in tables and JSON.
 func (a Action) String() string {
 	if a < 0 || int(a) >= len(actionNames) {
@@ -29,6 +42,21 @@ func (a Action) String() string {
 	}
 	return actionNames[a]
 }
+
+// Past is what the action did, for results and logs: "created",
+// "unchanged" for Noop, "conflict" for Conflict (nothing was done).
+func (a Action) Past() string {
+	if a < 0 || int(a) >= len(actionPast) {
+		return "unknown"
+	}
+	return actionPast[a]
+}
+
+// IsReplace reports whether Apply carries the action out by deleting the
+// gateway's mapping and then adding the wanted one: many gateways refuse
+// to overwrite a mapping that points elsewhere (UPnP 718), even their own,
+// so an Update is never done in place. The mapping is briefly absent.
+func (a Action) IsReplace() bool { return a == Update }
 
 // MarshalText makes JSON output carry the action's name.
 func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
@@ -203,7 +231,7 @@ func compare(d, o Mapping, present bool, opts DiffOptions) Change {
 	case !opts.Owns(o):
 		c.Action, c.Before = Conflict, ptr(o)
 		c.Reason = "held by " + holderName(o)
-	case !sameTarget(d, o):
+	case !same(d, o):
 		c.Action, c.Before, c.Reason = Update, ptr(o), updateReason(d, o)
 	case needsRenew(d.Lease, o.Lease):
 		c.Action, c.Before = Renew, ptr(o)
@@ -214,20 +242,17 @@ func compare(d, o Mapping, present bool, opts DiffOptions) Change {
 	return c
 }
 
-// sameTarget compares everything but the lease: where the traffic goes,
-// who owns it, whether it is switched on and whether LAN clients may use
-// it through the public address.
-func sameTarget(d, o Mapping) bool {
-	return d.InternalHost == o.InternalHost && d.InternalPort == o.InternalPort &&
-		d.Description == o.Description && d.Enabled == o.Enabled && d.Hairpin == o.Hairpin
+// same compares everything but the lease: where the traffic goes, who
+// owns it (SameTarget), whether it is switched on and whether LAN clients
+// may use it through the public address.
+func same(d, o Mapping) bool {
+	return d.SameTarget(o) && d.Enabled == o.Enabled && d.Hairpin == o.Hairpin
 }
 
 // updateReason says how the gateway's mapping o differs from d.
 func updateReason(d, o Mapping) string {
-	same := d
-	same.Enabled, same.Hairpin = o.Enabled, o.Hairpin
 	switch {
-	case !sameTarget(same, o):
+	case !d.SameTarget(o):
 		return "gateway has " + o.String() + " (" + quote(o.Description) + ")"
 	case !o.Enabled:
 		return "disabled on the gateway"

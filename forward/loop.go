@@ -11,17 +11,34 @@ import (
 	"time"
 )
 
-// Why a pass of the Loop ran: ReconcileReport.Reason.
+// Job is what the Loop does next: a cheap check, or a reconcile for a
+// reason (ReconcileReport.Reason).
+type Job int
+
+// The jobs of the Loop.
 const (
-	ReasonStart     = "start"                    // the loop began
-	ReasonInterval  = "interval"                 // Loop.Interval passed since the last reconcile
-	ReasonRenew     = "renew"                    // a mapping reached half its lease
-	ReasonMissing   = "mapping missing"          // the check found a held mapping gone from the gateway
-	ReasonRestarted = "gateway restarted"        // … all of them, on a gateway listed from the state (epoch reset)
-	ReasonExternal  = "external address changed" // the gateway's WAN address changed
-	ReasonReload    = "config reloaded"          // Loop.Reload
-	ReasonExit      = "exit"                     // CleanupOnExit deleted the owned mappings
+	JobCheck     Job = iota // list the gateway; reconcile only when a held mapping is gone
+	JobStart                // the loop began
+	JobInterval             // Loop.Interval passed since the last reconcile
+	JobRenew                // a mapping reached half its lease
+	JobMissing              // the check found a held mapping gone from the gateway
+	JobRestarted            // … all of them, on a gateway listed from records (epoch reset)
+	JobExternal             // the gateway's WAN address changed
+	JobReload               // Loop.Reload
+	JobExit                 // CleanupOnExit deletes the owned mappings
 )
+
+var jobNames = [...]string{"check", "start", "interval", "renew", "mapping missing", "gateway restarted",
+	"external address changed", "config reloaded", "exit"}
+
+// String is the job's name in logs and metrics: "start", "renew",
+// "mapping missing", ….
+func (j Job) String() string {
+	if j < 0 || int(j) >= len(jobNames) {
+		return "unknown"
+	}
+	return jobNames[j]
+}
 
 // Defaults of the Loop's timings.
 const (
@@ -31,16 +48,6 @@ const (
 	backoffMin         = time.Second
 	backoffMax         = time.Minute
 )
-
-// Conn is a gateway connection lent to the Loop for one pass.
-type Conn struct {
-	Backend Backend
-	Self    netip.Addr // the LAN address "self" in the config stands for
-	// Release ends the pass; err is the gateway failure that ended it, or
-	// nil, so a connection kept between passes is dropped after a failure
-	// and made anew. Nil means nothing to release.
-	Release func(err error)
-}
 
 // Loop keeps a gateway equal to a config with nobody watching: a full
 // reconcile at start, every Interval, when a lease is half gone and when a
@@ -53,7 +60,9 @@ type Conn struct {
 // back-off (1 s doubling to 1 min, ±20 % jitter) on a fresh Conn. Set the exported
 // fields before Run; only Reload may be called while it runs.
 type Loop struct {
-	Connect  func(ctx context.Context) (Conn, error)
+	// Connect lends the loop a gateway for one pass; the loop calls its
+	// Done when the pass ends.
+	Connect  func(ctx context.Context) (*Gateway, error)
 	Config   *Config
 	Prune    bool          // delete owned mappings no rule claims, as apply --prune
 	Interval time.Duration // full reconcile; DefaultInterval when zero
@@ -80,7 +89,7 @@ type Loop struct {
 	failures int           // gateway failures in a row
 	retry    time.Duration // the wait after the last failure
 	redo     time.Time     // when to run redoJob again, for changes that failed; zero: none
-	redoJob  string
+	redoJob  Job
 	redos    int // passes in a row with failed changes
 }
 
@@ -103,13 +112,14 @@ func (l *Loop) init() {
 		if l.Observer == nil {
 			l.Observer = NopObserver{}
 		}
-		l.Interval = cmpOr(l.Interval, DefaultInterval)
-		l.Check = cmpOr(l.Check, DefaultCheck)
-		l.PassTimeout = cmpOr(l.PassTimeout, DefaultPassTimeout)
+		l.Interval = orDefault(l.Interval, DefaultInterval)
+		l.Check = orDefault(l.Check, DefaultCheck)
+		l.PassTimeout = orDefault(l.PassTimeout, DefaultPassTimeout)
 	})
 }
 
-func cmpOr(d, def time.Duration) time.Duration {
+// orDefault is d, or def when d is not positive.
+func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
 	}
@@ -133,7 +143,7 @@ func (l *Loop) Reload(cfg *Config) {
 // owned mappings and returns nil. Gateway failures never end it.
 func (l *Loop) Run(ctx context.Context) error {
 	l.init()
-	job := ReasonStart // "" is the cheap check
+	job := JobStart
 	for {
 		if ctx.Err() != nil {
 			return l.exit(ctx)
@@ -150,7 +160,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			l.mu.Lock()
 			l.Config, l.pending = l.pending, nil
 			l.mu.Unlock()
-			job = ReasonReload
+			job = JobReload
 		case <-l.After(wait):
 			job = next
 		}
@@ -160,10 +170,10 @@ func (l *Loop) Run(ctx context.Context) error {
 // run does one job: a check, then a reconcile when the check asks for one.
 // It reports whether the gateway failed; changes that failed on a gateway
 // that answered are scheduled again (redo) instead.
-func (l *Loop) run(ctx context.Context, job string) (failed bool) {
+func (l *Loop) run(ctx context.Context, job Job) (failed bool) {
 	var err error
-	if job == "" {
-		if job, err = l.check(ctx); err != nil || job == "" {
+	if job == JobCheck {
+		if job, err = l.check(ctx); err != nil || job == JobCheck {
 			return l.settle(ctx, err)
 		}
 	}
@@ -211,17 +221,17 @@ func jitter(d time.Duration) time.Duration {
 // next is how long to wait, and the job to do then: the same job again
 // after a gateway failure; else the earliest of the check, a renewal, the
 // interval and the retry of failed changes.
-func (l *Loop) next(failed bool, job string) (time.Duration, string) {
+func (l *Loop) next(failed bool, job Job) (time.Duration, Job) {
 	if failed {
 		return l.retry, job
 	}
 	now := l.Now()
-	at, next := now.Add(l.Check), ""
+	at, next := now.Add(l.Check), JobCheck
 	if full := l.lastFull.Add(l.Interval); full.Before(at) {
-		at, next = full, ReasonInterval
+		at, next = full, JobInterval
 	}
 	if renew, ok := l.renewAt(); ok && renew.Before(at) {
-		at, next = maxTime(renew, now.Add(time.Second)), ReasonRenew
+		at, next = maxTime(renew, now.Add(time.Second)), JobRenew
 	}
 	if !l.redo.IsZero() && l.redo.Before(at) {
 		at, next = l.redo, l.redoJob
@@ -254,44 +264,43 @@ func (h held) renewAt() (time.Time, bool) {
 	return h.expires.Add(-h.lifetime / 2), true
 }
 
-// connect opens a Conn for one pass under PassTimeout.
-func (l *Loop) connect(ctx context.Context) (Conn, context.Context, context.CancelFunc, error) {
+// connect borrows a gateway for one pass under PassTimeout.
+func (l *Loop) connect(ctx context.Context) (*Gateway, context.Context, context.CancelFunc, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.PassTimeout)
-	c, err := l.Connect(ctx)
+	g, err := l.Connect(ctx)
 	if err != nil {
 		cancel()
-		return Conn{}, nil, nil, err
+		return nil, nil, nil, err
 	}
-	if c.Release == nil {
-		c.Release = func(error) {}
-	}
-	return c, ctx, cancel, nil
+	return g, ctx, cancel, nil
 }
 
-// check lists the gateway and returns the reason to reconcile now, or "".
-func (l *Loop) check(ctx context.Context) (string, error) {
-	c, ctx, cancel, err := l.connect(ctx)
+// check lists the gateway and returns the job it calls for: JobCheck when
+// all is well.
+func (l *Loop) check(ctx context.Context) (Job, error) {
+	g, ctx, cancel, err := l.connect(ctx)
 	if err != nil {
-		return "", err
+		return JobCheck, err
 	}
 	defer cancel()
-	observed, err := c.Backend.List(ctx)
+	observed, err := g.Backend.List(ctx)
 	if err != nil {
-		c.Release(err)
-		return "", err
+		g.Done(err)
+		return JobCheck, err
 	}
-	defer c.Release(nil)
-	if missing := l.missing(observed, l.Config.Ownership(c.Self, c.Backend.Properties())); len(missing) > 0 {
+	defer g.Done(nil)
+	props := g.Backend.Properties()
+	if missing := l.missing(observed, l.Config.Ownership(g.Self, props)); len(missing) > 0 {
 		l.logf("the gateway no longer holds %s: reconciling", strings.Join(missing, ", "))
-		if len(missing) == len(l.held) && c.Backend.Properties().ListsFromState {
-			return ReasonRestarted, nil // only an epoch reset drops every record at once
+		if len(missing) == len(l.held) && props.ListsFromState {
+			return JobRestarted, nil // only an epoch reset drops every record at once
 		}
-		return ReasonMissing, nil
+		return JobMissing, nil
 	}
-	if l.externalChanged(ctx, c.Backend) {
-		return ReasonExternal, nil
+	if l.externalChanged(ctx, g.Backend) {
+		return JobExternal, nil
 	}
-	return "", nil
+	return JobCheck, nil
 }
 
 // missing lists the held mappings the gateway no longer has as made.
@@ -303,7 +312,7 @@ func (l *Loop) missing(observed []Mapping, own DiffOptions) []string {
 	}
 	var out []string
 	for k, h := range l.held {
-		if o, ok := seen[k]; !ok || !own.Owns(o) || !sameTarget(h.m, o) {
+		if o, ok := seen[k]; !ok || !own.Owns(o) || !same(h.m, o) {
 			out = append(out, k.String())
 		}
 	}
@@ -329,48 +338,39 @@ func (l *Loop) externalChanged(ctx context.Context, b Backend) bool {
 }
 
 // reconcile makes the gateway match l.Config and reports the pass.
-func (l *Loop) reconcile(ctx context.Context, reason string) error {
+func (l *Loop) reconcile(ctx context.Context, job Job) error {
 	l.lastFull = l.Now()
-	return l.pass(ctx, reason, false)
+	return l.pass(ctx, job, ModeApply)
 }
 
-// pass lists the gateway, plans against l.Config (or, for cleanup,
-// against no rules at all), applies the plan and reports it.
-func (l *Loop) pass(ctx context.Context, reason string, cleanup bool) error {
+// pass reconciles the gateway with l.Config in mode (ModeApply, or
+// ModeDown for the cleanup on exit) and reports it.
+func (l *Loop) pass(ctx context.Context, job Job, mode Mode) error {
 	start := l.Now()
-	rep := ReconcileReport{Start: start, Reason: reason}
+	rep := ReconcileReport{Start: start, Reason: job}
 	defer func() {
 		rep.Duration = l.Now().Sub(start)
 		l.Observer.Reconciled(rep)
 	}()
-	c, ctx, cancel, err := l.connect(ctx)
+	g, ctx, cancel, err := l.connect(ctx)
 	if err != nil {
 		rep.Err = err
 		return err
 	}
 	defer cancel()
-	props := c.Backend.Properties()
-	rep.Backend = props.Name
-	observed, err := c.Backend.List(ctx)
+	rep.Backend = g.Backend.Properties().Name
+	r, err := Reconcile(ctx, g, l.Config, ReconcileOptions{Mode: mode, Prune: l.Prune, Due: l.dueAt(start)})
 	if err != nil {
 		rep.Err = err
-		c.Release(err)
+		g.Done(err)
 		return err
 	}
-	defer c.Release(nil)
-	var desired []Mapping
-	if !cleanup {
-		desired = l.Config.Desired(c.Self, props)
-	}
-	opts := l.Config.Ownership(c.Self, props)
-	opts.Prune = l.Prune || cleanup
-	plan := Diff(desired, observed, opts)
-	l.renewDue(&plan, start)
-	res := Apply(ctx, c.Backend, plan)
+	defer g.Done(nil)
+	res := *r.Result
 	l.logOutcomes(res)
 	l.hold(res, start)
 	rep.Made, rep.Failed = res.Made(), res.Failed()
-	if !cleanup {
+	if mode != ModeDown {
 		rep.Rules = ruleStates(l.Config, res, start)
 	}
 	if retryable(res) {
@@ -389,18 +389,13 @@ func retryable(res Result) bool {
 	})
 }
 
-// renewDue turns into renewals the noops whose mapping is at half its
-// lease (Diff renews only once less than half is left, which would be
-// the next check after the renewal time, or the interval).
-func (l *Loop) renewDue(plan *Plan, now time.Time) {
-	for i, c := range plan.Changes {
-		if c.Action != Noop {
-			continue
-		}
-		if at, ok := l.held[c.Key].renewAt(); ok && !at.After(now.Add(time.Second)) {
-			plan.Changes[i].Action = Renew
-			plan.Changes[i].Reason = "half the lease is gone"
-		}
+// dueAt reports, for Reconcile, the held mappings at half their lease at
+// now (Diff renews only once less than half is left, which would be the
+// next check after the renewal time, or the interval).
+func (l *Loop) dueAt(now time.Time) func(Key) bool {
+	return func(k Key) bool {
+		at, ok := l.held[k].renewAt()
+		return ok && !at.After(now.Add(time.Second))
 	}
 }
 
@@ -435,13 +430,13 @@ func expiry(now time.Time, lease time.Duration) time.Time {
 	return now.Add(lease)
 }
 
-// ruleStates is each rule of cfg after a pass: "conflict" when another
-// mapping holds one of its keys, else "failed" when a change of it failed,
-// else "ok", with the earliest expiry of its mappings.
+// ruleStates is each rule of cfg after a pass: RuleConflict when another
+// mapping holds one of its keys, else RuleFailed when a change of it
+// failed, else RuleOK, with the earliest expiry of its mappings.
 func ruleStates(cfg *Config, res Result, now time.Time) []RuleState {
 	out := make([]RuleState, 0, len(cfg.Rules))
 	for _, r := range cfg.Rules {
-		st := RuleState{Rule: r.Name, State: "ok"}
+		st := RuleState{Rule: r.Name, State: RuleOK}
 		var errs []string
 		for _, o := range res.Outcomes {
 			if o.Change.Rule != r.Name || o.Change.Action == Delete {
@@ -453,9 +448,9 @@ func ruleStates(cfg *Config, res Result, now time.Time) []RuleState {
 			}
 			errs = append(errs, o.Err.Error())
 			if errors.Is(o.Err, ErrConflict) {
-				st.State = "conflict"
-			} else if st.State == "ok" {
-				st.State = "failed"
+				st.State = RuleConflict
+			} else if st.State == RuleOK {
+				st.State = RuleFailed
 			}
 		}
 		st.Error = strings.Join(errs, "; ")
@@ -488,9 +483,6 @@ func earliest(t time.Time, lease time.Duration, now time.Time) time.Time {
 	return t
 }
 
-// pastTense names what a change did, for the log.
-var pastTense = map[Action]string{Create: "created", Update: "updated", Renew: "renewed", Delete: "deleted", Conflict: "conflict"}
-
 func (l *Loop) logOutcomes(res Result) {
 	for _, o := range res.Outcomes {
 		c := o.Change
@@ -499,9 +491,9 @@ func (l *Loop) logOutcomes(res Result) {
 		case o.Err != nil:
 			l.logf("%s %s %s failed: %v", c.Action, c.Rule, c.Key, o.Err)
 		case o.Note != "":
-			l.logf("%s %s %s (%s): %s", pastTense[c.Action], c.Rule, c.Key, c.Reason, o.Note)
+			l.logf("%s %s %s (%s): %s", c.Action.Past(), c.Rule, c.Key, c.Reason, o.Note)
 		default:
-			l.logf("%s %s %s (%s)", pastTense[c.Action], c.Rule, c.Key, c.Reason)
+			l.logf("%s %s %s (%s)", c.Action.Past(), c.Rule, c.Key, c.Reason)
 		}
 	}
 }
@@ -518,7 +510,7 @@ func (l *Loop) exit(ctx context.Context) error {
 	if !l.CleanupOnExit {
 		return nil
 	}
-	if err := l.pass(context.WithoutCancel(ctx), ReasonExit, true); err != nil {
+	if err := l.pass(context.WithoutCancel(ctx), JobExit, ModeDown); err != nil {
 		l.logf("removing the mappings on exit failed: %v", err)
 	}
 	return nil

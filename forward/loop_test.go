@@ -122,14 +122,14 @@ func start(t *testing.T, cfg *forward.Config, tune func(*harness)) *harness {
 	h.loop = &forward.Loop{
 		Config: cfg, Prune: true, Interval: 5 * time.Minute, Check: 2 * time.Second,
 		Observer: h.obs, Now: h.clk.Now, After: h.clk.After,
-		Connect: func(context.Context) (forward.Conn, error) {
+		Connect: func(context.Context) (*forward.Gateway, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			h.connects++
 			if h.connectErr != nil {
-				return forward.Conn{}, h.connectErr
+				return nil, h.connectErr
 			}
-			return forward.Conn{Backend: h.gw, Self: self}, nil
+			return &forward.Gateway{Backend: h.gw, Self: self}, nil
 		},
 		Logf: func(format string, a ...any) { t.Logf(format, a...) },
 	}
@@ -177,13 +177,13 @@ func keys(t *testing.T, gw *forwardtest.Memory) string {
 func TestLoopReconcilesAtStart(t *testing.T) {
 	h := start(t, loopConfig(t, twoRules), nil)
 	rep := h.obs.report(t)
-	if rep.Reason != forward.ReasonStart || rep.Made != 2 || rep.Failed != 0 || rep.Err != nil || rep.Backend != "memory" {
+	if rep.Reason != forward.JobStart || rep.Made != 2 || rep.Failed != 0 || rep.Err != nil || rep.Backend != "memory" {
 		t.Fatalf("first report = %+v", rep)
 	}
 	if got := keys(t, h.gw); got != "tcp/8080 udp/27015" {
 		t.Errorf("gateway holds %q", got)
 	}
-	if len(rep.Rules) != 2 || rep.Rules[0].Rule != "web" || rep.Rules[0].State != "ok" ||
+	if len(rep.Rules) != 2 || rep.Rules[0].Rule != "web" || rep.Rules[0].State != forward.RuleOK ||
 		!rep.Rules[0].Expires.Equal(rep.Start.Add(30*time.Second)) {
 		t.Errorf("rules = %+v", rep.Rules)
 	}
@@ -205,7 +205,7 @@ func TestLoopRenewsAtHalfLease(t *testing.T) {
 	}
 	h.clk.fire(w)
 	rep := h.obs.report(t)
-	if again, _ := h.gw.Calls(); rep.Reason != forward.ReasonRenew || rep.Made != 2 || again != adds+2 {
+	if again, _ := h.gw.Calls(); rep.Reason != forward.JobRenew || rep.Made != 2 || again != adds+2 {
 		t.Errorf("renew pass: %+v, %d adds; want both mappings renewed", rep, again-adds)
 	}
 	if w := h.clk.next(t); w.d != 15*time.Second {
@@ -230,8 +230,8 @@ func TestLoopRestoresDeletedMappingAtNextCheck(t *testing.T) {
 	h.gw.Delete(context.Background(), ms[0])
 	h.clk.fire(w)
 	rep := h.obs.report(t)
-	if rep.Reason != forward.ReasonMissing || rep.Made != 1 {
-		t.Errorf("after a deletion: %+v; want the mapping re-created for %q", rep, forward.ReasonMissing)
+	if rep.Reason != forward.JobMissing || rep.Made != 1 {
+		t.Errorf("after a deletion: %+v; want the mapping re-created for %q", rep, forward.JobMissing)
 	}
 	if got := keys(t, h.gw); got != "tcp/8080 udp/27015" {
 		t.Errorf("gateway holds %q", got)
@@ -272,20 +272,20 @@ func TestLoopBacksOffWhileTheGatewayFails(t *testing.T) {
 		t.Errorf("after recovery the loop waits %v, want 1s for the overdue renewals", w.d)
 	}
 	h.clk.fire(w)
-	if rep := h.obs.report(t); rep.Reason != forward.ReasonRenew || rep.Made != 2 {
+	if rep := h.obs.report(t); rep.Reason != forward.JobRenew || rep.Made != 2 {
 		t.Errorf("after recovery: %+v; want both renewed", rep)
 	}
 }
 
 func TestLoopRetriesAFailedStart(t *testing.T) {
 	h := start(t, loopConfig(t, twoRules), func(h *harness) { h.connectErr = errors.New("no gateway") })
-	if rep := h.obs.report(t); rep.Reason != forward.ReasonStart || rep.Err == nil {
+	if rep := h.obs.report(t); rep.Reason != forward.JobStart || rep.Err == nil {
 		t.Fatalf("failed start reported as %+v", rep)
 	}
 	<-h.obs.unreachable
 	h.failConnect(nil)
 	h.clk.fire(h.clk.next(t))
-	if rep := h.obs.report(t); rep.Reason != forward.ReasonStart || rep.Err != nil || rep.Made != 2 {
+	if rep := h.obs.report(t); rep.Reason != forward.JobStart || rep.Err != nil || rep.Made != 2 {
 		t.Errorf("the retry: %+v; want the start pass again, both created", rep)
 	}
 }
@@ -301,7 +301,7 @@ rules:
 `))
 	rep := h.obs.report(t)
 	h.clk.fire(w) // the wait the reload interrupted, fired late: harmless
-	if rep.Reason != forward.ReasonReload || rep.Made != 2 {
+	if rep.Reason != forward.JobReload || rep.Made != 2 {
 		t.Errorf("reload pass: %+v; want ssh created and game deleted", rep)
 	}
 	if got := keys(t, h.gw); got != "tcp/2222 tcp/8080" {
@@ -325,7 +325,7 @@ func TestLoopCleanupOnExitRemovesOwnedOnly(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 	rep := h.obs.report(t)
-	if rep.Reason != forward.ReasonExit || rep.Made != 2 {
+	if rep.Reason != forward.JobExit || rep.Made != 2 {
 		t.Errorf("exit pass: %+v", rep)
 	}
 	if got := keys(t, h.gw); got != "tcp/3074 tcp/9000" {
@@ -345,8 +345,8 @@ func (g fromState) Properties() forward.Properties {
 
 func TestLoopTellsARestartedGateway(t *testing.T) {
 	h := start(t, loopConfig(t, twoRules), func(h *harness) {
-		h.loop.Connect = func(context.Context) (forward.Conn, error) {
-			return forward.Conn{Backend: fromState{h.gw}, Self: self}, nil
+		h.loop.Connect = func(context.Context) (*forward.Gateway, error) {
+			return &forward.Gateway{Backend: fromState{h.gw}, Self: self}, nil
 		}
 	})
 	h.obs.report(t)
@@ -355,8 +355,8 @@ func TestLoopTellsARestartedGateway(t *testing.T) {
 		h.gw.Delete(context.Background(), m)
 	}
 	h.clk.fire(h.clk.next(t))
-	if rep := h.obs.report(t); rep.Reason != forward.ReasonRestarted || rep.Made != 2 {
-		t.Errorf("after every record vanished: %+v; want %q", rep, forward.ReasonRestarted)
+	if rep := h.obs.report(t); rep.Reason != forward.JobRestarted || rep.Made != 2 {
+		t.Errorf("after every record vanished: %+v; want %q", rep, forward.JobRestarted)
 	}
 }
 
@@ -367,7 +367,7 @@ func TestLoopReconcilesOnANewExternalAddress(t *testing.T) {
 	w := h.clk.next(t)
 	h.gw.External = netip.MustParseAddr("198.51.100.9")
 	h.clk.fire(w)
-	if rep := h.obs.report(t); rep.Reason != forward.ReasonExternal {
+	if rep := h.obs.report(t); rep.Reason != forward.JobExternal {
 		t.Errorf("after the WAN address changed: %+v", rep)
 	}
 }
@@ -393,8 +393,8 @@ func (g *flaky) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, er
 func TestLoopRetriesAFailedChange(t *testing.T) {
 	h := start(t, loopConfig(t, twoRules), func(h *harness) {
 		gw := &flaky{Memory: h.gw, fails: 1}
-		h.loop.Connect = func(context.Context) (forward.Conn, error) {
-			return forward.Conn{Backend: gw, Self: self}, nil
+		h.loop.Connect = func(context.Context) (*forward.Gateway, error) {
+			return &forward.Gateway{Backend: gw, Self: self}, nil
 		}
 	})
 	if rep := h.obs.report(t); rep.Failed != 1 || rep.Made != 1 {
@@ -405,7 +405,7 @@ func TestLoopRetriesAFailedChange(t *testing.T) {
 		t.Errorf("retry in %v, want 1s ±20%%", w.d)
 	}
 	h.clk.fire(w)
-	if rep := h.obs.report(t); rep.Reason != forward.ReasonStart || rep.Made != 1 || rep.Failed != 0 {
+	if rep := h.obs.report(t); rep.Reason != forward.JobStart || rep.Made != 1 || rep.Failed != 0 {
 		t.Errorf("the retry: %+v", rep)
 	}
 	select {

@@ -94,6 +94,13 @@ func (m Mapping) Owner() string {
 	return rule
 }
 
+// SameTarget reports whether m and o send traffic to the same place for
+// the same owner: internal host, internal port and description. The lease,
+// and whether the mapping is switched on, do not count.
+func (m Mapping) SameTarget(o Mapping) bool {
+	return m.InternalHost == o.InternalHost && m.InternalPort == o.InternalPort && m.Description == o.Description
+}
+
 // String renders m as "tcp/25565 -> 192.168.1.10:25565".
 func (m Mapping) String() string {
 	return fmt.Sprintf("%s -> %s", m.Key, netip.AddrPortFrom(m.InternalHost, m.InternalPort))

@@ -1,6 +1,12 @@
 package forward
 
-import "time"
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
 
 // Observer receives what a long-running reconcile loop does, for logs and
 // metrics. Implementations must be safe for concurrent use and must not
@@ -17,7 +23,7 @@ type Observer interface {
 type ReconcileReport struct {
 	Start    time.Time
 	Duration time.Duration
-	Reason   string // why it ran: "start", "interval", "renew", "gateway restarted", "mapping missing", "external address changed", "config reloaded", "exit"
+	Reason   Job    // why it ran
 	Backend  string // the gateway protocol in use: "upnp", "pcp", "natpmp"
 	Made     int    // changes that took effect
 	Failed   int    // changes that did not
@@ -28,9 +34,32 @@ type ReconcileReport struct {
 // RuleState is one rule after a reconcile.
 type RuleState struct {
 	Rule    string
-	State   string    // "ok", "failed", "conflict"
+	State   RuleStatus
 	Expires time.Time // when the earliest of its mappings' leases runs out; zero for permanent
 	Error   string    // why, when not ok
+}
+
+// RuleStatus is how a rule stands after a reconcile.
+type RuleStatus int
+
+// The states a rule can be in, from good to bad.
+const (
+	RuleOK       RuleStatus = iota // every mapping of the rule is on the gateway as asked
+	RuleFailed                     // a change of the rule failed (a refusal, a timeout)
+	RuleConflict                   // another mapping holds one of the rule's keys
+)
+
+var ruleStatusNames = [...]string{"ok", "failed", "conflict"}
+
+// RuleStatuses lists every RuleStatus, in order.
+func RuleStatuses() []RuleStatus { return []RuleStatus{RuleOK, RuleFailed, RuleConflict} }
+
+// String is "ok", "failed" or "conflict".
+func (s RuleStatus) String() string {
+	if s < 0 || int(s) >= len(ruleStatusNames) {
+		return "unknown"
+	}
+	return ruleStatusNames[s]
 }
 
 // NopObserver observes nothing.
@@ -41,3 +70,84 @@ func (NopObserver) Reconciled(ReconcileReport) {}
 
 // GatewayUnreachable implements Observer.
 func (NopObserver) GatewayUnreachable(error, time.Duration) {}
+
+// Observers fans every event out to each observer, in order; nil ones are
+// skipped.
+func Observers(obs ...Observer) Observer {
+	var m multiObserver
+	for _, o := range obs {
+		if o != nil {
+			m = append(m, o)
+		}
+	}
+	switch len(m) {
+	case 0:
+		return NopObserver{}
+	case 1:
+		return m[0]
+	}
+	return m
+}
+
+type multiObserver []Observer
+
+// Reconciled implements Observer.
+func (m multiObserver) Reconciled(r ReconcileReport) {
+	for _, o := range m {
+		o.Reconciled(r)
+	}
+}
+
+// GatewayUnreachable implements Observer.
+func (m multiObserver) GatewayUnreachable(err error, retryIn time.Duration) {
+	for _, o := range m {
+		o.GatewayUnreachable(err, retryIn)
+	}
+}
+
+// LogObserver logs each pass of a Loop on one line: INFO when it went
+// well, WARN with every rule that is not ok, or when the pass failed. A
+// quiet interval pass that changed nothing is not worth a line.
+type LogObserver struct{ Log *slog.Logger }
+
+var _ Observer = LogObserver{}
+
+// Reconciled implements Observer.
+func (o LogObserver) Reconciled(r ReconcileReport) {
+	if r.Err != nil {
+		o.Log.Warn(fmt.Sprintf("reconcile (%s) failed: %v", r.Reason, r.Err))
+		return
+	}
+	var bad []string
+	for _, rs := range r.Rules {
+		if rs.State != RuleOK {
+			bad = append(bad, fmt.Sprintf("%s %s: %s", rs.Rule, rs.State, rs.Error))
+		}
+	}
+	msg := fmt.Sprintf("reconciled (%s) over %s: %d change(s) made, %d failed, in %v", r.Reason, r.Backend, r.Made, r.Failed, r.Duration.Round(time.Millisecond))
+	switch {
+	case len(bad) > 0:
+		o.Log.Warn(msg + "; " + strings.Join(bad, "; "))
+	case r.Made > 0 || r.Reason != JobInterval:
+		o.Log.Info(msg)
+	}
+}
+
+// GatewayUnreachable implements Observer.
+func (o LogObserver) GatewayUnreachable(err error, retryIn time.Duration) {
+	o.Log.Warn(fmt.Sprintf("gateway unreachable, retrying in %v: %s", retryIn.Round(100*time.Millisecond), OneLine(err)))
+}
+
+// OneLine is err on one line, for logs: a config error's problems (each
+// with file, line and key) joined by "; ", any other error's lines too.
+func OneLine(err error) string {
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		lines := make([]string, len(ce.Problems))
+		for i, p := range ce.Problems {
+			lines[i] = p.String()
+		}
+		return strings.Join(lines, "; ")
+	}
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}

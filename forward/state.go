@@ -59,29 +59,13 @@ type Recorded struct {
 	Nonce       string    `json:"nonce,omitempty"`
 }
 
-// DefaultStateDir is /var/lib/portfwd for root, else $XDG_STATE_HOME/portfwd
-// (~/.local/state/portfwd).
-func DefaultStateDir() string {
-	if os.Geteuid() == 0 {
-		return "/var/lib/portfwd"
-	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "portfwd")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "portfwd-state")
-	}
-	return filepath.Join(home, ".local", "state", "portfwd")
-}
-
 // OpenState locks dir (waiting up to wait for another portfwd to finish)
 // and reads its state file.
 func OpenState(dir string, wait time.Duration) (*State, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
-	unlock, err := lockDir(filepath.Join(dir, "state.lock"), wait)
+	unlock, err := flockWait(filepath.Join(dir, lockName), wait)
 	if err != nil {
 		return nil, err
 	}

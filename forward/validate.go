@@ -30,7 +30,7 @@ const lookupTimeout = 5 * time.Second
 // ValidateGateway checks a Gateway after the CLI has applied environment
 // and flag overrides: the backend is known, the address is an IPv4 literal
 // (or empty) and the lease is not negative.
-func ValidateGateway(g Gateway) error {
+func ValidateGateway(g GatewaySettings) error {
 	var errs []error
 	if err := checkBackend(g.Backend); err != nil {
 		errs = append(errs, fmt.Errorf("gateway.backend: %w", err))
@@ -122,8 +122,8 @@ func ParseLease(s string) (time.Duration, error) {
 }
 
 // gateway reads the gateway: section; every key is optional.
-func (l *loader) gateway(n *yaml.Node) Gateway {
-	g := Gateway{Backend: "auto", Lease: DefaultLease}
+func (l *loader) gateway(n *yaml.Node) GatewaySettings {
+	g := GatewaySettings{Backend: "auto", Lease: DefaultLease}
 	if isNull(n) {
 		return g
 	}

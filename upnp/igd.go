@@ -52,7 +52,7 @@ type IGD struct {
 var _ forward.Backend = (*IGD)(nil)
 
 // Properties describes the gateway. Routers run UPnP in secure mode by
-// default (mappings only for the asking host), so ThirdParty is false.
+// default (mappings only for the asking host), so ThirdParty is only if allowed.
 // WANIPConnection:2 caps leases at a week, so only the v1 services keep
 // permanent leases.
 func (g *IGD) Properties() forward.Properties {
@@ -61,7 +61,7 @@ func (g *IGD) Properties() forward.Properties {
 		Gateway:         g.rootURL,
 		Protocols:       g.protocols(),
 		PermanentLeases: g.service.MaxLease == 0,
-		ThirdParty:      false,
+		ThirdParty:      forward.ThirdPartyIfAllowed,
 	}
 }
 

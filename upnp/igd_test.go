@@ -54,7 +54,7 @@ func TestNewIGDPicksService(t *testing.T) {
 			g := newTestIGD(t, newFakeIGD(t, tt.desc))
 			p := g.Properties()
 			want := []string{"UPnP " + tt.device, tt.service}
-			if p.Name != "upnp" || !slices.Equal(p.Protocols, want) || p.PermanentLeases != tt.permanent || p.ThirdParty {
+			if p.Name != "upnp" || !slices.Equal(p.Protocols, want) || p.PermanentLeases != tt.permanent || p.ThirdParty != forward.ThirdPartyIfAllowed {
 				t.Errorf("Properties = %+v; want protocols %v, permanent %v", p, want, tt.permanent)
 			}
 			if g.LocalAddr() != self {

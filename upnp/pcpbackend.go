@@ -107,7 +107,7 @@ func (p *PCP) Properties() forward.Properties {
 		Gateway:        "pcp://" + netip.AddrPortFrom(p.gw, pcpPort).String(),
 		Protocols:      []string{"PCP (RFC 6887)"},
 		ListsFromState: true,
-		ThirdParty:     true,
+		ThirdParty:     forward.ThirdPartyYes,
 	}
 }
 

@@ -176,7 +176,7 @@ func (e *pcpEnv) recorded(t *testing.T, k forward.Key) (forward.Recorded, bool) 
 func TestPCPProperties(t *testing.T) {
 	e := newPCPEnv(t)
 	want := forward.Properties{Name: "pcp", Gateway: "pcp://127.0.0.1:5351",
-		Protocols: []string{"PCP (RFC 6887)"}, ListsFromState: true, ThirdParty: true}
+		Protocols: []string{"PCP (RFC 6887)"}, ListsFromState: true, ThirdParty: forward.ThirdPartyYes}
 	if p := e.p.Properties(); fmt.Sprint(p) != fmt.Sprint(want) {
 		t.Errorf("Properties = %+v, want %+v", p, want)
 	}

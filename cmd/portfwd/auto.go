@@ -31,7 +31,7 @@ const (
 // protocol is one way portfwd can talk to a gateway.
 type protocol struct {
 	name string // as gateway.backend spells it
-	open func(ctx context.Context, gw forward.Gateway, st *forward.State) (*session, error)
+	open func(ctx context.Context, gw forward.GatewaySettings, st *forward.State) (*session, error)
 }
 
 // protocols in order of preference: UPnP lists every mapping on the router,
@@ -39,7 +39,7 @@ type protocol struct {
 // NAT-PMP only know what portfwd made, and PCP can map for other hosts.
 func (g *globals) protocols() []protocol {
 	return []protocol{
-		{"upnp", func(ctx context.Context, gw forward.Gateway, _ *forward.State) (*session, error) {
+		{"upnp", func(ctx context.Context, gw forward.GatewaySettings, _ *forward.State) (*session, error) {
 			return g.openUPnP(ctx, gw)
 		}},
 		{"pcp", g.openPCP},
@@ -74,7 +74,7 @@ func (g *globals) auto(ctx context.Context, cfg *forward.Config) (*session, erro
 }
 
 // reopen opens the chosen state-listed protocol again on the real state.
-func (g *globals) reopen(ctx context.Context, chosen answer, gw forward.Gateway, st *forward.State) (*session, error) {
+func (g *globals) reopen(ctx context.Context, chosen answer, gw forward.GatewaySettings, st *forward.State) (*session, error) {
 	for _, p := range g.protocols() {
 		if p.name != chosen.name {
 			continue
@@ -97,7 +97,7 @@ type answer struct {
 
 // detect opens every protocol at once within budget and returns those
 // that answered, in order of preference.
-func (g *globals) detect(ctx context.Context, gw forward.Gateway, budget time.Duration) []answer {
+func (g *globals) detect(ctx context.Context, gw forward.GatewaySettings, budget time.Duration) []answer {
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	protos := g.protocols()

@@ -102,7 +102,7 @@ func (g *globals) check(ctx context.Context, cfg *forward.Config, s *session, op
 func (g *globals) checkConfig(ctx context.Context, args []string) (*forward.Config, error) {
 	if len(args) == 1 {
 		if r, ok := oneOffRule(args[0]); ok {
-			gw, err := g.gatewaySettings(forward.Gateway{Backend: "auto", Lease: forward.DefaultLease})
+			gw, err := g.gatewaySettings(forward.GatewaySettings{Backend: "auto", Lease: forward.DefaultLease})
 			return &forward.Config{Gateway: gw, Rules: []forward.Rule{r}}, err
 		}
 	}

@@ -74,7 +74,7 @@ func (g *globals) configPath(args []string) (string, error) {
 
 // gatewaySettings applies flag and environment overrides to the file's
 // gateway section and validates the result.
-func (g *globals) gatewaySettings(gw forward.Gateway) (forward.Gateway, error) {
+func (g *globals) gatewaySettings(gw forward.GatewaySettings) (forward.GatewaySettings, error) {
 	if s := g.v.GetString("gateway.backend"); s != "" {
 		gw.Backend = s
 	}

@@ -232,13 +232,13 @@ func (d *daemon) warnLease(cfg *forward.Config, interval time.Duration) {
 }
 
 // connect lends the loop a gateway connection for one pass.
-func (d *daemon) connect(ctx context.Context) (forward.Conn, error) {
+func (d *daemon) connect(ctx context.Context) (*forward.Gateway, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.kept != nil {
 		st, err := d.g.openState()
 		if err != nil {
-			return forward.Conn{}, err
+			return nil, err
 		}
 		return d.locked(d.conn(d.kept), st), nil
 	}
@@ -248,7 +248,7 @@ func (d *daemon) connect(ctx context.Context) (forward.Conn, error) {
 	}
 	s, err := d.g.connect(ctx, &cfg)
 	if err != nil {
-		return forward.Conn{}, err
+		return nil, err
 	}
 	p := s.backend.Properties()
 	if d.pinned == "" {
@@ -263,7 +263,7 @@ func (d *daemon) connect(ctx context.Context) (forward.Conn, error) {
 		s.state = nil
 		if st == nil {
 			if st, err = d.g.openState(); err != nil {
-				return forward.Conn{}, err
+				return nil, err
 			}
 		}
 		d.kept = s
@@ -273,7 +273,7 @@ func (d *daemon) connect(ctx context.Context) (forward.Conn, error) {
 }
 
 // locked makes c's pass release the state lock st when it ends.
-func (d *daemon) locked(c forward.Conn, st *forward.State) forward.Conn {
+func (d *daemon) locked(c *forward.Gateway, st *forward.State) *forward.Gateway {
 	release := c.Release
 	c.Release = func(err error) {
 		st.Close()
@@ -289,8 +289,8 @@ func why(s *session) string {
 	return fmt.Sprintf(" (answered: %s; %s)", strings.Join(s.answered, ", "), s.why)
 }
 
-func (d *daemon) conn(s *session) forward.Conn {
-	return forward.Conn{Backend: s.backend, Self: s.self, Release: func(err error) { d.done(s, err) }}
+func (d *daemon) conn(s *session) *forward.Gateway {
+	return &forward.Gateway{Backend: s.backend, Self: s.self, Release: func(err error) { d.done(s, err) }}
 }
 
 // done ends a pass on s: its warnings are logged (a NAT-PMP or PCP epoch
@@ -462,7 +462,7 @@ func (o daemonObserver) Reconciled(r forward.ReconcileReport) {
 	}
 	var bad []string
 	for _, rs := range r.Rules {
-		if rs.State != "ok" {
+		if rs.State != forward.RuleOK {
 			bad = append(bad, fmt.Sprintf("%s %s: %s", rs.Rule, rs.State, rs.Error))
 		}
 	}
@@ -471,7 +471,7 @@ func (o daemonObserver) Reconciled(r forward.ReconcileReport) {
 		o.d.warnf("%s; %s", msg, strings.Join(bad, "; "))
 		return
 	}
-	if r.Made > 0 || r.Reason != forward.ReasonInterval {
+	if r.Made > 0 || r.Reason != forward.JobInterval {
 		o.d.logf("%s", msg) // a quiet interval pass is not worth a line
 	}
 }

@@ -262,8 +262,8 @@ func TestLabDaemonSoak(t *testing.T) {
 	if n := strings.Count(d.log.String(), "renewed minecraft tcp/25565"); n < 8 {
 		t.Errorf("the log shows %d renewals, want at least 8", n)
 	}
-	if !strings.Contains(d.log.String(), "reconciled ("+forward.ReasonMissing+")") {
-		t.Errorf("the log does not show the restore after the reboot as %q", forward.ReasonMissing)
+	if !strings.Contains(d.log.String(), "reconciled ("+forward.JobMissing.String()+")") {
+		t.Errorf("the log does not show the restore after the reboot as %q", forward.JobMissing.String())
 	}
 	if code := d.stop(t); code != 0 {
 		t.Errorf("daemon exit %d after SIGTERM, want 0", code)
@@ -283,8 +283,8 @@ func TestLabDaemonNATPMPReboot(t *testing.T) {
 	rebootAndMeasure(t, l, p)
 	p.end()
 	if !strings.Contains(d.log.String(), "the gateway restarted (NAT-PMP epoch") ||
-		!strings.Contains(d.log.String(), "reconciled ("+forward.ReasonRestarted+")") {
-		t.Errorf("the log should show the epoch reset and the restore as %q", forward.ReasonRestarted)
+		!strings.Contains(d.log.String(), "reconciled ("+forward.JobRestarted.String()+")") {
+		t.Errorf("the log should show the epoch reset and the restore as %q", forward.JobRestarted.String())
 	}
 	if code := d.stop(t); code != 0 {
 		t.Errorf("daemon exit %d after SIGTERM, want 0", code)

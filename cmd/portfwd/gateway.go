@@ -80,7 +80,7 @@ func (g *globals) warnUnused(cfg *forward.Config, p forward.Properties) {
 // openIptables writes the forwards with iptables on this machine, the
 // router. The state file is not needed to list, but its lock keeps two
 // runs from writing the tables at once.
-func (g *globals) openIptables(_ context.Context, gw forward.Gateway, st *forward.State) (*session, error) {
+func (g *globals) openIptables(_ context.Context, gw forward.GatewaySettings, st *forward.State) (*session, error) {
 	f, err := firewall.New(firewall.Options{WANInterface: gw.WANInterface, EnableForwarding: g.enableForwarding, Inspect: g.inspect})
 	if err != nil {
 		return nil, err
@@ -88,7 +88,7 @@ func (g *globals) openIptables(_ context.Context, gw forward.Gateway, st *forwar
 	return &session{backend: f, self: f.LocalAddr(), state: st, warnings: f.Warnings}, nil
 }
 
-func (g *globals) openUPnP(ctx context.Context, gw forward.Gateway) (*session, error) {
+func (g *globals) openUPnP(ctx context.Context, gw forward.GatewaySettings) (*session, error) {
 	opts := upnp.DiscoverOptions{Refresh: g.rediscover}
 	// Remember the gateway between runs, so a re-apply skips discovery;
 	// without a cache directory every run discovers.
@@ -108,7 +108,7 @@ func (g *globals) openUPnP(ctx context.Context, gw forward.Gateway) (*session, e
 }
 
 // gatewayAddress is gateway.address, or the zero Addr for "find it".
-func gatewayAddress(gw forward.Gateway) (netip.Addr, error) {
+func gatewayAddress(gw forward.GatewaySettings) (netip.Addr, error) {
 	if gw.Address == "" {
 		return netip.Addr{}, nil
 	}
@@ -121,7 +121,7 @@ func gatewayAddress(gw forward.Gateway) (netip.Addr, error) {
 
 // withState opens the state file for a protocol that cannot list its
 // mappings, then the backend on it.
-func (g *globals) withState(ctx context.Context, gw forward.Gateway, open func(context.Context, forward.Gateway, *forward.State) (*session, error)) (*session, error) {
+func (g *globals) withState(ctx context.Context, gw forward.GatewaySettings, open func(context.Context, forward.GatewaySettings, *forward.State) (*session, error)) (*session, error) {
 	st, err := g.openState()
 	if err != nil {
 		return nil, err
@@ -161,14 +161,14 @@ type stateBackend interface {
 }
 
 // openNATPMP connects over NAT-PMP (RFC 6886).
-func (g *globals) openNATPMP(ctx context.Context, gw forward.Gateway, st *forward.State) (*session, error) {
+func (g *globals) openNATPMP(ctx context.Context, gw forward.GatewaySettings, st *forward.State) (*session, error) {
 	return g.openStateBackend(ctx, gw, st, func(addr netip.Addr) (stateBackend, error) {
 		return upnp.NewNATPMP(addr, st, upnp.NATPMPOptions{})
 	})
 }
 
 // openPCP connects over PCP (RFC 6887).
-func (g *globals) openPCP(ctx context.Context, gw forward.Gateway, st *forward.State) (*session, error) {
+func (g *globals) openPCP(ctx context.Context, gw forward.GatewaySettings, st *forward.State) (*session, error) {
 	return g.openStateBackend(ctx, gw, st, func(addr netip.Addr) (stateBackend, error) {
 		return upnp.NewPCP(addr, st, upnp.PCPOptions{})
 	})
@@ -178,7 +178,7 @@ func (g *globals) openPCP(ctx context.Context, gw forward.Gateway, st *forward.S
 // the protocol by asking its external address (NAT-PMP's public address
 // request, PCP's ANNOUNCE): a refusal or "no public address" is an answer
 // too, only silence is not.
-func (g *globals) openStateBackend(ctx context.Context, gw forward.Gateway, st *forward.State, newBackend func(netip.Addr) (stateBackend, error)) (*session, error) {
+func (g *globals) openStateBackend(ctx context.Context, gw forward.GatewaySettings, st *forward.State, newBackend func(netip.Addr) (stateBackend, error)) (*session, error) {
 	addr, err := g.gatewayFor(gw)
 	if err != nil {
 		return nil, err
@@ -194,7 +194,7 @@ func (g *globals) openStateBackend(ctx context.Context, gw forward.Gateway, st *
 }
 
 // gatewayFor is gateway.address, or the default gateway.
-func (g *globals) gatewayFor(gw forward.Gateway) (netip.Addr, error) {
+func (g *globals) gatewayFor(gw forward.GatewaySettings) (netip.Addr, error) {
 	given, err := gatewayAddress(gw)
 	if err != nil {
 		return netip.Addr{}, err

@@ -41,7 +41,7 @@ var _ forward.Observer = logObserver{}
 // well, WARN when some rules failed, ERROR when the pass failed as a whole.
 func (o logObserver) Reconciled(r forward.ReconcileReport) {
 	attrs := []slog.Attr{
-		slog.String("reason", r.Reason),
+		slog.String("reason", r.Reason.String()),
 		slog.String("backend", r.Backend),
 		slog.Int("made", r.Made),
 		slog.Int("failed", r.Failed),
@@ -66,12 +66,12 @@ func (o logObserver) Reconciled(r forward.ReconcileReport) {
 func ruleErrors(rules []forward.RuleState) []slog.Attr {
 	var errs []slog.Attr
 	for _, rs := range rules {
-		if rs.State == "ok" {
+		if rs.State == forward.RuleOK {
 			continue
 		}
 		msg := rs.Error
 		if msg == "" {
-			msg = rs.State
+			msg = rs.State.String()
 		}
 		errs = append(errs, slog.String(rs.Rule, msg))
 	}

@@ -13,10 +13,10 @@ import (
 
 var failedPass = forward.ReconcileReport{
 	Start: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Duration: 1234567 * time.Microsecond,
-	Reason: "interval", Backend: "upnp", Made: 2, Failed: 1,
+	Reason: forward.JobInterval, Backend: "upnp", Made: 2, Failed: 1,
 	Rules: []forward.RuleState{
-		{Rule: "minecraft", State: "ok"},
-		{Rule: "ssh", State: "conflict", Error: "tcp/22 is held by 192.168.1.7 (sshd-nas)"},
+		{Rule: "minecraft", State: forward.RuleOK},
+		{Rule: "ssh", State: forward.RuleConflict, Error: "tcp/22 is held by 192.168.1.7 (sshd-nas)"},
 	},
 }
 
@@ -70,9 +70,9 @@ func TestLoggingLevels(t *testing.T) {
 		r    forward.ReconcileReport
 		want string
 	}{
-		{forward.ReconcileReport{Reason: "start", Rules: []forward.RuleState{{Rule: "a", State: "ok"}}}, "INFO"},
+		{forward.ReconcileReport{Reason: forward.JobStart, Rules: []forward.RuleState{{Rule: "a", State: forward.RuleOK}}}, "INFO"},
 		{failedPass, "WARN"},
-		{forward.ReconcileReport{Reason: "interval", Err: errors.New("listing mappings: timeout")}, "ERROR"},
+		{forward.ReconcileReport{Reason: forward.JobInterval, Err: errors.New("listing mappings: timeout")}, "ERROR"},
 	} {
 		var buf bytes.Buffer
 		log, _ := newLogger(&buf, "json")

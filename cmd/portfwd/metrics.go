@@ -17,11 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// ruleStates are the states a reconcile reports for a rule. Every one is
-// exported for every rule (0, or 1 for the current one), the Prometheus
-// "state set" convention, so a query for a state never finds nothing.
-var ruleStates = []string{"ok", "failed", "conflict"}
-
 // verdicts are the probe verdicts, worst last: a rule probed on several
 // ports takes the worst of them.
 var verdicts = []probe.Verdict{probe.Reachable, probe.Inconclusive, probe.Unreachable}
@@ -139,7 +134,7 @@ func (m *metrics) Reconciled(r forward.ReconcileReport) {
 		result = "error"
 	}
 	m.duration.Observe(r.Duration.Seconds())
-	m.reconciles.WithLabelValues(r.Reason, result).Inc()
+	m.reconciles.WithLabelValues(r.Reason.String(), result).Inc()
 	m.changes.WithLabelValues("made").Add(float64(r.Made))
 	m.changes.WithLabelValues("failed").Add(float64(r.Failed))
 	m.lastReconcile.Set(float64(end.UnixMilli()) / 1e3)
@@ -163,32 +158,22 @@ func (m *metrics) Reconciled(r forward.ReconcileReport) {
 }
 
 // setRules replaces the per-rule series, so rules gone from the config
-// disappear from /metrics. Callers hold m.mu.
+// disappear from /metrics. Every state is exported for every rule (0, or
+// 1 for the current one), the Prometheus "state set" convention, so a
+// query for a state never finds nothing. Callers hold m.mu.
 func (m *metrics) setRules(rules []forward.RuleState) {
 	m.ruleUp.Reset()
 	m.ruleState.Reset()
 	m.leaseExpiry.Reset()
 	for _, rs := range rules {
-		m.ruleUp.WithLabelValues(rs.Rule).Set(boolFloat(rs.State == "ok"))
-		for _, s := range ruleStates {
-			m.ruleState.WithLabelValues(rs.Rule, s).Set(boolFloat(rs.State == s))
-		}
-		if !isKnownState(rs.State) {
-			m.ruleState.WithLabelValues(rs.Rule, rs.State).Set(1)
+		m.ruleUp.WithLabelValues(rs.Rule).Set(boolFloat(rs.State == forward.RuleOK))
+		for _, s := range forward.RuleStatuses() {
+			m.ruleState.WithLabelValues(rs.Rule, s.String()).Set(boolFloat(rs.State == s))
 		}
 		if !rs.Expires.IsZero() {
 			m.leaseExpiry.WithLabelValues(rs.Rule).Set(float64(rs.Expires.Unix()))
 		}
 	}
-}
-
-func isKnownState(s string) bool {
-	for _, k := range ruleStates {
-		if s == k {
-			return true
-		}
-	}
-	return false
 }
 
 // GatewayUnreachable implements forward.Observer.

@@ -69,11 +69,11 @@ func expose(t *testing.T, body string, has []string, absent ...string) {
 func TestMetricsReconciled(t *testing.T) {
 	t.Parallel()
 	m := newMetrics(time.Minute)
-	m.Reconciled(forward.ReconcileReport{Start: t0, Duration: 250 * time.Millisecond, Reason: "start", Backend: "upnp",
+	m.Reconciled(forward.ReconcileReport{Start: t0, Duration: 250 * time.Millisecond, Reason: forward.JobStart, Backend: "upnp",
 		Made: 3, Failed: 1, Rules: []forward.RuleState{
-			{Rule: "minecraft", State: "ok", Expires: t0.Add(time.Hour)},
-			{Rule: "ssh", State: "conflict", Error: "held by 192.168.1.7"},
-			{Rule: "valheim", State: "failed", Error: "refused"},
+			{Rule: "minecraft", State: forward.RuleOK, Expires: t0.Add(time.Hour)},
+			{Rule: "ssh", State: forward.RuleConflict, Error: "held by 192.168.1.7"},
+			{Rule: "valheim", State: forward.RuleFailed, Error: "refused"},
 		}})
 	expose(t, scrape(t, m), []string{
 		`portfwd_rule_up{rule="minecraft"} 1`,
@@ -104,10 +104,10 @@ func TestMetricsReconciled(t *testing.T) {
 func TestMetricsRulesDisappear(t *testing.T) {
 	t.Parallel()
 	m := newMetrics(time.Minute)
-	m.Reconciled(forward.ReconcileReport{Start: t0, Reason: "start", Backend: "upnp", Rules: []forward.RuleState{
-		{Rule: "minecraft", State: "ok", Expires: t0.Add(time.Hour)}, {Rule: "old", State: "ok", Expires: t0.Add(time.Hour)}}})
-	m.Reconciled(forward.ReconcileReport{Start: t0.Add(time.Minute), Reason: "config reloaded", Backend: "natpmp",
-		Rules: []forward.RuleState{{Rule: "minecraft", State: "ok"}}})
+	m.Reconciled(forward.ReconcileReport{Start: t0, Reason: forward.JobStart, Backend: "upnp", Rules: []forward.RuleState{
+		{Rule: "minecraft", State: forward.RuleOK, Expires: t0.Add(time.Hour)}, {Rule: "old", State: forward.RuleOK, Expires: t0.Add(time.Hour)}}})
+	m.Reconciled(forward.ReconcileReport{Start: t0.Add(time.Minute), Reason: forward.JobReload, Backend: "natpmp",
+		Rules: []forward.RuleState{{Rule: "minecraft", State: forward.RuleOK}}})
 	expose(t, scrape(t, m), []string{
 		`portfwd_rule_up{rule="minecraft"} 1`,
 		`portfwd_gateway_info{backend="natpmp"} 1`,
@@ -119,10 +119,10 @@ func TestMetricsRulesDisappear(t *testing.T) {
 func TestMetricsFailedPass(t *testing.T) {
 	t.Parallel()
 	m := newMetrics(time.Minute)
-	m.Reconciled(forward.ReconcileReport{Start: t0, Reason: "start", Backend: "upnp",
-		Rules: []forward.RuleState{{Rule: "minecraft", State: "ok"}}})
+	m.Reconciled(forward.ReconcileReport{Start: t0, Reason: forward.JobStart, Backend: "upnp",
+		Rules: []forward.RuleState{{Rule: "minecraft", State: forward.RuleOK}}})
 	m.GatewayUnreachable(errors.New("no answer"), 30*time.Second)
-	m.Reconciled(forward.ReconcileReport{Start: t0.Add(time.Minute), Reason: "interval", Err: errors.New("listing mappings: timeout")})
+	m.Reconciled(forward.ReconcileReport{Start: t0.Add(time.Minute), Reason: forward.JobInterval, Err: errors.New("listing mappings: timeout")})
 	expose(t, scrape(t, m), []string{
 		`portfwd_reconciles_total{reason="interval",result="error"} 1`,
 		`portfwd_gateway_unreachable_total 1`,
@@ -168,8 +168,8 @@ func TestMetricsHasProcessAndGo(t *testing.T) {
 
 func TestMetricsHealthz(t *testing.T) {
 	t.Parallel()
-	ok := forward.ReconcileReport{Start: t0, Duration: time.Second, Reason: "start", Backend: "upnp"}
-	bad := forward.ReconcileReport{Start: t0, Reason: "interval", Err: errors.New("listing mappings: timeout")}
+	ok := forward.ReconcileReport{Start: t0, Duration: time.Second, Reason: forward.JobStart, Backend: "upnp"}
+	bad := forward.ReconcileReport{Start: t0, Reason: forward.JobInterval, Err: errors.New("listing mappings: timeout")}
 	for _, tc := range []struct {
 		name    string
 		feed    func(m *metrics)

@@ -93,7 +93,7 @@ func (g *globals) optionalConfig(ctx context.Context, args []string) (*forward.C
 	if _, err := g.configPath(args); err == nil {
 		return g.loadConfig(ctx, args)
 	}
-	gw, err := g.gatewaySettings(forward.Gateway{Backend: "auto", Lease: forward.DefaultLease})
+	gw, err := g.gatewaySettings(forward.GatewaySettings{Backend: "auto", Lease: forward.DefaultLease})
 	return &forward.Config{Gateway: gw}, err
 }
 

@@ -32,11 +32,19 @@ func NewMemory(self netip.Addr) *Memory {
 		mappings: map[forward.Key]forward.Mapping{}}
 }
 
-// Properties implements forward.Backend.
+// Properties implements forward.Backend. In secure mode it maps for
+// other hosts as a UPnP router does: only if allowed, which it is not.
 func (g *Memory) Properties() forward.Properties {
+	third := forward.ThirdPartyYes
+	if g.Secure {
+		third = forward.ThirdPartyIfAllowed
+	}
 	return forward.Properties{Name: "memory", Gateway: "memory", Protocols: []string{"memory"},
-		PermanentLeases: true, ThirdParty: !g.Secure}
+		PermanentLeases: true, ThirdParty: third}
 }
+
+// LocalAddr implements forward.Locator: Self.
+func (g *Memory) LocalAddr() netip.Addr { return g.Self }
 
 // List implements forward.Backend.
 func (g *Memory) List(context.Context) ([]forward.Mapping, error) {

@@ -9,13 +9,13 @@ import (
 	"time"
 )
 
-// lockDir takes an exclusive flock on path, polling until wait runs out,
+// flockWait takes an exclusive flock on path, polling until wait runs out,
 // so a second portfwd waits for the first instead of interleaving with it.
 // The lock dies with the process, so a killed run never leaves it held.
-func lockDir(path string, wait time.Duration) (func() error, error) {
+func flockWait(path string, wait time.Duration) (func() error, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("opening state lock: %w", err)
+		return nil, fmt.Errorf("opening the run lock: %w", err)
 	}
 	deadline := time.Now().Add(wait)
 	for {

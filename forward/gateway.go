@@ -1,0 +1,247 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Opener opens one backend. The caller (cmd/portfwd) supplies one per
+// protocol, in order of preference; only it names concrete backends.
+type Opener struct {
+	// Name is the backend's name as gateway.backend spells it.
+	Name string
+	// Detect puts the backend among those auto detection asks. A backend
+	// that must be chosen on purpose (iptables on the router itself) leaves
+	// it false.
+	Detect bool
+	// Open connects and proves the gateway speaks the protocol. An error
+	// that wraps ErrNoGateway, or a context error, means it did not answer;
+	// any other error is an answer (a refusal is one). With trial set,
+	// auto detection is opening every protocol at once: the backend must
+	// not write portfwd's records, and detection opens the one it keeps
+	// again without trial if it keeps records (Properties.ListsFromState).
+	Open func(ctx context.Context, trial bool) (Backend, error)
+}
+
+// Gateway is an open backend and what a run needs to know about it.
+type Gateway struct {
+	Backend Backend
+	// Self is the address this host has toward the gateway: what
+	// "internal_host: self" stands for (SelfOf).
+	Self netip.Addr
+	// Detection says how auto detection chose Backend; nil when it was
+	// named in the config or on the command line.
+	Detection *Detection
+	// Release ends a pass that borrowed the gateway (Loop.Connect); err is
+	// the gateway failure that ended it, or nil. Nil means nothing to do.
+	Release func(err error)
+}
+
+// Detection is what auto detection saw and decided.
+type Detection struct {
+	Answered []string // the backends that answered, in order of preference
+	Why      string   // why the chosen one, for people
+}
+
+// NewGateway is the Gateway of backend b, with Self from b (Locator).
+func NewGateway(b Backend) *Gateway { return &Gateway{Backend: b, Self: SelfOf(b)} }
+
+// Done calls Release, if any.
+func (g *Gateway) Done(err error) {
+	if g != nil && g.Release != nil {
+		g.Release(err)
+	}
+}
+
+// Auto is the gateway.backend value that asks detection to choose.
+const Auto = "auto"
+
+// Open opens the backend called name among openers, or with name "" or
+// Auto the best of those that answer for rules (Detect).
+func Open(ctx context.Context, openers []Opener, name string, rules []Rule) (*Gateway, error) {
+	if name == "" || name == Auto {
+		return Detect(ctx, openers, rules)
+	}
+	i := slices.IndexFunc(openers, func(o Opener) bool { return o.Name == name })
+	if i < 0 {
+		return nil, fmt.Errorf("gateway.backend %q is not available in this version of portfwd; use %s", name, backendChoices(openers))
+	}
+	b, err := openers[i].Open(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	return NewGateway(b), nil
+}
+
+// backendChoices is "auto, upnp, natpmp, pcp or iptables".
+func backendChoices(openers []Opener) string {
+	names := []string{Auto}
+	for _, o := range openers {
+		names = append(names, o.Name)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+// Auto detection asks every protocol at once and keeps the best that
+// answered. The first pass gives them DetectBudget; once one has answered,
+// the others get DetectWindow more: UPnP needs an SSDP answer and a
+// description (miniupnpd waits ~50 ms before it answers an M-SEARCH) where
+// PCP and NAT-PMP answer in one round trip, and the first opener is
+// preferred, so the window is wide enough for it on a busy machine. The
+// first opener answering ends the wait at once. Only when nothing answered
+// does a second, longer pass run, so a gateway that speaks nothing costs
+// about two seconds, never a hang.
+const (
+	DetectBudget     = 250 * time.Millisecond
+	DetectWindow     = 200 * time.Millisecond
+	DetectLongBudget = 2 * time.Second
+)
+
+// Detect opens every opener with Detect set, at once and on trial, and
+// keeps the best that answered for rules (choose).
+func Detect(ctx context.Context, openers []Opener, rules []Rule) (*Gateway, error) {
+	auto := slices.DeleteFunc(slices.Clone(openers), func(o Opener) bool { return !o.Detect })
+	found := detect(ctx, auto, DetectBudget)
+	if len(found) == 0 && ctx.Err() == nil {
+		found = detect(ctx, auto, DetectLongBudget)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("detecting the gateway's protocol: %w", err)
+	}
+	chosen, det, err := choose(found, auto, rules)
+	if err != nil {
+		return nil, err
+	}
+	b := chosen.backend
+	if b.Properties().ListsFromState {
+		if b, err = chosen.opener.Open(ctx, false); err != nil {
+			return nil, err
+		}
+	}
+	g := NewGateway(b)
+	g.Detection = det
+	return g, nil
+}
+
+// answer is an opener that answered, with its backend opened on trial.
+type answer struct {
+	opener  Opener
+	backend Backend
+}
+
+// detect opens every opener at once within budget and returns those that
+// answered, in the openers' order.
+func detect(ctx context.Context, openers []Opener, budget time.Duration) []answer {
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	found := make([]Backend, len(openers))
+	var once sync.Once
+	var wg sync.WaitGroup
+	for i, o := range openers {
+		wg.Go(func() {
+			b, err := o.Open(ctx, true)
+			if err != nil {
+				return
+			}
+			found[i] = b
+			if i == 0 {
+				cancel() // the first choice answered: nothing better can come
+			}
+			once.Do(func() { time.AfterFunc(DetectWindow, cancel) })
+		})
+	}
+	wg.Wait()
+	var out []answer
+	for i, b := range found {
+		if b != nil {
+			out = append(out, answer{openers[i], b})
+		}
+	}
+	return out
+}
+
+// choose picks among the answers by their Properties. For rules that all
+// forward to this host, the first that lists the gateway's mappings by
+// itself (it sees conflicts with other programs before they happen), else
+// the first answer. A rule for another host needs a backend that may map
+// for third parties: the one made for it first (ThirdPartyYes), then one
+// whose router may allow it; never one whose protocol cannot.
+func choose(found []answer, openers []Opener, rules []Rule) (answer, *Detection, error) {
+	if len(found) == 0 {
+		return answer{}, nil, fmt.Errorf("the gateway answered none of %s (in %s): is port forwarding (UPnP / NAT-PMP) switched on in the router? set gateway.address if the router is not this host's default gateway: %w",
+			strings.Join(openerNames(openers), ", "), DetectLongBudget, ErrNoGateway)
+	}
+	det := &Detection{}
+	for _, a := range found {
+		det.Answered = append(det.Answered, a.opener.Name)
+	}
+	other := otherHostRule(rules)
+	ranked := slices.Clone(found)
+	slices.SortStableFunc(ranked, func(a, b answer) int { return rank(b, other) - rank(a, other) })
+	best := ranked[0]
+	if other != "" && best.backend.Properties().ThirdParty == ThirdPartyNo {
+		return answer{}, nil, fmt.Errorf("rule %q forwards to another host, which none of the protocols the gateway answered (%s) can do; run portfwd on that host instead",
+			other, strings.Join(det.Answered, ", "))
+	}
+	det.Why = why(best, found[0], other)
+	return best, det, nil
+}
+
+// rank orders answers for choose: higher is better.
+func rank(a answer, other string) int {
+	p := a.backend.Properties()
+	if other != "" {
+		return int(p.ThirdParty)
+	}
+	if !p.ListsFromState {
+		return 1
+	}
+	return 0
+}
+
+// why says, for people, why best was chosen; first is the most preferred
+// answer.
+func why(best, first answer, other string) string {
+	name, p := best.opener.Name, best.backend.Properties()
+	switch {
+	case other != "" && p.ThirdParty == ThirdPartyYes:
+		return fmt.Sprintf("rule %q forwards to another host, and %s is made to map ports for other hosts", other, name)
+	case other != "":
+		return fmt.Sprintf("rule %q forwards to another host, which %s does only if the router allows it", other, name)
+	case !p.ListsFromState:
+		return name + " lists every mapping on the router, so conflicts with other programs are seen"
+	case best.opener.Name == first.opener.Name:
+		return "no protocol that lists the router's mappings answered; " + name + " is preferred among the others"
+	}
+	return name + " answered"
+}
+
+// otherHostRule names a rule whose internal_host is not this machine.
+func otherHostRule(rules []Rule) string {
+	for _, r := range rules {
+		if r.InternalAddr.IsValid() {
+			return r.Name
+		}
+	}
+	return ""
+}
+
+func openerNames(openers []Opener) []string {
+	out := make([]string, len(openers))
+	for i, o := range openers {
+		out[i] = o.Name
+	}
+	return out
+}
+
+// IsSilence reports whether err from Opener.Open means the protocol did
+// not answer at all, as opposed to answering with a refusal.
+func IsSilence(err error) bool {
+	return errors.Is(err, ErrNoGateway) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}

@@ -1,0 +1,43 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// ErrReadOnly: a change was asked of a backend opened to inspect only.
+var ErrReadOnly = errors.New("the gateway was opened read-only")
+
+// ReadOnly wraps b for the commands that only look (plan, status, check):
+// List and ExternalAddr pass through, Add and Delete are refused with
+// ErrReadOnly and never reach the gateway. It is a decorator, so As still
+// finds b's capabilities.
+func ReadOnly(b Backend) Backend { return readOnly{b} }
+
+type readOnly struct{ b Backend }
+
+var _ Backend = readOnly{}
+
+// Unwrap implements Unwrapper.
+func (r readOnly) Unwrap() Backend { return r.b }
+
+// Properties implements Backend.
+func (r readOnly) Properties() Properties { return r.b.Properties() }
+
+// List implements Backend.
+func (r readOnly) List(ctx context.Context) ([]Mapping, error) { return r.b.List(ctx) }
+
+// ExternalAddr implements Backend.
+func (r readOnly) ExternalAddr(ctx context.Context) (netip.Addr, error) { return r.b.ExternalAddr(ctx) }
+
+// Add implements Backend: refused.
+func (r readOnly) Add(_ context.Context, m Mapping) (Mapping, error) {
+	return Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, ErrReadOnly)
+}
+
+// Delete implements Backend: refused.
+func (r readOnly) Delete(_ context.Context, m Mapping) error {
+	return fmt.Errorf("deleting mapping %s: %w", m.Key, ErrReadOnly)
+}
