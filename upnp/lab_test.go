@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,18 +18,17 @@ import (
 )
 
 // The lab tests prove the backend against a real miniupnpd (LAB.md). The
-// parent test builds the lab and re-runs this test binary inside the LAN
-// namespace (`ip netns exec`), so every socket — SSDP, and the HTTP dials
-// goupnp makes on other goroutines — lives on the LAN host. The child reads
-// the lab's addresses from labEnv.
-const labEnv = "PORTFWD_UPNP_LAB"
+// parent test builds the lab and re-runs itself inside the LAN namespace
+// (lab.RunChild), so every socket — SSDP, and the HTTP dials goupnp makes on
+// other goroutines — lives on the LAN host.
 
 func TestLabIGDv2(t *testing.T) { runLab(t, false) }
 func TestLabIGDv1(t *testing.T) { runLab(t, true) }
 
 func runLab(t *testing.T, igdv1 bool) {
-	if os.Getenv(labEnv) != "" {
-		t.Skip("inside the lab child")
+	if c, ok := lab.ChildOf(t); ok {
+		igdChild(t, c, igdv1)
+		return
 	}
 	l := lab.ForTest(t, lab.Options{IGDv1: igdv1})
 	// A mapping another program on the LAN host made, with upnpc.
@@ -39,69 +37,44 @@ func runLab(t *testing.T, igdv1 bool) {
 	if err != nil {
 		t.Fatalf("upnpc -a: %v\n%s", err, out)
 	}
-	mode := "v2"
-	if igdv1 {
-		mode = "v1"
-	}
-	cmd := l.Command(lab.LAN, os.Args[0], "-test.run=^TestLabChild$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), labEnv+"="+strings.Join([]string{mode, l.RouterLAN.String(), l.LANHost.String(),
-		l.LANHost2.String(), l.RouterWAN.String()}, ","))
-	out, err = cmd.CombinedOutput()
-	t.Logf("child in %s:\n%s", l.Namespace(lab.LAN), out)
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestLabChild") {
-		t.Fatalf("lab child failed: %v", err)
-	}
+	l.RunChild(t, lab.LAN, "", lab.ChildOptions{})
 	if m, err := l.Mappings(context.Background()); err == nil && !strings.Contains(m, "libminiupnpc") {
 		t.Errorf("the upnpc mapping is gone:\n%s", m)
 	}
 }
 
-// labAddrs is the lab as the child sees it.
-type labAddrs struct {
-	v1                       bool
-	router, self, other, wan netip.Addr
-}
-
-func childLab(t *testing.T) labAddrs {
-	f := strings.Split(os.Getenv(labEnv), ",")
-	if len(f) != 5 {
-		t.Skip("run by TestLabIGDv1/TestLabIGDv2 inside the lab")
-	}
-	p := netip.MustParseAddr
-	return labAddrs{v1: f[0] == "v1", router: p(f[1]), self: p(f[2]), other: p(f[3]), wan: p(f[4])}
-}
-
-func TestLabChild(t *testing.T) {
-	a := childLab(t)
-	g := labDiscover(t, "unicast+multicast", DiscoverOptions{Gateway: a.router})
+// igdChild is the backend on the LAN host against the lab's miniupnpd,
+// advertising IGD:1 when v1.
+func igdChild(t *testing.T, c *lab.Child, v1 bool) {
+	g := labDiscover(t, "unicast+multicast", DiscoverOptions{Gateway: c.RouterLAN})
 	labDiscover(t, "default gateway lookup", DiscoverOptions{})
-	labDiscover(t, "multicast only", DiscoverOptions{Gateway: a.router, noUnicast: true})
-	labDiscover(t, "unicast only", DiscoverOptions{Gateway: a.router, noMulticast: true})
+	labDiscover(t, "multicast only", DiscoverOptions{Gateway: c.RouterLAN, noUnicast: true})
+	labDiscover(t, "unicast only", DiscoverOptions{Gateway: c.RouterLAN, noMulticast: true})
 	wantProto := []string{"UPnP InternetGatewayDevice:2", "WANIPConnection:2"}
-	if a.v1 {
+	if v1 {
 		wantProto = []string{"UPnP InternetGatewayDevice:1", "WANIPConnection:1"}
 	}
 	if p := g.Properties(); strings.Join(p.Protocols, " ") != strings.Join(wantProto, " ") {
 		t.Errorf("Protocols = %v, want %v", p.Protocols, wantProto)
 	}
-	if g.LocalAddr() != a.self {
-		t.Errorf("LocalAddr = %v, want %v", g.LocalAddr(), a.self)
+	if g.LocalAddr() != c.LANHost {
+		t.Errorf("LocalAddr = %v, want %v", g.LocalAddr(), c.LANHost)
 	}
 	t.Run("ExternalAddr", func(t *testing.T) {
-		if got, err := g.ExternalAddr(testCtx(t)); err != nil || got != a.wan {
-			t.Errorf("ExternalAddr = %v, %v; want %v", got, err, a.wan)
+		if got, err := g.ExternalAddr(testCtx(t)); err != nil || got != c.RouterWAN {
+			t.Errorf("ExternalAddr = %v, %v; want %v", got, err, c.RouterWAN)
 		}
 	})
-	t.Run("AddListDelete", func(t *testing.T) { labAddListDelete(t, g, a) })
-	if !a.v1 { // GetListOfPortMappings is WANIPConnection:2 only
-		t.Run("ListingMatchesGeneric", func(t *testing.T) { labListingMatchesGeneric(t, g, a) })
+	t.Run("AddListDelete", func(t *testing.T) { labAddListDelete(t, g, c) })
+	if !v1 { // GetListOfPortMappings is WANIPConnection:2 only
+		t.Run("ListingMatchesGeneric", func(t *testing.T) { labListingMatchesGeneric(t, g, c) })
 	}
 	t.Run("ConflictWithUpnpc", func(t *testing.T) { labConflictUpnpc(t, g) })
-	t.Run("Conflict718", func(t *testing.T) { labConflict718(t, g, a) })
-	t.Run("SecureMode", func(t *testing.T) { labSecureMode(t, g, a) })
+	t.Run("Conflict718", func(t *testing.T) { labConflict718(t, g, c) })
+	t.Run("SecureMode", func(t *testing.T) { labSecureMode(t, g, c) })
 	t.Run("Conformance", func(t *testing.T) {
 		forwardtest.Run(t, forwardtest.Harness{
-			New: func(*testing.T) forward.Backend { return g }, Self: a.self, Port: 42000, Lease: time.Hour,
+			New: func(*testing.T) forward.Backend { return g }, Self: c.LANHost, Port: 42000, Lease: time.Hour,
 			AddForeign: func(t *testing.T, m forward.Mapping) {
 				if _, err := g.Add(testCtx(t), m); err != nil {
 					t.Fatal(err)
@@ -124,9 +97,9 @@ func labDiscover(t *testing.T, name string, opts DiscoverOptions) *IGD {
 	return g
 }
 
-func labAddListDelete(t *testing.T, g *IGD, a labAddrs) {
+func labAddListDelete(t *testing.T, g *IGD, c *lab.Child) {
 	for _, lease := range []time.Duration{time.Hour, 0} {
-		m := mapping(40000, a.self.String(), lease)
+		m := mapping(40000, c.LANHost.String(), lease)
 		got, err := g.Add(testCtx(t), m)
 		if err != nil {
 			t.Fatalf("Add: %v", err)
@@ -141,7 +114,7 @@ func labAddListDelete(t *testing.T, g *IGD, a labAddrs) {
 			t.Errorf("granted lease %v, want %v", got.Lease, want)
 		}
 		listed := labFind(t, g, m.Key)
-		if listed == nil || listed.InternalHost != a.self || listed.Description != m.Description || !listed.Enabled ||
+		if listed == nil || listed.InternalHost != c.LANHost || listed.Description != m.Description || !listed.Enabled ||
 			listed.Lease > want || listed.Lease < want-5*time.Second {
 			t.Errorf("List has %+v; want %v with lease ~%v", listed, m, want)
 		}
@@ -187,27 +160,27 @@ func labConflictUpnpc(t *testing.T, g *IGD) {
 
 // labConflict718: another host (the LAN host's second address, which
 // secure mode lets map to itself) holds the port; miniupnpd answers 718.
-func labConflict718(t *testing.T, g *IGD, a labAddrs) {
-	other := labIGDFrom(t, g, a.other)
-	held := mapping(41001, a.other.String(), 0)
+func labConflict718(t *testing.T, g *IGD, c *lab.Child) {
+	other := labIGDFrom(t, g, c.LANHost2)
+	held := mapping(41001, c.LANHost2.String(), 0)
 	held.Description = forward.Tag("other-host")
 	if _, err := other.Add(testCtx(t), held); err != nil {
-		t.Fatalf("Add from %v: %v", a.other, err)
+		t.Fatalf("Add from %v: %v", c.LANHost2, err)
 	}
 	t.Cleanup(func() { other.Delete(context.Background(), held) })
-	_, err := g.Add(testCtx(t), mapping(41001, a.self.String(), 0))
+	_, err := g.Add(testCtx(t), mapping(41001, c.LANHost.String(), 0))
 	var ce *forward.ConflictError
-	if !errors.As(err, &ce) || soapCode(err) != codeConflict || ce.Holder.InternalHost != a.other {
-		t.Fatalf("Add: %v; want a 718 conflict naming %v", err, a.other)
+	if !errors.As(err, &ce) || soapCode(err) != codeConflict || ce.Holder.InternalHost != c.LANHost2 {
+		t.Fatalf("Add: %v; want a 718 conflict naming %v", err, c.LANHost2)
 	}
 	t.Logf("%v", err)
 }
 
 // labSecureMode: miniupnpd in secure mode refuses a mapping to another host.
-func labSecureMode(t *testing.T, g *IGD, a labAddrs) {
-	_, err := g.Add(testCtx(t), mapping(41002, a.other.String(), 0))
-	if !errors.Is(err, forward.ErrNotAuthorized) || !strings.Contains(err.Error(), "run portfwd on "+a.other.String()) {
-		t.Fatalf("Add for %v: %v; want ErrNotAuthorized", a.other, err)
+func labSecureMode(t *testing.T, g *IGD, c *lab.Child) {
+	_, err := g.Add(testCtx(t), mapping(41002, c.LANHost2.String(), 0))
+	if !errors.Is(err, forward.ErrNotAuthorized) || !strings.Contains(err.Error(), "run portfwd on "+c.LANHost2.String()) {
+		t.Fatalf("Add for %v: %v; want ErrNotAuthorized", c.LANHost2, err)
 	}
 	t.Logf("%v", err)
 }
@@ -235,9 +208,9 @@ func labIGDFrom(t *testing.T, g *IGD, src netip.Addr) *IGD {
 // labListingMatchesGeneric: in IGD:2 mode GetListOfPortMappings lists the
 // same mappings as the GetGenericPortMappingEntry walk (leases may have run
 // down a second in between).
-func labListingMatchesGeneric(t *testing.T, g *IGD, a labAddrs) {
+func labListingMatchesGeneric(t *testing.T, g *IGD, c *lab.Child) {
 	for i, p := range []forward.Protocol{forward.TCP, forward.TCP, forward.UDP, forward.UDP} {
-		m := mapping(uint16(43000+i), a.self.String(), time.Duration(i)*time.Hour)
+		m := mapping(uint16(43000+i), c.LANHost.String(), time.Duration(i)*time.Hour)
 		m.Protocol = p
 		if _, err := g.Add(testCtx(t), m); err != nil {
 			t.Fatal(err)
