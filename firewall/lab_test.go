@@ -18,17 +18,17 @@ import (
 
 // The firewall lab test runs the conformance suite against real iptables,
 // in both flavours: the parent builds the lab's iptables variant and
-// re-runs this binary in the router namespace, where the child writes the
-// router's own tables. For the legacy flavour, an iptables that is
-// iptables-legacy comes first on the child's PATH.
-const firewallLabEnv = "PORTFWD_FIREWALL_LAB"
+// re-runs itself in the router namespace (lab.RunChild), once per flavour,
+// where the child writes the router's own tables. For the legacy flavour,
+// an iptables that is iptables-legacy comes first on the child's PATH.
 
 // saves are the commands that print each flavour's tables.
 var saves = []string{"iptables-nft-save", "iptables-legacy-save"}
 
-func TestFirewallLab(t *testing.T) {
-	if os.Getenv(firewallLabEnv) != "" {
-		t.Skip("inside the lab child")
+func TestLabFirewall(t *testing.T) {
+	if c, ok := lab.ChildOf(t); ok {
+		firewallChild(t, c)
+		return
 	}
 	l := lab.ForTest(t, lab.Options{Iptables: true})
 	for _, flavour := range []string{"nf_tables", "legacy"} {
@@ -41,16 +41,11 @@ func TestFirewallLab(t *testing.T) {
 				}
 			}
 			before := saveAll(t, l)
-			cmd := l.Command(lab.Router, os.Args[0], "-test.run=^TestFirewallLabChild$", "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), firewallLabEnv+"="+l.LANHost.String()+","+flavour)
+			var opts lab.ChildOptions
 			if flavour == "legacy" {
-				cmd.Env = append(cmd.Env, "PATH="+legacyPath(t)+":"+os.Getenv("PATH"))
+				opts.Path = []string{legacyPath(t)}
 			}
-			out, err := cmd.CombinedOutput()
-			t.Logf("child:\n%s", out)
-			if err != nil || !strings.Contains(string(out), "--- PASS: TestFirewallLabChild") {
-				t.Fatalf("lab child failed: %v", err)
-			}
+			l.RunChild(t, lab.Router, flavour, opts)
 			if after := saveAll(t, l); after != before {
 				t.Errorf("the router's ruleset after the suite and Teardown:\n%s\nwant as before:\n%s", after, before)
 			}
@@ -86,13 +81,11 @@ func legacyPath(t *testing.T) string {
 	return dir
 }
 
-// TestFirewallLabChild is the conformance suite on the router's real
-// iptables, a fresh backend for each subtest, torn down at the end.
-func TestFirewallLabChild(t *testing.T) {
-	host, flavour, ok := strings.Cut(os.Getenv(firewallLabEnv), ",")
-	if !ok {
-		t.Skip("run by TestFirewallLab inside the lab")
-	}
+// firewallChild is the conformance suite on the router's real iptables of
+// the flavour c.Phase names, a fresh backend for each subtest, torn down at
+// the end.
+func firewallChild(t *testing.T, c *lab.Child) {
+	flavour := c.Phase
 	var last *Firewall
 	forwardtest.Run(t, forwardtest.Harness{
 		New: func(t *testing.T) forward.Backend {
@@ -106,7 +99,7 @@ func TestFirewallLabChild(t *testing.T) {
 			last = f
 			return f
 		},
-		Self: netip.MustParseAddr(host),
+		Self: c.LANHost,
 		Port: 40000,
 		AddForeign: func(t *testing.T, m forward.Mapping) {
 			spec := []string{"-t", "nat", "-A", "PREROUTING", "-i", lab.RouterWANIface, "-p", string(m.Protocol),
@@ -120,7 +113,7 @@ func TestFirewallLabChild(t *testing.T) {
 	if last == nil {
 		t.Fatal("the suite made no backend")
 	}
-	hairpin := forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: 40003}, InternalHost: netip.MustParseAddr(host),
+	hairpin := forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: 40003}, InternalHost: c.LANHost,
 		InternalPort: 40003, Description: forward.Tag("conformance"), Enabled: true, Hairpin: true}
 	if _, err := last.Add(context.Background(), hairpin); err != nil {
 		t.Fatal(err)
