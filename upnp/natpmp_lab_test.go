@@ -32,7 +32,7 @@ var (
 		InternalPort: 41601, Description: forward.Tag("lab-udp"), Lease: 10 * time.Minute, Enabled: true}
 )
 
-func TestNATPMPLab(t *testing.T) {
+func TestLabNATPMP(t *testing.T) {
 	if os.Getenv(natpmpLabEnv) != "" {
 		t.Skip("inside the lab child")
 	}
@@ -53,15 +53,15 @@ func TestNATPMPLab(t *testing.T) {
 	natpmpLabPhase(t, l, dir, "after-reboot")
 }
 
-// natpmpLabPhase runs TestNATPMPLabChild inside the LAN namespace.
+// natpmpLabPhase runs TestLabNATPMPChild inside the LAN namespace.
 func natpmpLabPhase(t *testing.T, l *lab.Lab, dir, phase string) {
 	t.Helper()
-	cmd := l.Command(lab.LAN, os.Args[0], "-test.run=^TestNATPMPLabChild$", "-test.v", "-test.count=1")
+	cmd := l.Command(lab.LAN, os.Args[0], "-test.run=^TestLabNATPMPChild$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), natpmpLabEnv+"="+strings.Join([]string{phase, dir, l.RouterLAN.String(),
 		l.LANHost.String(), l.LANHost2.String(), l.RouterWAN.String()}, ","))
 	out, err := cmd.CombinedOutput()
 	t.Logf("child %s:\n%s", phase, out)
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestNATPMPLabChild") {
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestLabNATPMPChild") {
 		t.Fatalf("lab child %s failed: %v", phase, err)
 	}
 }
@@ -102,7 +102,7 @@ func natpmpLabUpnpcLine(m forward.Mapping, self netip.Addr) string {
 type natpmpLab = stateLab
 
 func natpmpLabChild(t *testing.T) natpmpLab {
-	return stateLabChild(t, natpmpLabEnv, "TestNATPMPLab")
+	return stateLabChild(t, natpmpLabEnv, "TestLabNATPMP")
 }
 
 // openNATPMPLab opens the state in dir and a backend on it.
@@ -115,7 +115,7 @@ func openNATPMPLab(t *testing.T, a natpmpLab, dir string) *NATPMP {
 	return n
 }
 
-func TestNATPMPLabChild(t *testing.T) {
+func TestLabNATPMPChild(t *testing.T) {
 	a := natpmpLabChild(t)
 	n := openNATPMPLab(t, a, a.dir)
 	if n.LocalAddr() != a.self {

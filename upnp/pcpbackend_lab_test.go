@@ -34,7 +34,7 @@ var (
 		InternalPort: 41710, Description: forward.Tag("lab-other"), Lease: 10 * time.Minute, Enabled: true}
 )
 
-func TestPCPBackendLab(t *testing.T) {
+func TestLabPCPBackend(t *testing.T) {
 	if os.Getenv(pcpLabEnv) != "" {
 		t.Skip("inside the lab child")
 	}
@@ -58,9 +58,9 @@ func TestPCPBackendLab(t *testing.T) {
 	pcpLabPhase(t, l, dir, "after-reboot")
 }
 
-// TestPCPBackendLabThirdParty: with pcp_allow_thirdparty=yes the backend
+// TestLabPCPBackendThirdParty: with pcp_allow_thirdparty=yes the backend
 // maps a port to the LAN host's second address.
-func TestPCPBackendLabThirdParty(t *testing.T) {
+func TestLabPCPBackendThirdParty(t *testing.T) {
 	if os.Getenv(pcpLabEnv) != "" {
 		t.Skip("inside the lab child")
 	}
@@ -74,15 +74,15 @@ func TestPCPBackendLabThirdParty(t *testing.T) {
 	pcpLabListed(t, l, l.LANHost2, false, pcpLabOther)
 }
 
-// pcpLabPhase runs TestPCPBackendLabChild inside the LAN namespace.
+// pcpLabPhase runs TestLabPCPBackendChild inside the LAN namespace.
 func pcpLabPhase(t *testing.T, l *lab.Lab, dir, phase string) {
 	t.Helper()
-	cmd := l.Command(lab.LAN, os.Args[0], "-test.run=^TestPCPBackendLabChild$", "-test.v", "-test.count=1")
+	cmd := l.Command(lab.LAN, os.Args[0], "-test.run=^TestLabPCPBackendChild$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), pcpLabEnv+"="+strings.Join([]string{phase, dir, l.RouterLAN.String(),
 		l.LANHost.String(), l.LANHost2.String(), l.RouterWAN.String()}, ","))
 	out, err := cmd.CombinedOutput()
 	t.Logf("child %s:\n%s", phase, out)
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestPCPBackendLabChild") {
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestLabPCPBackendChild") {
 		t.Fatalf("lab child %s failed: %v", phase, err)
 	}
 }
@@ -119,7 +119,7 @@ func pcpLabListed(t *testing.T, l *lab.Lab, host netip.Addr, want bool, ms ...fo
 type pcpLab = stateLab
 
 func pcpLabChild(t *testing.T) pcpLab {
-	return stateLabChild(t, pcpLabEnv, "TestPCPBackendLab")
+	return stateLabChild(t, pcpLabEnv, "TestLabPCPBackend")
 }
 
 // openPCPLab opens the state in dir and a backend on it.
@@ -132,7 +132,7 @@ func openPCPLab(t *testing.T, a pcpLab, dir string) *PCP {
 	return p
 }
 
-func TestPCPBackendLabChild(t *testing.T) {
+func TestLabPCPBackendChild(t *testing.T) {
 	a := pcpLabChild(t)
 	p := openPCPLab(t, a, a.dir)
 	if p.LocalAddr() != a.self {

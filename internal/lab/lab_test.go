@@ -33,7 +33,7 @@ func dialFromWAN(l *Lab, addr netip.Addr, port string) (string, error) {
 	return l.ExchangeFrom(WAN, "tcp", net.JoinHostPort(addr.String(), port), "")
 }
 
-func TestMappingReachesLANHost(t *testing.T) {
+func TestLabMappingReachesLANHost(t *testing.T) {
 	t.Parallel()
 	l := ForTest(t, Options{})
 	listenLAN(t, l, minecraft)
@@ -59,7 +59,7 @@ func TestMappingReachesLANHost(t *testing.T) {
 	}
 }
 
-func TestIGDv2ByDefault(t *testing.T) {
+func TestLabIGDv2ByDefault(t *testing.T) {
 	t.Parallel()
 	l := ForTest(t, Options{})
 	desc, err := l.RootDesc(context.Background())
@@ -71,7 +71,7 @@ func TestIGDv2ByDefault(t *testing.T) {
 	}
 }
 
-func TestIGDv1AdvertisesWANIPConnection1(t *testing.T) {
+func TestLabIGDv1AdvertisesWANIPConnection1(t *testing.T) {
 	t.Parallel()
 	l := ForTest(t, Options{IGDv1: true})
 	desc, err := l.RootDesc(context.Background())
@@ -91,7 +91,7 @@ func TestIGDv1AdvertisesWANIPConnection1(t *testing.T) {
 	}
 }
 
-func TestRebootClearsMappings(t *testing.T) {
+func TestLabRebootClearsMappings(t *testing.T) {
 	t.Parallel()
 	l := ForTest(t, Options{})
 	if out, err := upnpc(t, l, "-a", l.LANHost.String(), minecraft, minecraft, "TCP"); err != nil {
@@ -117,7 +117,7 @@ func TestRebootClearsMappings(t *testing.T) {
 	}
 }
 
-func TestCGNATRefusesMappings(t *testing.T) {
+func TestLabCGNATRefusesMappings(t *testing.T) {
 	t.Parallel()
 	l := ForTest(t, Options{CGNAT: true})
 	if !strings.HasPrefix(l.RouterWAN.String(), "100.64.") {
@@ -132,7 +132,7 @@ func TestCGNATRefusesMappings(t *testing.T) {
 	}
 }
 
-func TestSecureModeRefusesOtherHosts(t *testing.T) {
+func TestLabSecureModeRefusesOtherHosts(t *testing.T) {
 	t.Parallel()
 	insecure := false
 	for _, tc := range []struct {
@@ -151,7 +151,7 @@ func TestSecureModeRefusesOtherHosts(t *testing.T) {
 	}
 }
 
-func TestNATPMP(t *testing.T) {
+func TestLabNATPMP(t *testing.T) {
 	t.Parallel()
 	l := ForTest(t, Options{})
 	out, err := l.Command(LAN, "natpmpc", "-g", l.RouterLAN.String(), "-a", "25566", "25566", "udp", "60").CombinedOutput()
@@ -166,7 +166,7 @@ func natpmpc(l *Lab) (string, error) {
 	return string(out), err
 }
 
-func TestNoUPnPSpeaksNATPMPOnly(t *testing.T) {
+func TestLabNoUPnPSpeaksNATPMPOnly(t *testing.T) {
 	t.Parallel()
 	l := ForTest(t, Options{NoUPnP: true})
 	if _, err := l.RootDesc(context.Background()); err == nil {
@@ -177,7 +177,7 @@ func TestNoUPnPSpeaksNATPMPOnly(t *testing.T) {
 	}
 }
 
-func TestNoNATPMPSpeaksUPnPOnly(t *testing.T) {
+func TestLabNoNATPMPSpeaksUPnPOnly(t *testing.T) {
 	t.Parallel()
 	l := ForTest(t, Options{NoNATPMP: true})
 	if out, err := natpmpc(l); err == nil && strings.Contains(out, "Mapped public port") {
@@ -188,7 +188,7 @@ func TestNoNATPMPSpeaksUPnPOnly(t *testing.T) {
 	}
 }
 
-func TestSaveLoadDown(t *testing.T) {
+func TestLabSaveLoadDown(t *testing.T) {
 	t.Parallel()
 	l := ForTest(t, Options{})
 	path := filepath.Join(t.TempDir(), "env")

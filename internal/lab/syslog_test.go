@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// TestSyslogSink: while a lab is up something answers on /dev/log, so
+// TestLabSyslogSink: while a lab is up something answers on /dev/log, so
 // miniupnpd's log lines do not go to the console; afterwards the machine is
 // as it was.
-func TestSyslogSink(t *testing.T) {
+func TestLabSyslogSink(t *testing.T) {
 	before := syslogServed()
 	l := ForTest(t, Options{})
 	if !syslogServed() {
