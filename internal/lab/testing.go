@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -13,8 +14,15 @@ import (
 // Without root or a program the lab needs, t is skipped, unless PORTFWD_LAB=1
 // or CI=true: there the lab tests are the proof that features work, so a
 // missing prerequisite fails the test instead of silently skipping it.
+//
+// A lab test's top-level name starts with TestLab or BenchmarkLab: make
+// test runs the unit tests (all others) and the lab tests in separate
+// passes, selected by name, and ForTest fails a test that would blur them.
 func ForTest(t testing.TB, opts Options) *Lab {
 	t.Helper()
+	if err := misplaced(t.Name(), os.Getenv); err != nil {
+		t.Fatal(err)
+	}
 	if err := Prerequisites(); err != nil {
 		if mustRun() {
 			t.Fatalf("lab prerequisites missing (PORTFWD_LAB=1 or CI=true): %v", err)
@@ -37,6 +45,25 @@ func ForTest(t testing.TB, opts Options) *Lab {
 		}
 	})
 	return l
+}
+
+// unitEnv is set to 1 by the Makefile in the unit pass, where no lab may
+// come up.
+const unitEnv = "PORTFWD_UNIT"
+
+// misplaced says why test must not bring up a lab: it runs in the unit
+// pass, in a lab child, or its name does not make it a lab test.
+func misplaced(test string, getenv func(string) string) error {
+	top := topLevel(test)
+	switch {
+	case getenv(childEnv) != "":
+		return fmt.Errorf("lab.ForTest in a lab child of %s: call lab.ChildOf first and run the child part when it reports one", top)
+	case !strings.HasPrefix(top, "TestLab") && !strings.HasPrefix(top, "BenchmarkLab"):
+		return fmt.Errorf("lab test %s: name it TestLab… (or BenchmarkLab…) so that make test runs it in the lab pass", top)
+	case getenv(unitEnv) == "1":
+		return fmt.Errorf("lab test %s in the unit pass (%s=1): the unit pass must skip ^TestLab", top, unitEnv)
+	}
+	return nil
 }
 
 func mustRun() bool {
