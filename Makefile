@@ -1,10 +1,16 @@
 # portfwd — build, test, demo and benchmark.
 #
-#   make demo    build, create the namespace lab, apply a Minecraft config on
-#                the LAN host, prove it from the WAN host, tear down (root)
-#   make test    install what the tests need, then gofmt, vet, unit, fuzz
-#                seeds and the lab tests against real miniupnpd (root)
-#   make bench   the lab benchmark: portfwd vs upnpc, side by side (root)
+#   make demo      build, create the namespace lab, apply a Minecraft config
+#                  on the LAN host, prove it from the WAN host, tear down (root)
+#   make test      what CI runs (root): install what the tests need, gofmt and
+#                  vet, then two passes, each in a network namespace of its own
+#                  with only loopback up: `make unit`, then `make lab-test`
+#   make unit      the unit tests: every test but the lab's, fuzz seeds
+#                  included (root, or a user allowed user namespaces)
+#   make lab-test  the lab tests (TestLab…): real miniupnpd and iptables in
+#                  the namespace lab (root)
+#   make bench     the lab benchmark: portfwd vs upnpc, side by side (root)
+#   make fuzz      a short run of every fuzz target
 
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 GO      ?= go
@@ -14,7 +20,21 @@ DEB_PKGS := miniupnpd-nftables nftables iptables miniupnpc natpmpc iproute2 proc
 # everything is already installed).
 DEB_CMDS := miniupnpd nft iptables upnpc natpmpc ip pgrep
 
-.PHONY: all build deps test unit lab-test fuzz bench demo lint clean
+.PHONY: all build deps modules test unit lab-test fuzz bench demo lint clean
+
+# LOOPBACK_ONLY runs a command in a fresh network namespace with only
+# loopback up, so a test that would send a packet to the machine's real
+# network fails instead (DESIGN.md, "Tests, in layers"). The lab needs no
+# more: its namespaces (ip netns add) get their links from the lab itself,
+# never from the namespace the tests run in. Without root, unshare maps the
+# user to root in a new user namespace. Nothing is downloaded inside
+# (GOPROXY=off): `make modules` fills the module cache first.
+ifeq ($(shell id -u),0)
+LOOPBACK_ONLY := GOPROXY=off unshare --net
+else
+LOOPBACK_ONLY := GOPROXY=off unshare --map-root-user --net
+endif
+LOOPBACK_ONLY += sh -c 'ip link set lo up && exec "$$0" "$$@"'
 
 all: build
 
@@ -23,12 +43,14 @@ build:
 	$(GO) build -o $(BIN)/portfwd-lab ./cmd/portfwd-lab
 
 ## deps: Debian packages for the lab (as root) and the Go modules.
-deps:
+deps: modules
 	@missing=""; for c in $(DEB_CMDS); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages (missing:$$missing)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); \
 	fi
+
+modules:
 	$(GO) mod download
 
 lint:
@@ -36,13 +58,19 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## test: the whole suite. PORTFWD_LAB=1 makes a missing lab prerequisite a
-## failure, never a skip.
-test: deps lint
-	PORTFWD_LAB=1 $(GO) test -count=1 -timeout 20m ./...
+## test: the whole suite, in two passes split by name: a lab test is
+## TestLab… (lab.ForTest fails any other, and any in the unit pass).
+test: deps lint unit lab-test
 
-unit:
-	$(GO) test -count=1 -short ./...
+## unit: every test but the lab tests, fuzz seeds included. PORTFWD_UNIT=1
+## makes lab.ForTest fail: a lab test named otherwise would run here.
+unit: modules
+	PORTFWD_UNIT=1 $(LOOPBACK_ONLY) $(GO) test -count=1 -timeout 10m -skip '^TestLab' ./...
+
+## lab-test: the lab tests. PORTFWD_LAB=1 makes a missing lab prerequisite a
+## failure, never a skip.
+lab-test: deps
+	PORTFWD_LAB=1 $(LOOPBACK_ONLY) $(GO) test -count=1 -timeout 20m -run '^TestLab' ./...
 
 ## fuzz: a short run of every fuzz target (their seeds also run in make test).
 FUZZTIME ?= 20s
@@ -52,15 +80,16 @@ FUZZ_TARGETS := forward:FuzzLoad \
 	forward/probe:FuzzReadVarInt forward/probe:FuzzDecodeJavaStatus forward/probe:FuzzDecodeLegacyPing \
 	forward/probe:FuzzDecodeBedrockPong forward/probe:FuzzDecodeA2SInfo forward/probe:FuzzParseProcNet \
 	firewall:FuzzParseRule
-fuzz:
+fuzz: modules
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+		$(LOOPBACK_ONLY) $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg; \
 	done
 
-## bench: portfwd against upnpc in the lab, in one run, with ratios.
+## bench: portfwd against upnpc in the lab, in one run, with ratios. Every
+## benchmark is a lab benchmark (BenchmarkLab…), so it runs like lab-test.
 bench: deps
-	PORTFWD_LAB=1 $(GO) test -count=1 -run '^$$' -bench . -benchtime 5x -timeout 20m ./cmd/portfwd
+	PORTFWD_LAB=1 $(LOOPBACK_ONLY) $(GO) test -count=1 -run '^$$' -bench . -benchtime 5x -timeout 20m ./cmd/portfwd
 
 ## demo: the main job end to end on the lab.
 demo: deps build
