@@ -28,7 +28,7 @@ func TestChildResult(t *testing.T) {
 		{"a subtest passed", ran + "    --- PASS: TestLabFoo/sub (0.01s)\n--- SKIP: TestLabFoo (0.01s)\n", nil, "did not pass"},
 	} {
 		err := childResult(c, tt.out, tt.err)
-		if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
+		if !errMatches(err, tt.want) {
 			t.Errorf("%s: childResult = %v, want %q", tt.name, err, tt.want)
 		}
 	}

@@ -22,8 +22,17 @@ func TestMisplaced(t *testing.T) {
 		{"TestLabFoo", map[string]string{childEnv: "{}"}, "call lab.ChildOf first"},
 	} {
 		err := misplaced(tt.test, func(k string) string { return tt.env[k] })
-		if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
+		if !errMatches(err, tt.want) {
 			t.Errorf("misplaced(%q, %v) = %v, want %q", tt.test, tt.env, err, tt.want)
 		}
 	}
+}
+
+// errMatches reports whether err is nil when want is "", else an error
+// whose text holds want.
+func errMatches(err error, want string) bool {
+	if err == nil || want == "" {
+		return err == nil && want == ""
+	}
+	return strings.Contains(err.Error(), want)
 }
