@@ -15,7 +15,11 @@
 // lease file, pid file, MiniSSDPd socket path, log) lives in that dir, so
 // two labs can run at once.
 //
-// Tests call ForTest; the portfwd-lab command calls Up with Options.Detached
-// and Save, and later Load to reach the same lab from another process.
-// Everything needs root; Prerequisites names what is missing.
+// Tests call ForTest, and are named TestLab… (BenchmarkLab…): make test runs
+// them apart from the unit tests. A test whose every goroutine must be on
+// one lab host re-runs itself there with RunChild, and ChildOf tells it
+// that it is that child. The portfwd-lab command calls Up with
+// Options.Detached and Save, and later Load to reach the same lab from
+// another process. Everything needs root; Prerequisites names what is
+// missing.
 package lab
