@@ -340,9 +340,9 @@ func (b *Backend) holder(m forward.Mapping, a answer) (entry, bool) {
 
 // siblingConflict is the error for m, answered with sib's mapping.
 func siblingConflict(doing string, m forward.Mapping, sib entry, port uint16) error {
-	return &gatewayError{what: fmt.Sprintf("%s: the gateway answered with the mapping of %s (external port %d): it keeps one mapping per internal port", doing, sib.Key, port),
-		advice: "give the rules different internal ports, or use backend upnp",
-		cause:  []error{&forward.ConflictError{Want: m, Holder: sib.Mapping}}}
+	return &gatewayError{what: fmt.Sprintf("%s: the gateway answered with the mapping of %s (external port %d): it keeps one mapping per internal port; "+
+		"give the rules different internal ports, or use backend upnp", doing, sib.Key, port),
+		cause: []error{&forward.ConflictError{Want: m, Holder: sib.Mapping}}}
 }
 
 // movedPort handles a grant of another external port than the one asked,

@@ -124,10 +124,9 @@ func (n *natpmpMapper) siblings(records []entry, m forward.Mapping) []entry {
 // otherHost is the refusal of a mapping to host, another host than this
 // one.
 func (n *natpmpMapper) otherHost(host netip.Addr) error {
-	return &gatewayError{
-		what:   fmt.Sprintf("%v is another host, and NAT-PMP only maps ports to the host that asks (RFC 6886 §3.3)", host),
-		advice: fmt.Sprintf("run portfwd on %v, or use a gateway that speaks PCP with third-party mappings, or UPnP", host),
-		cause:  []error{forward.ErrNotAuthorized}}
+	return &gatewayError{what: fmt.Sprintf("%v is another host, and NAT-PMP only maps ports to the host that asks (RFC 6886 §3.3); "+
+		"run portfwd on %v, or use a gateway that speaks PCP with third-party mappings, or UPnP", host, host),
+		cause: []error{forward.ErrNotAuthorized}}
 }
 
 // natpmpMeaning is what each result code of RFC 6886 §3.5 means for the

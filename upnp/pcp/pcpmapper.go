@@ -76,10 +76,8 @@ func (p *pcpMapper) mapPort(ctx context.Context, e *entry, lifetime time.Duratio
 // only thing that lets the gateway delete it.
 func (p *pcpMapper) unmap(ctx context.Context, e entry) (answer, error) {
 	if _, ok := decodeNonce(e.Nonce); !ok {
-		return answer{}, &gatewayError{
-			what:   "the state file holds no nonce for it, and PCP deletes a mapping only with its nonce (RFC 6887 §15)",
-			advice: fmt.Sprintf("it lapses at %s, or remove it on the router", e.Expires.Format(time.RFC3339)),
-			cause:  []error{errLapse}}
+		return answer{}, &gatewayError{what: fmt.Sprintf("the state file holds no nonce for it, and PCP deletes a mapping only with its nonce (RFC 6887 §15); "+
+			"it lapses at %s, or remove it on the router", e.Expires.Format(time.RFC3339)), cause: []error{errLapse}}
 	}
 	req, err := p.mapRequest(e, e.GrantedPort, 0)
 	if err != nil {
