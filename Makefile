@@ -79,7 +79,7 @@ FUZZ_TARGETS := forward:FuzzLoad \
 	upnp:FuzzDecodePCPResponse upnp:FuzzNATPMPResponse \
 	forward/probe:FuzzReadVarInt forward/probe:FuzzDecodeJavaStatus forward/probe:FuzzDecodeLegacyPing \
 	forward/probe:FuzzDecodeBedrockPong forward/probe:FuzzDecodeA2SInfo forward/probe:FuzzParseProcNet \
-	firewall:FuzzParseRule
+	firewall:FuzzParseRule upnp/pcp:FuzzDecodeNATPMP upnp/pcp:FuzzDecodePCP
 fuzz: modules
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
