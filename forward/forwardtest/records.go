@@ -87,6 +87,15 @@ func (h RecordsHarness) mapping(offset uint16, p forward.Protocol, lease time.Du
 		Lease: lease, Enabled: true}
 }
 
+// foreign installs another client's mapping on port h.Port+offset, as the
+// gateway's own, and returns it.
+func (h RecordsHarness) foreign(t *testing.T, g RecordsGateway, offset uint16, p forward.Protocol) forward.Mapping {
+	m := h.mapping(offset, p, time.Hour)
+	m.InternalHost, m.Description = h.Other, "someone else"
+	g.AddForeign(t, m)
+	return m
+}
+
 // lease is a lease the gateway grants in full.
 func (h RecordsHarness) lease() time.Duration { return min(time.Hour, h.MaxLease/2) }
 
@@ -219,9 +228,7 @@ func recordsListFailsWithoutGateway(t *testing.T, h RecordsHarness) {
 func recordsForeignNeverListed(t *testing.T, h RecordsHarness) {
 	g := h.New(t)
 	b := g.Open(t)
-	foreign := h.mapping(5, forward.TCP, time.Hour)
-	foreign.InternalHost, foreign.Description = h.Other, "someone else"
-	g.AddForeign(t, foreign)
+	foreign := h.foreign(t, g, 5, forward.TCP)
 	if ms := recordsList(t, b); len(ms) != 0 {
 		t.Errorf("List = %+v; want nothing: the records hold no mapping", ms)
 	}
@@ -257,10 +264,8 @@ func recordsGrantedLease(t *testing.T, h RecordsHarness) {
 func recordsAnyPortKeepsGrant(t *testing.T, h RecordsHarness) {
 	g := h.New(t)
 	b := g.Open(t)
+	h.foreign(t, g, 8, forward.TCP)
 	m := h.mapping(8, forward.TCP, h.lease())
-	holder := m
-	holder.InternalHost, holder.Description = h.Other, "someone else"
-	g.AddForeign(t, holder)
 	m.AnyExternal = true
 	got := recordsAdd(t, b, m)
 	if got.ExternalPort == m.ExternalPort || !g.Has(got.Key) || !g.Has(m.Key) {
@@ -282,10 +287,8 @@ func recordsAnyPortKeepsGrant(t *testing.T, h RecordsHarness) {
 func recordsMovedPortIsConflict(t *testing.T, h RecordsHarness) {
 	g := h.New(t)
 	b := g.Open(t)
+	h.foreign(t, g, 12, forward.UDP)
 	m := h.mapping(12, forward.UDP, h.lease())
-	holder := m
-	holder.InternalHost, holder.Description = h.Other, "someone else"
-	g.AddForeign(t, holder)
 	_, err := b.Add(ctx(t), m)
 	var ce *forward.ConflictError
 	if !errors.As(err, &ce) || !errors.Is(err, forward.ErrConflict) {

@@ -108,6 +108,8 @@ func localAddrTo(dst netip.AddrPort) (netip.Addr, error) {
 	return conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
 }
 
+// lock and unlock serialise the backend's calls on its records, so that
+// backends sharing one Records never interleave.
 func (b *Backend) lock()   { b.rec.mu.Lock() }
 func (b *Backend) unlock() { b.rec.mu.Unlock() }
 
@@ -267,6 +269,7 @@ func (b *Backend) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, 
 	return granted, nil
 }
 
+// add is Add with the lock held; the caller saves the records.
 func (b *Backend) add(ctx context.Context, doing string, m forward.Mapping) (forward.Mapping, error) {
 	e := b.entryFor(m)
 	a, err := b.call(ctx, doing, func() (answer, error) { return b.m.mapPort(ctx, &e, leaseToAsk(m.Lease)) })
@@ -376,6 +379,7 @@ func (b *Backend) Delete(ctx context.Context, m forward.Mapping) error {
 	return b.saved(b.delete(ctx, "deleting mapping "+m.Key.String(), m.Key))
 }
 
+// delete is Delete with the lock held; the caller saves the records.
 func (b *Backend) delete(ctx context.Context, doing string, k forward.Key) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", doing, err) // even with nothing to send

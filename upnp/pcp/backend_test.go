@@ -83,14 +83,21 @@ func key(p forward.Protocol, port uint16) forward.Key {
 	return forward.Key{Protocol: p, ExternalPort: port}
 }
 
+// mustAdd adds m on b, or ends the test.
+func mustAdd(t *testing.T, b forward.Backend, m forward.Mapping) forward.Mapping {
+	t.Helper()
+	got, err := b.Add(testCtx(t), m)
+	if err != nil {
+		t.Fatalf("Add %v: %v", m.Key, err)
+	}
+	return got
+}
+
 // primed returns b once a mapping has been made and deleted, so that a
 // PCP backend knows the external address, as after any run that mapped.
 func primed(t *testing.T, b *Backend) *Backend {
 	t.Helper()
-	m := mapping(forward.TCP, 40003, time.Minute)
-	if _, err := b.Add(testCtx(t), m); err != nil {
-		t.Fatalf("priming: %v", err)
-	}
+	m := mustAdd(t, b, mapping(forward.TCP, 40003, time.Minute))
 	if err := b.Delete(testCtx(t), m); err != nil {
 		t.Fatalf("priming: %v", err)
 	}
@@ -130,7 +137,7 @@ func TestRecordsSuite(t *testing.T) {
 			forwardtest.RunRecords(t, forwardtest.RecordsHarness{
 				New: func(t *testing.T) forwardtest.RecordsGateway {
 					e := &env{fake: newFakeGateway(t), dir: t.TempDir(), open: p.open, timeout: 500 * time.Millisecond}
-					e.fake.maxLife = 86400
+					e.fake.set(func(f *fakeGateway) { f.maxLife = 86400 })
 					return recordsGateway{e}
 				},
 				Self: loopback, Other: other, Port: 41000, MaxLease: 24 * time.Hour,
@@ -206,9 +213,7 @@ func TestRestartWarning(t *testing.T) {
 		title string
 	}{{OpenNATPMP, "NAT-PMP"}, {OpenPCP, "PCP"}} {
 		e := newEnv(t, tc.open)
-		if _, err := e.b.Add(testCtx(t), mapping(forward.UDP, 19132, time.Hour)); err != nil {
-			t.Fatal(err)
-		}
+		mustAdd(t, e.b, mapping(forward.UDP, 19132, time.Hour))
 		e.fake.clock.Advance(10 * time.Minute)
 		if _, err := e.reopen(t).List(testCtx(t)); err != nil {
 			t.Fatal(err)

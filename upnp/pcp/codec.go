@@ -52,6 +52,7 @@ const (
 	ExcessiveRemotePeers  ResultCode = 13
 )
 
+// pcpResultNames are the names §7.4 gives the result codes.
 var pcpResultNames = [...]string{
 	"SUCCESS", "UNSUPP_VERSION", "NOT_AUTHORIZED", "MALFORMED_REQUEST",
 	"UNSUPP_OPCODE", "UNSUPP_OPTION", "MALFORMED_OPTION", "NETWORK_FAILURE",
@@ -288,6 +289,7 @@ func (m *pcpMessage) decodeOptions(b []byte) error {
 // speak it. The exchange turns it into an error for the user.
 type otherVersion uint8
 
+// Error says which version answered.
 func (v otherVersion) Error() string {
 	return fmt.Sprintf("an answer in protocol version %d", uint8(v))
 }

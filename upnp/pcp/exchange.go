@@ -142,6 +142,7 @@ func expired(ctx context.Context) bool {
 	return ctx.Err() != nil || (ok && !time.Now().Before(dl))
 }
 
+// send sends the request once more.
 func (t *attempt) send(req []byte) error {
 	_, err := t.conn.Write(req)
 	if errors.Is(err, syscall.ECONNREFUSED) {

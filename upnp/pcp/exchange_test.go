@@ -33,26 +33,16 @@ func newRawServer(t *testing.T, answer func(n int, req []byte) [][]byte) *rawSer
 	}
 	s := &rawServer{conn: conn, answer: answer}
 	t.Cleanup(func() { conn.Close() })
-	go s.serve()
+	go serveUDP(conn, s.serve)
 	return s
 }
 
-func (s *rawServer) serve() {
-	buf := make([]byte, 2048)
-	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return
-		}
-		req := append([]byte{}, buf[:n]...)
-		s.mu.Lock()
-		s.requests = append(s.requests, req)
-		count := len(s.requests)
-		s.mu.Unlock()
-		for _, resp := range s.answer(count, req) {
-			_, _ = s.conn.WriteToUDPAddrPort(resp, from)
-		}
-	}
+func (s *rawServer) serve(req []byte, _ netip.Addr) [][]byte {
+	s.mu.Lock()
+	s.requests = append(s.requests, req)
+	count := len(s.requests)
+	s.mu.Unlock()
+	return s.answer(count, req)
 }
 
 func (s *rawServer) count() int {

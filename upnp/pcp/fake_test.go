@@ -81,7 +81,7 @@ func newFakeGateway(t *testing.T) *fakeGateway {
 	f := &fakeGateway{conn: conn, clock: clock, boot: clock.Now().Add(-time.Hour),
 		ext: netip.MustParseAddr("50.60.70.1"), held: map[forward.Key]bool{}, table: map[forward.Key]fakeMapping{}}
 	t.Cleanup(func() { conn.Close() })
-	go f.serve()
+	go serveUDP(conn, f.serve)
 	return f
 }
 
@@ -90,17 +90,26 @@ func (f *fakeGateway) options() Options {
 	return Options{Now: f.clock.Now, port: f.conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()}
 }
 
-func (f *fakeGateway) serve() {
+// serveUDP answers every datagram on conn with what handle returns, until
+// conn is closed.
+func serveUDP(conn *net.UDPConn, handle func(req []byte, from netip.Addr) [][]byte) {
 	buf := make([]byte, 2048)
 	for {
-		n, from, err := f.conn.ReadFromUDPAddrPort(buf)
+		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
-		if resp := f.handle(append([]byte{}, buf[:n]...), from.Addr().Unmap()); resp != nil {
-			_, _ = f.conn.WriteToUDPAddrPort(resp, from)
+		for _, resp := range handle(append([]byte{}, buf[:n]...), from.Addr().Unmap()) {
+			_, _ = conn.WriteToUDPAddrPort(resp, from)
 		}
 	}
+}
+
+func (f *fakeGateway) serve(req []byte, from netip.Addr) [][]byte {
+	if resp := f.handle(req, from); resp != nil {
+		return [][]byte{resp}
+	}
+	return nil
 }
 
 func (f *fakeGateway) handle(req []byte, from netip.Addr) []byte {

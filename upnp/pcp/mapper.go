@@ -83,6 +83,7 @@ type gatewayError struct {
 	wan bool
 }
 
+// Error is the message for the user.
 func (e *gatewayError) Error() string {
 	if e.advice == "" {
 		return e.what

@@ -39,6 +39,7 @@ const (
 	NATPMPUnsupportedOpcode  NATPMPResultCode = 5
 )
 
+// natpmpResultNames are the meanings §3.5 gives the result codes.
 var natpmpResultNames = [...]string{"success", "unsupported version",
 	"not authorized/refused", "network failure", "out of resources", "unsupported opcode"}
 

@@ -15,9 +15,7 @@ import (
 func TestNATPMPOnTheWire(t *testing.T) {
 	e := newEnv(t, OpenNATPMP)
 	m := mapping(forward.TCP, 25565, time.Hour)
-	if _, err := e.b.Add(testCtx(t), m); err != nil {
-		t.Fatal(err)
-	}
+	mustAdd(t, e.b, m)
 	if req := e.fake.lastNATPMP(); req != (natpmpRequest{natpmpOpMapTCP, 25565, 25565, 3600}) {
 		t.Errorf("map request %+v", req)
 	}
@@ -57,9 +55,7 @@ func TestNATPMPSameInternalPort(t *testing.T) {
 	e := newEnv(t, OpenNATPMP)
 	e.fake.set(func(f *fakeGateway) { f.rfc6886 = true })
 	first := mapping(forward.TCP, 8080, time.Hour)
-	if _, err := e.b.Add(testCtx(t), first); err != nil {
-		t.Fatal(err)
-	}
+	mustAdd(t, e.b, first)
 	second := mapping(forward.TCP, 8081, 2*time.Hour)
 	second.InternalPort = 8080
 	_, err := e.b.Add(testCtx(t), second)
@@ -82,9 +78,7 @@ func TestNATPMPDeleteRestoresSibling(t *testing.T) {
 	first, second := mapping(forward.TCP, 8080, time.Hour), mapping(forward.TCP, 8081, 2*time.Hour)
 	second.InternalPort = 8080
 	for _, m := range []forward.Mapping{first, second} {
-		if _, err := e.b.Add(testCtx(t), m); err != nil {
-			t.Fatal(err)
-		}
+		mustAdd(t, e.b, m)
 	}
 	e.fake.clock.Advance(time.Minute)
 	if err := e.b.Delete(testCtx(t), second); err != nil {

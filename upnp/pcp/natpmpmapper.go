@@ -26,11 +26,14 @@ type natpmpMapper struct {
 	local netip.Addr // the only internal host NAT-PMP maps to
 }
 
+// newNATPMPMapper is the NAT-PMP mapper for the server, asking from local;
+// a zero timeout is the default.
 func newNATPMPMapper(server netip.AddrPort, local netip.Addr, timeout time.Duration) mapper {
 	return &natpmpMapper{local: local, x: &exchange{server: server, title: natpmpFacts.title, fallback: "upnp",
 		timeout: cmp.Or(timeout, defaultNATPMPTimeout), initial: 250 * time.Millisecond, stopOnRefused: true}}
 }
 
+// facts are NAT-PMP's.
 func (n *natpmpMapper) facts() facts { return natpmpFacts }
 
 // announce asks the external address (§3.2); its answer carries the epoch.

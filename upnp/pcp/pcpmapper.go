@@ -32,11 +32,14 @@ type pcpMapper struct {
 	local netip.Addr // the client IP of every request (§7.1)
 }
 
+// newPCPMapper is the PCP mapper for the server, asking from local; a zero
+// timeout is the default.
 func newPCPMapper(server netip.AddrPort, local netip.Addr, timeout time.Duration) mapper {
 	return &pcpMapper{local: local, x: &exchange{server: server, title: pcpFacts.title, fallback: "natpmp or upnp",
 		timeout: cmp.Or(timeout, defaultPCPTimeout), initial: 250 * time.Millisecond, maxWait: time.Second, jitter: true}}
 }
 
+// facts are PCP's.
 func (p *pcpMapper) facts() facts { return pcpFacts }
 
 // announce sends ANNOUNCE (§14.1), which changes nothing and carries the
@@ -56,11 +59,7 @@ func (p *pcpMapper) mapPort(ctx context.Context, e *entry, lifetime time.Duratio
 	if _, ok := decodeNonce(e.Nonce); !ok {
 		e.Nonce = encodeNonce(newNonce())
 	}
-	req, err := p.mapRequest(*e, e.ExternalPort, seconds(lifetime))
-	if err != nil {
-		return answer{}, err
-	}
-	m, err := p.ask(ctx, req, req.Map.answeredBy)
+	m, req, err := p.send(ctx, *e, e.ExternalPort, seconds(lifetime))
 	if err != nil {
 		return answer{}, err
 	}
@@ -79,11 +78,7 @@ func (p *pcpMapper) unmap(ctx context.Context, e entry) (answer, error) {
 		return answer{}, &gatewayError{what: fmt.Sprintf("the state file holds no nonce for it, and PCP deletes a mapping only with its nonce (RFC 6887 §15); "+
 			"it lapses at %s, or remove it on the router", e.Expires.Format(time.RFC3339)), cause: []error{errLapse}}
 	}
-	req, err := p.mapRequest(e, e.GrantedPort, 0)
-	if err != nil {
-		return answer{}, err
-	}
-	m, err := p.ask(ctx, req, req.Map.answeredBy)
+	m, req, err := p.send(ctx, e, e.GrantedPort, 0)
 	if err != nil {
 		return answer{}, err
 	}
@@ -95,6 +90,17 @@ func (p *pcpMapper) unmap(ctx context.Context, e entry) (answer, error) {
 		return a, nil
 	}
 	return a, p.failure(m, req, e.Mapping)
+}
+
+// send sends the MAP request for e and returns the response that answers
+// it (§11.4), with the request.
+func (p *pcpMapper) send(ctx context.Context, e entry, port uint16, lifetime uint32) (pcpMessage, pcpRequest, error) {
+	req, err := p.mapRequest(e, port, lifetime)
+	if err != nil {
+		return pcpMessage{}, req, err
+	}
+	m, err := p.ask(ctx, req, req.Map.answeredBy)
+	return m, req, err
 }
 
 // mapRequest is the MAP request (§11.1) for e, suggesting port, with no
@@ -167,9 +173,10 @@ func newNonce() [12]byte {
 	return n
 }
 
-// encodeNonce and decodeNonce keep a nonce in the records as hex.
+// encodeNonce is a nonce as the records keep it, in hex.
 func encodeNonce(n [12]byte) string { return hex.EncodeToString(n[:]) }
 
+// decodeNonce reads a nonce from the records; false when there is none.
 func decodeNonce(s string) ([12]byte, bool) {
 	var n [12]byte
 	b, err := hex.DecodeString(s)

@@ -40,6 +40,7 @@ const recordsName = "state.json"
 // version is set aside like a corrupt one.
 const recordsFormat = 1
 
+// recordsFile is the file's layout.
 type recordsFile struct {
 	FormatVersion int              `json:"format_version"`
 	Gateways      []*gatewayRecord `json:"gateways"`
@@ -88,6 +89,7 @@ func MemoryRecords() *Records {
 	return &Records{file: recordsFile{FormatVersion: recordsFormat}}
 }
 
+// path is the file's path.
 func (r *Records) path() string { return filepath.Join(r.dir, recordsName) }
 
 // read loads the file. What cannot be parsed is set aside with a warning;
