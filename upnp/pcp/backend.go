@@ -197,7 +197,9 @@ func (b *Backend) call(ctx context.Context, doing string, request func() (answer
 // observe checks the epoch of an answer with the protocol's rule: when it
 // shows the gateway lost its state, every record of it is dropped — those
 // mappings are gone too — and so is the external address, which may be
-// what changed. The first epoch seen loses nothing.
+// what changed. The first epoch seen loses nothing. Records whose lifetime
+// ran out go too: the gateway has let those mappings lapse, and a client
+// need not delete them (RFC 6886 §3.1).
 func (b *Backend) observe(a answer) {
 	if !a.answered {
 		return
@@ -209,6 +211,7 @@ func (b *Backend) observe(a answer) {
 		g.Entries, g.External = nil, ""
 	}
 	g.Epoch, g.EpochAt = a.epoch, now
+	g.prune(now)
 }
 
 // saved writes the records, so that what the gateway said — an epoch, a
@@ -309,8 +312,11 @@ func (b *Backend) entryFor(m forward.Mapping) entry {
 // grantError refuses a success that grants nothing: no port, or no
 // lifetime, which would read as a permanent lease.
 func grantError(doing string, a answer) error {
-	if a.port == 0 || a.lifetime <= 0 {
-		return fmt.Errorf("%s: the gateway answered success but granted external port %d for %v; try backend upnp", doing, a.port, a.lifetime)
+	switch {
+	case a.lifetime <= 0:
+		return fmt.Errorf("%s: the gateway answered success but granted no lifetime; try backend upnp", doing)
+	case a.port == 0:
+		return fmt.Errorf("%s: the gateway answered success but granted no external port; try backend upnp", doing)
 	}
 	return nil
 }

@@ -319,3 +319,34 @@ func TestContextDeadlineWins(t *testing.T) {
 		t.Errorf("Add = %v after %v; want silence within the context's 300ms", err, took)
 	}
 }
+
+// TestGrantOfNothing: a success that grants no lifetime (it would read as
+// permanent) or no port is an error, and nothing is recorded.
+func TestGrantOfNothing(t *testing.T) {
+	for _, tc := range []struct {
+		layout string
+		says   string
+	}{
+		{`00 82 0000 00000e10 63dd 63dd 00000000`, "granted no lifetime"},
+		{`00 82 0000 00000e10 63dd 0000 00000e10`, "granted no external port"},
+	} {
+		s := newRawServer(t, func(_ int, req []byte) [][]byte {
+			if req[1] == natpmpOpExternal {
+				return [][]byte{unhex(t, `00 80 0000 00000e10 323c4601`)}
+			}
+			return [][]byte{unhex(t, tc.layout)}
+		})
+		opts := Options{port: s.addr().Port()}
+		b, err := OpenNATPMP(testCtx(t), loopback, MemoryRecords(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := mapping(forward.TCP, 25565, time.Hour)
+		if _, err := b.Add(testCtx(t), m); err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("Add = %v; want it to say %q", err, tc.says)
+		}
+		if ms, _ := b.List(testCtx(t)); len(ms) != 0 {
+			t.Errorf("List = %+v; want nothing recorded", ms)
+		}
+	}
+}

@@ -147,3 +147,24 @@ func TestNATPMPResultCodes(t *testing.T) {
 		})
 	}
 }
+
+// TestNATPMPLapsedSiblingNotRestored: a sibling whose lease ran out is
+// forgotten, not made again when its internal port's mapping is deleted.
+func TestNATPMPLapsedSiblingNotRestored(t *testing.T) {
+	e := newEnv(t, OpenNATPMP)
+	short, long := mapping(forward.TCP, 8080, time.Minute), mapping(forward.TCP, 8081, time.Hour)
+	long.InternalPort = 8080
+	mustAdd(t, e.b, short)
+	mustAdd(t, e.b, long)
+	e.fake.clock.Advance(2 * time.Minute)
+	sent := e.fake.count()
+	if err := e.b.Delete(testCtx(t), long); err != nil {
+		t.Fatal(err)
+	}
+	if e.fake.count() != sent+1 || e.fake.has(short.Key) {
+		t.Errorf("%d requests, %v on the gateway; want the delete alone", e.fake.count()-sent, short.Key)
+	}
+	if _, ok := e.recorded(t, short.Key); ok {
+		t.Error("the lapsed record was kept")
+	}
+}

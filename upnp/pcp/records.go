@@ -227,6 +227,11 @@ func (g *gatewayRecord) find(k forward.Key) (entry, bool) {
 	return g.Entries[i], true
 }
 
+// prune forgets the records whose lifetime ran out by now.
+func (g *gatewayRecord) prune(now time.Time) {
+	g.Entries = slices.DeleteFunc(g.Entries, func(e entry) bool { return !e.Expires.After(now) })
+}
+
 // live lists the records not yet expired at now, as observed mappings
 // whose Lease is the time left.
 func (g *gatewayRecord) live(now time.Time) []forward.Mapping {
