@@ -76,7 +76,6 @@ lab-test: deps
 FUZZTIME ?= 20s
 FUZZ_TARGETS := forward:FuzzLoad \
 	upnp:FuzzParseSSDPResponse upnp:FuzzParseSOAPFault upnp:FuzzParsePortListing \
-	upnp:FuzzDecodePCPResponse upnp:FuzzNATPMPResponse \
 	forward/probe:FuzzReadVarInt forward/probe:FuzzDecodeJavaStatus forward/probe:FuzzDecodeLegacyPing \
 	forward/probe:FuzzDecodeBedrockPong forward/probe:FuzzDecodeA2SInfo forward/probe:FuzzParseProcNet \
 	firewall:FuzzParseRule upnp/pcp:FuzzDecodeNATPMP upnp/pcp:FuzzDecodePCP

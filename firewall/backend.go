@@ -242,6 +242,9 @@ func (f *Firewall) ensureHook(v *view, h hook) error {
 // portfwd's chains (DNAT, hairpin, ACCEPT), and nothing else. Absent is
 // not an error.
 func (f *Firewall) Delete(ctx context.Context, m forward.Mapping) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("deleting mapping %s: %w", m.Key, err)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v, err := f.current()

@@ -12,33 +12,9 @@ type Service struct {
 	Name      string
 	Protocols []Protocol
 	Ports     PortRange
-	// Probe is how package probe checks the service answers: "tcp", "udp",
-	// "minecraft-java", "minecraft-bedrock", "a2s", "http" or "https".
-	Probe       string
+	// Probe is how package probe checks the service answers.
+	Probe       ProbeKind
 	Description string
-}
-
-// probeTransport is the protocol each probe kind speaks. A rule only keeps
-// its service's probe when it still forwards that protocol; a Minecraft
-// status ping cannot travel over a UDP-only rule.
-// ProbeKinds lists the probe kinds a rule may name with probe:, sorted.
-func ProbeKinds() []string {
-	kinds := make([]string, 0, len(probeTransport))
-	for k := range probeTransport {
-		kinds = append(kinds, k)
-	}
-	slices.Sort(kinds)
-	return kinds
-}
-
-var probeTransport = map[string]Protocol{
-	"tcp":               TCP,
-	"udp":               UDP,
-	"minecraft-java":    TCP,
-	"minecraft-bedrock": UDP,
-	"a2s":               UDP, // Source engine query, A2S_INFO over UDP
-	"http":              TCP,
-	"https":             TCP,
 }
 
 var (

@@ -26,8 +26,7 @@ func TestCatalog(t *testing.T) {
 		if len(s.Protocols) == 0 {
 			t.Errorf("%s: no protocols", s.Name)
 		}
-		transport, ok := probeTransport[s.Probe]
-		if !ok || !slices.Contains(s.Protocols, transport) {
+		if !s.Probe.Known() || !slices.Contains(s.Protocols, s.Probe.Network()) {
 			t.Errorf("%s: probe %q cannot run over %v", s.Name, s.Probe, s.Protocols)
 		}
 		if s.Description == "" || strings.HasSuffix(s.Description, ".") {
@@ -75,7 +74,7 @@ func TestCatalogEntries(t *testing.T) {
 			t.Errorf("%s: missing", tt.name)
 			continue
 		}
-		if !slices.Equal(s.Protocols, tt.proto) || s.Ports.String() != tt.ports || s.Probe != tt.probe {
+		if !slices.Equal(s.Protocols, tt.proto) || s.Ports.String() != tt.ports || string(s.Probe) != tt.probe {
 			t.Errorf("%s = %v %v %s, want %v %s %s", tt.name, s.Protocols, s.Ports, s.Probe, tt.proto, tt.ports, tt.probe)
 		}
 	}

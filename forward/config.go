@@ -54,7 +54,7 @@ type Rule struct {
 	Internal                   PortRange  // same length as External
 	InternalHost               string     // as written: "self", an IPv4 literal or a hostname
 	InternalAddr               netip.Addr // resolved address; zero value for "self"
-	Probe                      string     // probe kind: from the service, else "tcp" or "udp" by protocol
+	Probe                      ProbeKind  // from the service, else tcp or udp by protocol
 	Line                       int        // line of the rule in the file
 	// AnyExternal is external_port: any. The rule takes whatever external
 	// port the gateway grants; External then holds the port suggested to

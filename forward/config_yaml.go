@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -181,7 +182,7 @@ func (l *loader) collectKey(k, v *yaml.Node, path string, known []string, out ma
 		return
 	}
 	lines[k.Value] = k.Line
-	if !contains(known, k.Value) {
+	if !slices.Contains(known, k.Value) {
 		l.errorf(k.Line, key, "unknown key %q%s", k.Value, unknownHint(k.Value, known))
 		return
 	}
@@ -279,15 +280,6 @@ func joinKey(path, key string) string {
 		return key
 	}
 	return path + "." + key
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // unknownHint suggests the keys a typo was probably meant to be, or lists the

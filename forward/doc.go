@@ -1,9 +1,26 @@
-// Package forward is portfwd's core: the model of a port forward (Rule,
-// Mapping, Protocol, Key), loading and validating the YAML config, the service
-// catalog, the pure planner Diff, Apply, and the Backend contract that every
-// gateway protocol implements.
+// Package forward is portfwd's core. A newcomer's map:
 //
-// The package does no network I/O of its own; backends (package upnp,
-// package firewall) are handed in by the caller, so everything here can be
-// tested with fakes and runs the same against any gateway.
+//	model.go, probekind.go   the model: Protocol, Key, Mapping (with its owner tag), ProbeKind
+//	config*.go, validate*.go the YAML config: Load, every problem with file, line and key; warnings
+//	catalog.go               the service catalog (service: minecraft-java)
+//	diff.go                  the pure planner: Diff → Plan of Changes (Action enum)
+//	apply.go                 Apply: carries a Plan out, one Outcome per Change
+//	reconcile.go             Reconcile: list → plan with ownership → apply, the one path
+//	                         plan, apply, down and the daemon's Loop share
+//	backend.go               the Backend contract, Properties, sentinel errors
+//	capabilities.go          optional backend capabilities (Locator, Warner, TearDowner)
+//	                         found through decorators with As; readonly.go is one decorator
+//	gateway.go               Open and Detect: the backend a config names, or the best of
+//	                         those that answer, chosen by their Properties
+//	loop.go, dialer.go       the daemon's reconcile Loop, and the Dialer that lends it a
+//	reload.go, observer.go   gateway per pass; config reloads; what a pass reports
+//	lock.go                  the run lock every changing run holds
+//
+// Dependencies point inward: backends (package upnp, upnp/pcp, firewall)
+// import forward, never the reverse, and only cmd/portfwd names them, by
+// handing Open a list of Openers. Everything here is tested with the
+// in-memory gateway of package forwardtest. The package sends nothing on
+// the network itself; the one lookup it makes is resolving an
+// internal_host given as a host name while loading a config
+// (LoadOptions.LookupHost).
 package forward

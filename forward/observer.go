@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -107,35 +108,44 @@ func (m multiObserver) GatewayUnreachable(err error, retryIn time.Duration) {
 
 // LogObserver logs each pass of a Loop on one line: INFO when it went
 // well, WARN with every rule that is not ok, or when the pass failed. A
-// quiet interval pass that changed nothing is not worth a line.
+// quiet interval pass that changed nothing is not worth a line. Besides
+// the sentence for people, each line carries the pass as attributes
+// (reason, backend, made, failed, duration, and errors by rule) for log
+// shippers.
 type LogObserver struct{ Log *slog.Logger }
 
 var _ Observer = LogObserver{}
 
 // Reconciled implements Observer.
 func (o LogObserver) Reconciled(r ReconcileReport) {
+	attrs := []any{slog.String("reason", r.Reason.String()), slog.String("backend", r.Backend),
+		slog.Int("made", r.Made), slog.Int("failed", r.Failed), slog.String("duration", r.Duration.Round(time.Millisecond).String())}
 	if r.Err != nil {
-		o.Log.Warn(fmt.Sprintf("reconcile (%s) failed: %v", r.Reason, r.Err))
+		o.Log.Warn(fmt.Sprintf("reconcile (%s) failed: %v", r.Reason, r.Err), append(attrs, slog.String("err", r.Err.Error()))...)
 		return
 	}
 	var bad []string
+	var errs []any
 	for _, rs := range r.Rules {
 		if rs.State != RuleOK {
 			bad = append(bad, fmt.Sprintf("%s %s: %s", rs.Rule, rs.State, rs.Error))
+			errs = append(errs, slog.String(rs.Rule, cmp.Or(rs.Error, rs.State.String())))
 		}
 	}
 	msg := fmt.Sprintf("reconciled (%s) over %s: %d change(s) made, %d failed, in %v", r.Reason, r.Backend, r.Made, r.Failed, r.Duration.Round(time.Millisecond))
 	switch {
 	case len(bad) > 0:
-		o.Log.Warn(msg + "; " + strings.Join(bad, "; "))
+		o.Log.Warn(msg+"; "+strings.Join(bad, "; "), append(attrs, slog.Group("errors", errs...))...)
 	case r.Made > 0 || r.Reason != JobInterval:
-		o.Log.Info(msg)
+		o.Log.Info(msg, attrs...)
 	}
 }
 
 // GatewayUnreachable implements Observer.
 func (o LogObserver) GatewayUnreachable(err error, retryIn time.Duration) {
-	o.Log.Warn(fmt.Sprintf("gateway unreachable, retrying in %v: %s", retryIn.Round(100*time.Millisecond), OneLine(err)))
+	retry := retryIn.Round(100 * time.Millisecond)
+	o.Log.Warn(fmt.Sprintf("gateway unreachable, retrying in %v: %s", retry, OneLine(err)),
+		slog.String("err", err.Error()), slog.String("retry_in", retry.String()))
 }
 
 // OneLine is err on one line, for logs: a config error's problems (each

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,7 +62,7 @@ func checkInterface(name string) error {
 }
 
 func checkBackend(name string) error {
-	if contains(backendNames, name) {
+	if slices.Contains(backendNames, name) {
 		return nil
 	}
 	hint := ""
@@ -244,15 +245,14 @@ func (l *loader) ruleProbe(r *ruleInput) {
 	if !ok {
 		return
 	}
-	s = strings.ToLower(strings.TrimSpace(s))
-	transport, known := probeTransport[s]
+	kind := ProbeKind(strings.ToLower(strings.TrimSpace(s)))
 	switch {
-	case !known:
-		l.errorf(r.nodes["probe"].Line, key, "unknown probe %q; want one of %s", s, strings.Join(ProbeKinds(), ", "))
-	case len(r.Protocols) > 0 && !contains(protocolStrings(r.Protocols), string(transport)):
-		l.errorf(r.nodes["probe"].Line, key, "probe %q speaks %s, but the rule forwards %s", s, transport, strings.Join(protocolStrings(r.Protocols), "+"))
+	case !kind.Known():
+		l.errorf(r.nodes["probe"].Line, key, "unknown probe %q; want one of %s", kind, probeKindList())
+	case len(r.Protocols) > 0 && !slices.Contains(r.Protocols, kind.Network()):
+		l.errorf(r.nodes["probe"].Line, key, "probe %q speaks %s, but the rule forwards %s", kind, kind.Network(), strings.Join(protocolStrings(r.Protocols), "+"))
 	default:
-		r.Probe = s
+		r.Probe = kind
 	}
 }
 
@@ -416,15 +416,15 @@ func (l *loader) portRange(n *yaml.Node, key string) (PortRange, bool) {
 // probeFor picks how to check a rule: the service's own probe when the rule
 // still forwards the protocol that probe speaks, else a plain connect (TCP)
 // or datagram (UDP) probe.
-func probeFor(ps []Protocol, svc Service) string {
-	if svc.Probe != "" && contains(protocolStrings(ps), string(probeTransport[svc.Probe])) {
+func probeFor(ps []Protocol, svc Service) ProbeKind {
+	if svc.Probe != "" && slices.Contains(ps, svc.Probe.Network()) {
 		return svc.Probe
 	}
-	if contains(protocolStrings(ps), string(TCP)) {
-		return "tcp"
+	if slices.Contains(ps, TCP) {
+		return ProbeTCP
 	}
 	if len(ps) > 0 {
-		return "udp"
+		return ProbeUDP
 	}
 	return ""
 }

@@ -1,7 +1,6 @@
 package upnp
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -9,54 +8,6 @@ import (
 
 	"github.com/portfwd/portfwd/forward"
 )
-
-// anyPortBackend is the part of the NAT-PMP and PCP environments these
-// tests need.
-type anyPortBackend interface {
-	Add(ctx context.Context, m forward.Mapping) (forward.Mapping, error)
-	List(ctx context.Context) ([]forward.Mapping, error)
-}
-
-// checkAnyPortKept: with external_port: any, a moved grant is kept,
-// returned and listed under the granted port, and a renewal on that port
-// stays there.
-func checkAnyPortKept(t *testing.T, b anyPortBackend, has func(forward.Key) bool) {
-	t.Helper()
-	m := natpmpMapping(forward.TCP, 25565, time.Hour)
-	m.AnyExternal = true
-	got, err := b.Add(testCtx(t), m)
-	if err != nil || got.ExternalPort != 25566 {
-		t.Fatalf("Add = %v, %v; want the mapping granted on 25566", got, err)
-	}
-	moved := forward.Key{Protocol: forward.TCP, ExternalPort: 25566}
-	if !has(moved) {
-		t.Error("the granted mapping was given back")
-	}
-	listed, err := b.List(testCtx(t))
-	if err != nil || len(listed) != 1 || listed[0].Key != moved || listed[0].AnyExternal {
-		t.Fatalf("List = %v, %v; want the mapping on tcp/25566", listed, err)
-	}
-	renew := m
-	renew.ExternalPort = 25566
-	if got, err := b.Add(testCtx(t), renew); err != nil || got.ExternalPort != 25566 {
-		t.Errorf("renewal = %v, %v; want it on 25566", got, err)
-	}
-	if listed, _ := b.List(testCtx(t)); len(listed) != 1 || listed[0].Key != moved {
-		t.Errorf("after the renewal List = %v", listed)
-	}
-}
-
-func TestNATPMPAnyPortKeepsTheGrant(t *testing.T) {
-	e := newNATPMPEnv(t)
-	e.fake.held[forward.Key{Protocol: forward.TCP, ExternalPort: 25565}] = true
-	checkAnyPortKept(t, e.n, e.fake.has)
-}
-
-func TestPCPAnyPortKeepsTheGrant(t *testing.T) {
-	e := newPCPEnv(t)
-	e.fake.held[forward.Key{Protocol: forward.TCP, ExternalPort: 25565}] = true
-	checkAnyPortKept(t, e.p, e.fake.has)
-}
 
 // TestIGDAnyPortWalksUp: a taken port (a foreign mapping, and a mapping of
 // another rule of portfwd's) makes Add for external_port: any try the next

@@ -1,9 +1,7 @@
-// Package upnp finds the home router and talks to it as a forward.Backend:
-// over UPnP IGD (Internet Gateway Device, v1 and v2; type IGD), PCP (RFC
-// 6887; type PCP over PCPClient) and NAT-PMP (RFC 6886; type NATPMP over
-// github.com/jackpal/go-nat-pmp). PCP and NAT-PMP cannot list mappings, so
-// those backends answer List from forward.State and watch the gateway's
-// epoch to notice it restarted.
+// Package upnp finds the home router and talks to it over UPnP IGD
+// (Internet Gateway Device, v1 and v2) as a forward.Backend (type IGD).
+// The router's other port-mapping protocols, PCP and NAT-PMP, live in
+// package upnp/pcp; GatewayAddr, the default gateway, serves both.
 //
 // Discovery is built for speed: the default gateway comes from
 // github.com/jackpal/gateway, and one UDP socket sends SSDP M-SEARCH both
@@ -36,9 +34,7 @@
 // backend), listing.go (GetListOfPortMappings), snapshot.go (what List
 // saw, for Add), add.go (AddPortMapping and its quirks), soaperror.go (SOAP
 // faults and UPnP error codes), diagnose.go (WAN address checks), arp.go
-// (the gateway's hardware address for the cache key); pcp.go (PCP wire
-// format), pcpclient.go (the exchange), pcpbackend.go (the backend);
-// natpmp.go and natpmperror.go (the NAT-PMP backend).
+// (the gateway's hardware address for the cache key).
 package upnp
 
 // otherProtocols is the advice when UPnP cannot do the job.

@@ -200,11 +200,11 @@ func (g *IGD) Delete(ctx context.Context, m forward.Mapping) error {
 	return fmt.Errorf("deleting mapping %s: %w", m.Key, err)
 }
 
-// ExternalAddr asks the gateway for its WAN address (GetExternalIPAddress).
 // errNoExternalAddr: the gateway answered GetExternalIPAddress without an
 // address it could be reached on.
 var errNoExternalAddr = errors.New("no usable external address")
 
+// ExternalAddr asks the gateway for its WAN address (GetExternalIPAddress).
 func (g *IGD) ExternalAddr(ctx context.Context) (netip.Addr, error) {
 	var s string
 	err := g.guard(ctx, func() error {

@@ -30,9 +30,34 @@ type staleCheck struct {
 // check (an IGD from discovery) is proven.
 func (c *staleCheck) unproven() bool { return c != nil && c.pending.Load() }
 
-// guard runs call, one request's worth of work on g. On an unproven cached
-// IGD it runs alone, and a transport failure makes g rediscover and retry.
+// guard runs call, one request's worth of work on g, under ctx. On an
+// unproven cached IGD it runs alone, and a transport failure makes g
+// rediscover and retry. An error after ctx ended says so (ctxError).
 func (g *IGD) guard(ctx context.Context, call func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return ctxError(ctx, g.guarded(ctx, call))
+}
+
+// ctxError makes err, from a call under ctx, wrap ctx's error when ctx
+// has ended: goupnp words transport failures with %v, which drops
+// context.Canceled and context.DeadlineExceeded.
+func ctxError(ctx context.Context, err error) error {
+	cause := ctx.Err()
+	if err == nil || cause == nil || errors.Is(err, cause) {
+		return err
+	}
+	return endedError{err, cause}
+}
+
+// endedError is an error that happened because its context ended.
+type endedError struct{ err, cause error }
+
+func (e endedError) Error() string   { return e.err.Error() }
+func (e endedError) Unwrap() []error { return []error{e.err, e.cause} }
+
+func (g *IGD) guarded(ctx context.Context, call func() error) error {
 	c := g.check
 	if !c.unproven() {
 		return call()

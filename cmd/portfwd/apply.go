@@ -4,21 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/portfwd/portfwd/forward"
 	"github.com/portfwd/portfwd/forward/probe"
-	"github.com/spf13/cobra"
 )
 
+// applyOptions is everything apply and down need, resolved from flags.
 type applyOptions struct {
-	prune   bool
-	down    bool // remove everything the config owns instead
-	noProbe bool
-	check   checkOptions
+	Out     *printer
+	Timeout time.Duration
+	Config  func(ctx context.Context) (*forward.Config, error)
+	Open    openFunc
+
+	Mode             forward.Mode // ModeApply, or ModeDown
+	Prune            bool
+	NoProbe          bool
+	EnableForwarding bool
+	Vantage          vantageFlags
 }
 
-func newApplyCmd(g *globals) *cobra.Command {
-	opts := &applyOptions{}
+func newCmdApply(f *factory, runF func(context.Context, *applyOptions) error) *cobra.Command {
+	opts := &applyOptions{Mode: forward.ModeApply}
 	cmd := &cobra.Command{
 		Use:   "apply [FILE]",
 		Short: "Make the router's port forwards match the file",
@@ -37,18 +46,19 @@ and the exit code is 3.`,
   portfwd apply -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runApply(cmd.Context(), g, args, opts)
+			opts.resolve(f, args, accessChange)
+			return runOr(cmd.Context(), runF, runApply, opts)
 		},
 	}
-	cmd.Flags().BoolVar(&opts.prune, "prune", true, "delete mappings this config owns that are no longer in it")
-	cmd.Flags().BoolVar(&opts.noProbe, "no-probe", false, "do not check the rules after applying")
-	cmd.Flags().BoolVar(&g.enableForwarding, "enable-forwarding", false, "iptables backend: turn on net.ipv4.ip_forward if it is off, instead of failing")
-	opts.check.flags(cmd)
+	cmd.Flags().BoolVar(&opts.Prune, "prune", true, "delete mappings this config owns that are no longer in it")
+	cmd.Flags().BoolVar(&opts.NoProbe, "no-probe", false, "do not check the rules after applying")
+	cmd.Flags().BoolVar(&opts.EnableForwarding, "enable-forwarding", false, "iptables backend: turn on net.ipv4.ip_forward if it is off, instead of failing")
+	opts.Vantage.flags(cmd)
 	return cmd
 }
 
-func newDownCmd(g *globals) *cobra.Command {
-	opts := &applyOptions{prune: true, down: true}
+func newCmdDown(f *factory, runF func(context.Context, *applyOptions) error) *cobra.Command {
+	opts := &applyOptions{Mode: forward.ModeDown, Prune: true, NoProbe: true}
 	return &cobra.Command{
 		Use:   "down [FILE]",
 		Short: "Remove every port forward the file owns",
@@ -58,10 +68,16 @@ file names). Mappings made by anyone else are left alone.`,
 		Example: `  portfwd down minecraft.yaml`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			g.inspect = true // removing forwards needs no IPv4 forwarding
-			return runApply(cmd.Context(), g, args, opts)
+			opts.resolve(f, args, accessRemove) // removing forwards needs no IPv4 forwarding
+			return runOr(cmd.Context(), runF, runApply, opts)
 		},
 	}
+}
+
+// resolve fills in what comes from the factory.
+func (o *applyOptions) resolve(f *factory, args []string, a access) {
+	o.Out, o.Timeout, o.Open = f.out, f.Settings.Timeout, f.opener(a, o.EnableForwarding)
+	o.Config = func(ctx context.Context) (*forward.Config, error) { return f.loadConfig(ctx, args) }
 }
 
 type applyDoc struct {
@@ -71,40 +87,42 @@ type applyDoc struct {
 	Check  []reportView `json:"check,omitempty"` // absent with --no-probe and for down
 }
 
-func runApply(ctx context.Context, g *globals, args []string, opts *applyOptions) error {
-	cfg, err := g.loadConfig(ctx, args)
+func runApply(ctx context.Context, opts *applyOptions) error {
+	cfg, err := opts.Config(ctx)
 	if err != nil {
 		return err
 	}
-	return g.withGateway(ctx, cfg, func(ctx context.Context, s *session) error {
-		return applyOn(ctx, g, cfg, s, opts)
+	return withGateway(ctx, opts.Timeout, opts.Open, cfg, func(ctx context.Context, g *forward.Gateway) error {
+		return applyOn(ctx, opts, cfg, g)
 	})
 }
 
-func applyOn(ctx context.Context, g *globals, cfg *forward.Config, s *session, opts *applyOptions) error {
-	var desired []forward.Mapping
-	if !opts.down {
-		desired = cfg.Desired(s.self, s.backend.Properties())
-	}
-	plan, _, err := reconcilePlan(ctx, s, desired, cfg, opts.prune)
+func applyOn(ctx context.Context, opts *applyOptions, cfg *forward.Config, g *forward.Gateway) error {
+	r, err := forward.Reconcile(ctx, g, cfg, forward.ReconcileOptions{Mode: opts.Mode, Prune: opts.Prune})
 	if err != nil {
 		return err
 	}
-	res := forward.Apply(ctx, s.backend, plan)
+	res := *r.Result
 	var checked checkResult
-	if !opts.down && !opts.noProbe {
-		if checked.reports, checked.via, err = g.check(ctx, cfg, s, &opts.check); err != nil {
+	if !opts.NoProbe {
+		if checked, err = runChecks(ctx, cfg, g, opts.Vantage, opts.Out.progress()); err != nil {
 			return err
 		}
 	}
-	if err := g.printResult(cfg, s, plan, res, checked); err != nil {
+	if err := printResult(opts.Out, cfg, g, r.Plan, res, checked); err != nil {
 		return err
 	}
-	if opts.down && res.Failed() == 0 {
-		if err := teardown(ctx, g, s); err != nil {
+	if opts.Mode == forward.ModeDown && res.Failed() == 0 {
+		if err := teardown(ctx, opts.Out, g); err != nil {
 			return err
 		}
 	}
+	return applyExit(r.Plan, res, checked)
+}
+
+// applyExit is the exit of an apply: partial when a change failed, else
+// unreachable when a rule's check says so.
+func applyExit(plan forward.Plan, res forward.Result, checked checkResult) error {
 	if n, tried := res.Failed(), len(plan.Changes)-plan.Count(forward.Noop); n > 0 && n == tried {
 		return withCode(exitPartial, fmt.Errorf("all %d change(s) failed; see above for why and what to do", n))
 	} else if n > 0 {
@@ -116,23 +134,17 @@ func applyOn(ctx context.Context, g *globals, cfg *forward.Config, s *session, o
 	return nil
 }
 
-// teardowner is a backend with something of its own to remove once no
-// mapping is left: the iptables backend's chains and jumps.
-type teardowner interface {
-	Teardown(ctx context.Context) error
-}
-
-// teardown removes what the backend set up for the mappings, after down
-// removed them all.
-func teardown(ctx context.Context, g *globals, s *session) error {
-	t, ok := s.backend.(teardowner)
+// teardown removes what the backend set up for the mappings (TearDowner),
+// after down removed them all.
+func teardown(ctx context.Context, out *printer, g *forward.Gateway) error {
+	t, ok := forward.As[forward.TearDowner](g.Backend)
 	if !ok {
 		return nil
 	}
 	if err := t.Teardown(ctx); err != nil {
 		return fmt.Errorf("the forwards are removed, but not portfwd's chains: %w; run portfwd down again", err)
 	}
-	fmt.Fprintln(g.io.ErrOut, "No chain or jump of portfwd's is left in iptables.")
+	out.errf("No chain or jump of portfwd's is left in iptables.\n")
 	return nil
 }
 
@@ -142,25 +154,21 @@ type checkResult struct {
 	via     string
 }
 
-// pastTense is what an action did, for apply's table.
-var pastTense = map[forward.Action]string{forward.Noop: "unchanged", forward.Create: "created",
-	forward.Update: "updated", forward.Renew: "renewed", forward.Delete: "deleted", forward.Conflict: "conflict"}
-
-func (g *globals) printResult(cfg *forward.Config, s *session, plan forward.Plan, res forward.Result, checked checkResult) error {
-	if g.json() {
-		doc := applyDoc{changesDoc: newChangesDoc(cfg, s, plan), Failed: res.Failed(), Via: checked.via}
+func printResult(out *printer, cfg *forward.Config, g *forward.Gateway, plan forward.Plan, res forward.Result, checked checkResult) error {
+	if out.json {
+		doc := applyDoc{changesDoc: newChangesDoc(cfg, g, plan), Failed: res.Failed(), Via: checked.via}
 		if checked.reports != nil {
 			doc.Check = viewReports(checked.reports)
 		}
 		for _, o := range res.Outcomes {
 			doc.Changes = append(doc.Changes, viewOutcome(o))
 		}
-		return g.writeJSON(doc)
+		return out.JSON(doc)
 	}
-	g.printGatewayLine(s)
-	t := g.newTable("RESULT", "RULE", "MAPPING", "TARGET", "NOTE")
+	out.gatewayLine(g)
+	t := out.table("RESULT", "RULE", "MAPPING", "TARGET", "NOTE")
 	for _, o := range res.Outcomes {
-		word, note := pastTense[o.Change.Action], o.Note
+		word, note := o.Change.Action.Past(), o.Note
 		if o.Err != nil {
 			word, note = "failed", o.Err.Error()
 			if o.Change.Action == forward.Conflict {
@@ -172,11 +180,10 @@ func (g *globals) printResult(cfg *forward.Config, s *session, plan forward.Plan
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.io.ErrOut, "Apply: %d change(s) made, %d failed, %d unchanged.\n",
-		res.Made(), res.Failed(), plan.Count(forward.Noop))
+	out.errf("Apply: %d change(s) made, %d failed, %d unchanged.\n", res.Made(), res.Failed(), plan.Count(forward.Noop))
 	if checked.reports == nil {
 		return nil
 	}
-	fmt.Fprintln(g.io.Out)
-	return g.printReports(checked.reports, checked.via)
+	fmt.Fprintln(out.io.Out)
+	return printReports(out, checked.reports, checked.via)
 }

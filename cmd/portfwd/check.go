@@ -3,26 +3,40 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/portfwd/portfwd/forward"
 	"github.com/portfwd/portfwd/forward/probe"
-	"github.com/spf13/cobra"
 )
 
+// vantageFlags are --via and --token: the probe server that checks from
+// outside, overriding the config's probe_server.
+type vantageFlags struct {
+	Via   string
+	Token string
+}
+
+func (v *vantageFlags) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&v.Via, "via", "", "probe server (portfwd probe-server) that checks from outside, e.g. https://vps.example:8443")
+	cmd.Flags().StringVar(&v.Token, "token", "", "the probe server's token")
+}
+
+// checkOptions is everything check needs, resolved from flags.
 type checkOptions struct {
-	via   string // probe server URL; overrides probe_server.url
-	token string
+	Out     *printer
+	Timeout time.Duration
+	Config  func(ctx context.Context) (*forward.Config, error)
+	Open    openFunc
+	Vantage vantageFlags
 }
 
-func (o *checkOptions) flags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.via, "via", "", "probe server (portfwd probe-server) that checks from outside, e.g. https://vps.example:8443")
-	cmd.Flags().StringVar(&o.token, "token", "", "the probe server's token")
-}
-
-func newCheckCmd(g *globals) *cobra.Command {
+func newCmdCheck(f *factory, runF func(context.Context, *checkOptions) error) *cobra.Command {
 	opts := &checkOptions{}
 	cmd := &cobra.Command{
 		Use:   "check [FILE | SERVICE | tcp/PORT | udp/PORT]",
@@ -46,67 +60,75 @@ or inconclusive. Exit code 4 when a rule is unreachable.`,
   portfwd check udp/19132 -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			g.inspect = true
-			return runCheck(cmd.Context(), g, args, opts)
+			opts.Out, opts.Timeout, opts.Open = f.out, f.Settings.Timeout, f.opener(accessRead, false)
+			opts.Config = func(ctx context.Context) (*forward.Config, error) { return f.checkConfig(ctx, args) }
+			return runOr(cmd.Context(), runF, runCheck, opts)
 		},
 	}
-	opts.flags(cmd)
+	opts.Vantage.flags(cmd)
 	return cmd
 }
 
-func runCheck(ctx context.Context, g *globals, args []string, opts *checkOptions) error {
-	cfg, err := g.checkConfig(ctx, args)
+type checkDoc struct {
+	FormatVersion int          `json:"format_version"`
+	Gateway       gatewayView  `json:"gateway"`
+	Via           string       `json:"via,omitempty"` // the probe server asked
+	Rules         []reportView `json:"rules"`
+}
+
+func runCheck(ctx context.Context, opts *checkOptions) error {
+	cfg, err := opts.Config(ctx)
 	if err != nil {
 		return err
 	}
-	return g.withGateway(ctx, cfg, func(ctx context.Context, s *session) error {
-		reports, via, err := g.check(ctx, cfg, s, opts)
+	return withGateway(ctx, opts.Timeout, opts.Open, cfg, func(ctx context.Context, g *forward.Gateway) error {
+		checked, err := runChecks(ctx, cfg, g, opts.Vantage, opts.Out.progress())
 		if err != nil {
 			return err
 		}
-		if g.json() {
-			err = g.writeJSON(checkDoc{FormatVersion: formatVersion, Gateway: viewGateway(s), Via: via, Rules: viewReports(reports)})
+		if opts.Out.json {
+			err = opts.Out.JSON(checkDoc{FormatVersion: formatVersion, Gateway: viewGateway(g), Via: checked.via, Rules: viewReports(checked.reports)})
 		} else {
-			err = g.printReports(reports, via)
+			err = printReports(opts.Out, checked.reports, checked.via)
 		}
-		if err == nil && unreachable(reports) {
+		if err == nil && unreachable(checked.reports) {
 			return withCode(exitUnreachable, nil)
 		}
 		return err
 	})
 }
 
-// check runs the layered diagnosis of cfg's rules through s, and returns
-// the reports and the probe server used ("" for none).
-func (g *globals) check(ctx context.Context, cfg *forward.Config, s *session, opts *checkOptions) ([]probe.Report, string, error) {
-	targets := probe.Targets(cfg, s.self)
-	c := &probe.Checker{Gateway: s.backend, Self: s.self}
+// runChecks runs the layered diagnosis of cfg's rules through g, from the
+// probe server --via names, else the config's. A line of progress goes
+// to progress, when not nil.
+func runChecks(ctx context.Context, cfg *forward.Config, g *forward.Gateway, v vantageFlags, progress io.Writer) (checkResult, error) {
+	targets := probe.Targets(cfg, g.Self)
+	c := &probe.Checker{Gateway: g.Backend, Self: g.Self}
 	via, token := cfg.ProbeServer.URL, cfg.ProbeServer.Token
-	if opts.via != "" {
-		via, token = opts.via, opts.token
+	if v.Via != "" {
+		via, token = v.Via, v.Token
 	}
 	if via != "" {
 		if err := forward.CheckProbeServerURL(via); err != nil {
-			return nil, "", fmt.Errorf("--via: %w", err)
+			return checkResult{}, fmt.Errorf("--via: %w", err)
 		}
 		c.Vantage = probe.RemoteVantage{URL: via, Token: token}
 	}
-	if g.io.Terminal {
-		fmt.Fprintf(g.io.ErrOut, "checking %d rule(s)…\n", len(targets))
+	if progress != nil {
+		fmt.Fprintf(progress, "checking %d rule(s)…\n", len(targets))
 	}
-	return c.Check(ctx, targets), via, nil
+	return checkResult{reports: c.Check(ctx, targets), via: via}, nil
 }
 
 // checkConfig is the config named by args: a file, or a one-off question
 // about a catalog service or a protocol/port.
-func (g *globals) checkConfig(ctx context.Context, args []string) (*forward.Config, error) {
+func (f *factory) checkConfig(ctx context.Context, args []string) (*forward.Config, error) {
 	if len(args) == 1 {
 		if r, ok := oneOffRule(args[0]); ok {
-			gw, err := g.gatewaySettings(forward.GatewaySettings{Backend: "auto", Lease: forward.DefaultLease})
-			return &forward.Config{Gateway: gw, Rules: []forward.Rule{r}}, err
+			return f.optionalConfig(ctx, nil, r)
 		}
 	}
-	return g.loadConfig(ctx, args)
+	return f.loadConfig(ctx, args)
 }
 
 var protoPort = regexp.MustCompile(`^(tcp|udp)/([0-9]{1,5})$`)
@@ -121,7 +143,7 @@ func oneOffRule(arg string) (forward.Rule, bool) {
 		}
 		p := forward.PortRange{First: uint16(port), Last: uint16(port)}
 		return forward.Rule{Name: m[1] + "-" + m[2], Protocols: []forward.Protocol{forward.Protocol(m[1])},
-			External: p, Internal: p, InternalHost: "self", Probe: m[1]}, true
+			External: p, Internal: p, InternalHost: "self", Probe: forward.ProbeKind(m[1])}, true
 	}
 	if svc, ok := forward.LookupService(arg); ok {
 		return forward.Rule{Name: svc.Name, Service: svc.Name, Protocols: svc.Protocols,

@@ -18,7 +18,7 @@ func TestOneOffRule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		r, ok := oneOffRule(tt.arg)
-		if ok != tt.ok || (ok && (r.Name != tt.name || r.Probe != tt.probe || r.External.First != tt.first || r.External.Last != tt.last || r.InternalHost != "self")) {
+		if ok != tt.ok || (ok && (r.Name != tt.name || string(r.Probe) != tt.probe || r.External.First != tt.first || r.External.Last != tt.last || r.InternalHost != "self")) {
 			t.Errorf("oneOffRule(%q) = %+v, %v", tt.arg, r, ok)
 		}
 	}

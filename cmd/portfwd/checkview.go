@@ -7,13 +7,6 @@ import (
 	"github.com/portfwd/portfwd/forward/probe"
 )
 
-type checkDoc struct {
-	FormatVersion int          `json:"format_version"`
-	Gateway       gatewayView  `json:"gateway"`
-	Via           string       `json:"via,omitempty"` // the probe server asked
-	Rules         []reportView `json:"rules"`
-}
-
 type reportView struct {
 	Rule      string      `json:"rule"`
 	Probe     string      `json:"probe"`
@@ -50,8 +43,8 @@ func viewReports(reports []probe.Report) []reportView {
 
 // printReports writes one line per rule, then the layers of every rule
 // that is not plainly reachable, so the fix is on screen.
-func (g *globals) printReports(reports []probe.Report, via string) error {
-	t := g.newTable("RULE", "PROBE", "PORT", "VERDICT", "DETAIL")
+func printReports(out *printer, reports []probe.Report, via string) error {
+	t := out.table("RULE", "PROBE", "PORT", "VERDICT", "DETAIL")
 	for _, r := range reports {
 		t.row(r.Rule, string(r.Kind), r.External.String(), string(r.Verdict), detail(r))
 	}
@@ -60,21 +53,21 @@ func (g *globals) printReports(reports []probe.Report, via string) error {
 	}
 	for _, r := range reports {
 		if r.Verdict != probe.Reachable {
-			g.printLayers(r)
+			printLayers(out, r)
 		}
 	}
 	if via == "" {
-		fmt.Fprintln(g.io.ErrOut, "no probe server: nothing checked from outside (see portfwd check --help, --via)")
+		out.errf("no probe server: nothing checked from outside (see portfwd check --help, --via)\n")
 	}
 	return nil
 }
 
-func (g *globals) printLayers(r probe.Report) {
-	fmt.Fprintf(g.io.Out, "\n%s (%s → %s):\n", r.Rule, r.External, r.Internal)
+func printLayers(out *printer, r probe.Report) {
+	fmt.Fprintf(out.io.Out, "\n%s (%s → %s):\n", r.Rule, r.External, r.Internal)
 	for _, s := range r.Steps {
-		fmt.Fprintf(g.io.Out, "  %-8s %-5s %s\n", s.Layer, s.Status, s.Message)
+		fmt.Fprintf(out.io.Out, "  %-8s %-5s %s\n", s.Layer, s.Status, s.Message)
 		if s.Fix != "" && s.Status == probe.StatusFail {
-			fmt.Fprintf(g.io.Out, "  %-8s %-5s fix: %s\n", "", "", s.Fix)
+			fmt.Fprintf(out.io.Out, "  %-8s %-5s fix: %s\n", "", "", s.Fix)
 		}
 	}
 }

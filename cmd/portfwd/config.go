@@ -24,14 +24,19 @@ func searchPaths() []string {
 // loadConfig finds, validates and returns the config, with the gateway
 // section overridden by flags and PORTFWD_* variables. Warnings go to
 // stderr. Any error here means nothing has been sent to a gateway.
-func (g *globals) loadConfig(ctx context.Context, args []string) (*forward.Config, error) {
-	path, err := g.configPath(args)
+func (f *factory) loadConfig(ctx context.Context, args []string) (*forward.Config, error) {
+	path, err := f.configPath(args)
 	if err != nil {
 		return nil, err
 	}
+	return f.loadFile(ctx, path)
+}
+
+// loadFile is loadConfig for a file already found.
+func (f *factory) loadFile(ctx context.Context, path string) (*forward.Config, error) {
 	cfg, warns, err := forward.LoadFile(ctx, path, forward.LoadOptions{})
 	for _, w := range warns {
-		fmt.Fprintln(g.io.ErrOut, "warning:", w)
+		fmt.Fprintln(f.IO.ErrOut, "warning:", w)
 	}
 	if err != nil {
 		var ce *forward.ConfigError
@@ -40,14 +45,7 @@ func (g *globals) loadConfig(ctx context.Context, args []string) (*forward.Confi
 		}
 		return nil, err
 	}
-	// The file is valid YAML now, so viper can read it too and merge its
-	// gateway section under the flags and environment.
-	g.v.SetConfigFile(path)
-	g.v.SetConfigType("yaml")
-	if err := g.v.ReadInConfig(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if cfg.Gateway, err = g.gatewaySettings(cfg.Gateway); err != nil {
+	if cfg.Gateway, err = f.Settings.Gateway.apply(cfg.Gateway); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -55,11 +53,11 @@ func (g *globals) loadConfig(ctx context.Context, args []string) (*forward.Confi
 
 // configPath is the file named on the command line, else $PORTFWD_CONFIG,
 // else the first portfwd.yaml on searchPaths.
-func (g *globals) configPath(args []string) (string, error) {
+func (f *factory) configPath(args []string) (string, error) {
 	if len(args) > 0 {
 		return args[0], nil
 	}
-	if p := g.v.GetString("config"); p != "" {
+	if p := f.Settings.Config; p != "" {
 		return p, nil
 	}
 	for _, dir := range searchPaths() {
@@ -72,22 +70,33 @@ func (g *globals) configPath(args []string) (string, error) {
 		strings.Join(searchPaths(), ", "))
 }
 
-// gatewaySettings applies flag and environment overrides to the file's
-// gateway section and validates the result.
-func (g *globals) gatewaySettings(gw forward.GatewaySettings) (forward.GatewaySettings, error) {
-	if s := g.v.GetString("gateway.backend"); s != "" {
-		gw.Backend = s
+// optionalConfig loads the named or default config when there is one, and
+// otherwise a config of rules alone whose gateway section comes from flags
+// and environment.
+func (f *factory) optionalConfig(ctx context.Context, args []string, rules ...forward.Rule) (*forward.Config, error) {
+	if _, err := f.configPath(args); err == nil && len(rules) == 0 {
+		return f.loadConfig(ctx, args)
 	}
-	if s := g.v.GetString("gateway.address"); s != "" {
-		gw.Address = s
+	gw, err := f.Settings.Gateway.apply(forward.GatewaySettings{Backend: forward.Auto, Lease: forward.DefaultLease})
+	return &forward.Config{Gateway: gw, Rules: rules}, err
+}
+
+// apply sets the overrides that were given on gw, and validates the
+// result.
+func (o gatewayOverrides) apply(gw forward.GatewaySettings) (forward.GatewaySettings, error) {
+	if o.Backend != "" {
+		gw.Backend = o.Backend
 	}
-	if s := g.v.GetString("gateway.wan_interface"); s != "" {
-		gw.WANInterface = s
+	if o.Address != "" {
+		gw.Address = o.Address
 	}
-	if raw := g.v.GetString("gateway.lease"); raw != "" {
-		lease, err := forward.ParseLease(raw)
+	if o.WANInterface != "" {
+		gw.WANInterface = o.WANInterface
+	}
+	if o.Lease != "" {
+		lease, err := forward.ParseLease(o.Lease)
 		if err != nil {
-			return gw, fmt.Errorf("lease %q (from --lease, PORTFWD_GATEWAY_LEASE or the file): %w", raw, err)
+			return gw, fmt.Errorf("lease %q (from --lease, PORTFWD_GATEWAY_LEASE or the file): %w", o.Lease, err)
 		}
 		gw.Lease = lease
 	}

@@ -368,10 +368,7 @@ func TestLabConcurrentApplies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st struct {
-		FormatVersion int                    `json:"format_version"`
-		Gateways      []forward.GatewayState `json:"gateways"`
-	}
+	var st recordsFile
 	if err := json.Unmarshal(raw, &st); err != nil {
 		t.Fatalf("state file is not valid JSON: %v\n%s", err, raw)
 	}

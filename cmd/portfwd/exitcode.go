@@ -16,7 +16,7 @@ const (
 	exitInterrupted = 130 // interrupted (Ctrl-C, SIGTERM)
 )
 
-// exitError carries an exit code through cobra to main. A nil err means
+// codeError carries an exit code through cobra to main. A nil err means
 // the command already told the user what happened.
 type codeError struct {
 	code int
@@ -31,6 +31,13 @@ func (e *codeError) Error() string {
 }
 
 func (e *codeError) Unwrap() error { return e.err }
+
+// isSilent: a codeError without a message means the command has already
+// reported everything (for example a plan with pending changes).
+func isSilent(err error) bool {
+	ce, ok := err.(*codeError)
+	return ok && ce.err == nil
+}
 
 // withCode marks err with an exit code.
 func withCode(code int, err error) error { return &codeError{code: code, err: err} }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/portfwd/portfwd/forward"
 	"github.com/portfwd/portfwd/internal/lab"
 )
 
@@ -111,4 +112,14 @@ func upnpc(t *testing.T, l *lab.Lab, args ...string) string {
 		t.Fatalf("upnpc %v: %v\n%s", args, err, out)
 	}
 	return string(out)
+}
+
+// recordsFile is the layout of the NAT-PMP/PCP records (state.json), as the
+// lab tests read it.
+type recordsFile struct {
+	FormatVersion int `json:"format_version"`
+	Gateways      []struct {
+		Protocol string                      `json:"protocol"`
+		Entries  []struct{ forward.Mapping } `json:"entries"`
+	} `json:"gateways"`
 }

@@ -10,15 +10,14 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], systemStreams())
+	code := run(ctx, os.Args[1:], newFactory(systemStreams()))
 	stop()
 	os.Exit(code)
 }
 
-// run executes one command line and returns the exit code.
-func run(ctx context.Context, args []string, io IOStreams) int {
-	g := newGlobals(io)
-	root := newRootCmd(g)
+// run executes one command line with f and returns the exit code.
+func run(ctx context.Context, args []string, f *factory) int {
+	root := newCmdRoot(f)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	code := exitCodeOf(err)
@@ -26,17 +25,8 @@ func run(ctx context.Context, args []string, io IOStreams) int {
 		code = exitInterrupted
 	}
 	if err != nil && !isSilent(err) {
-		fmt.Fprintln(io.ErrOut, "portfwd:", err)
-		if g.json() && !g.wroteJSON {
-			g.writeError(err, code)
-		}
+		fmt.Fprintln(f.IO.ErrOut, "portfwd:", err)
+		f.out.errorDocument(err, code)
 	}
 	return code
-}
-
-// isSilent: a codeError without a message means the command has already
-// reported everything (for example a plan with pending changes).
-func isSilent(err error) bool {
-	ce, ok := err.(*codeError)
-	return ok && ce.err == nil
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portfwd/portfwd/forward"
 	"github.com/portfwd/portfwd/internal/lab"
 )
 
@@ -168,7 +167,7 @@ func TestLabKilledApplyRecovers(t *testing.T) {
 		t.Errorf("the router holds %d of the 20 mappings", n)
 	}
 	raw, _ := os.ReadFile(state)
-	var st struct{ Gateways []forward.GatewayState }
+	var st recordsFile
 	if err := json.Unmarshal(raw, &st); err != nil || len(st.Gateways) != 1 || len(st.Gateways[0].Entries) != 20 {
 		t.Errorf("state after recovery: %v, %+v", err, st)
 	}

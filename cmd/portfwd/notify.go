@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // sdNotify sends state to systemd's notification socket, the protocol of
@@ -45,21 +43,4 @@ func sdStopping() (bool, error) { return sdNotify("STOPPING=1") }
 // sdStatus sets the one-line status `systemctl status` shows.
 func sdStatus(status string) (bool, error) {
 	return sdNotify("STATUS=" + strings.ReplaceAll(status, "\n", " "))
-}
-
-// sdWatchdog tells systemd the daemon is alive (WatchdogSec= in the unit).
-func sdWatchdog() (bool, error) { return sdNotify("WATCHDOG=1") }
-
-// sdWatchdogInterval is how often to call sdWatchdog: half of
-// $WATCHDOG_USEC, as sd_watchdog_enabled(3) advises. ok is false when the
-// watchdog is off or meant for another process ($WATCHDOG_PID).
-func sdWatchdogInterval() (every time.Duration, ok bool) {
-	usec, err := strconv.ParseInt(os.Getenv("WATCHDOG_USEC"), 10, 64)
-	if err != nil || usec <= 0 {
-		return 0, false
-	}
-	if pid := os.Getenv("WATCHDOG_PID"); pid != "" && pid != strconv.Itoa(os.Getpid()) {
-		return 0, false
-	}
-	return time.Duration(usec) * time.Microsecond / 2, true
 }

@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -42,7 +41,6 @@ func TestNotifyHelpers(t *testing.T) {
 	}{
 		{sdReady, "READY=1"},
 		{func() (bool, error) { return sdStatus("3 forwards ok\n1 conflict") }, "STATUS=3 forwards ok 1 conflict"},
-		{sdWatchdog, "WATCHDOG=1"},
 		{sdStopping, "STOPPING=1"},
 	} {
 		sent, err := tc.send()
@@ -80,25 +78,5 @@ func TestNotifyNoListener(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "gone"))
 	if sent, err := sdReady(); sent || err == nil {
 		t.Errorf("to a missing socket: sent %v, err %v; want false and an error", sent, err)
-	}
-}
-
-func TestNotifyWatchdogInterval(t *testing.T) {
-	for _, tc := range []struct {
-		usec, pid string
-		want      time.Duration
-		ok        bool
-	}{
-		{"", "", 0, false},
-		{"junk", "", 0, false},
-		{"30000000", "", 15 * time.Second, true},
-		{"30000000", strconv.Itoa(os.Getpid()), 15 * time.Second, true},
-		{"30000000", "1", 0, false},
-	} {
-		t.Setenv("WATCHDOG_USEC", tc.usec)
-		t.Setenv("WATCHDOG_PID", tc.pid)
-		if got, ok := sdWatchdogInterval(); got != tc.want || ok != tc.ok {
-			t.Errorf("WATCHDOG_USEC=%q WATCHDOG_PID=%q: %s %v, want %s %v", tc.usec, tc.pid, got, ok, tc.want, tc.ok)
-		}
 	}
 }

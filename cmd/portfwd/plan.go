@@ -2,18 +2,25 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/portfwd/portfwd/forward"
-	"github.com/spf13/cobra"
 )
 
+// planOptions is everything plan needs, resolved from flags.
 type planOptions struct {
-	detailedExitCode bool
-	prune            bool
+	Out     *printer
+	Timeout time.Duration
+	Config  func(ctx context.Context) (*forward.Config, error)
+	Open    openFunc
+
+	DetailedExitCode bool
+	Prune            bool
 }
 
-func newPlanCmd(g *globals) *cobra.Command {
+func newCmdPlan(f *factory, runF func(context.Context, *planOptions) error) *cobra.Command {
 	opts := &planOptions{}
 	cmd := &cobra.Command{
 		Use:   "plan [FILE]",
@@ -29,13 +36,43 @@ Nothing is changed on the gateway.`,
   portfwd plan -o json | jq '.changes[] | select(.action != "noop")'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			g.inspect = true
-			return runPlan(cmd.Context(), g, args, opts)
+			opts.Out, opts.Timeout, opts.Open = f.out, f.Settings.Timeout, f.opener(accessRead, false)
+			opts.Config = func(ctx context.Context) (*forward.Config, error) { return f.loadConfig(ctx, args) }
+			return runOr(cmd.Context(), runF, runPlan, opts)
 		},
 	}
-	cmd.Flags().BoolVar(&opts.detailedExitCode, "detailed-exitcode", false, "exit 2 when the gateway differs from the file (0 when it matches)")
-	cmd.Flags().BoolVar(&opts.prune, "prune", true, "plan to delete mappings this config owns that are no longer in it")
+	cmd.Flags().BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "exit 2 when the gateway differs from the file (0 when it matches)")
+	cmd.Flags().BoolVar(&opts.Prune, "prune", true, "plan to delete mappings this config owns that are no longer in it")
 	return cmd
+}
+
+// runOr runs runF when a test handed one in, else run: the seam that
+// lets tests check what a command resolved from its flags.
+func runOr[O any](ctx context.Context, runF, run func(context.Context, *O) error, opts *O) error {
+	if runF != nil {
+		return runF(ctx, opts)
+	}
+	return run(ctx, opts)
+}
+
+func runPlan(ctx context.Context, opts *planOptions) error {
+	cfg, err := opts.Config(ctx)
+	if err != nil {
+		return err
+	}
+	return withGateway(ctx, opts.Timeout, opts.Open, cfg, func(ctx context.Context, g *forward.Gateway) error {
+		r, err := forward.Reconcile(ctx, g, cfg, forward.ReconcileOptions{Mode: forward.ModePlan, Prune: opts.Prune})
+		if err != nil {
+			return err
+		}
+		if err := printPlan(opts.Out, cfg, g, r.Plan); err != nil {
+			return err
+		}
+		if opts.DetailedExitCode && r.Plan.Pending() {
+			return withCode(exitPending, nil)
+		}
+		return nil
+	})
 }
 
 // changesDoc is the head plan and apply share in JSON.
@@ -47,8 +84,8 @@ type changesDoc struct {
 	Summary       map[string]int `json:"summary"`
 }
 
-func newChangesDoc(cfg *forward.Config, s *session, plan forward.Plan) changesDoc {
-	return changesDoc{FormatVersion: formatVersion, Config: cfg.File, Gateway: viewGateway(s),
+func newChangesDoc(cfg *forward.Config, g *forward.Gateway, plan forward.Plan) changesDoc {
+	return changesDoc{FormatVersion: formatVersion, Config: cfg.File, Gateway: viewGateway(g),
 		Changes: []changeView{}, Summary: summary(plan)}
 }
 
@@ -57,42 +94,22 @@ type planDoc struct {
 	Pending bool `json:"pending"`
 }
 
-func runPlan(ctx context.Context, g *globals, args []string, opts *planOptions) error {
-	cfg, err := g.loadConfig(ctx, args)
-	if err != nil {
-		return err
-	}
-	return g.withGateway(ctx, cfg, func(ctx context.Context, s *session) error {
-		plan, _, err := reconcilePlan(ctx, s, cfg.Desired(s.self, s.backend.Properties()), cfg, opts.prune)
-		if err != nil {
-			return err
-		}
-		if err := g.printPlan(cfg, s, plan); err != nil {
-			return err
-		}
-		if opts.detailedExitCode && plan.Pending() {
-			return withCode(exitPending, nil)
-		}
-		return nil
-	})
-}
-
-func (g *globals) printPlan(cfg *forward.Config, s *session, plan forward.Plan) error {
-	if g.json() {
-		doc := planDoc{newChangesDoc(cfg, s, plan), plan.Pending()}
+func printPlan(out *printer, cfg *forward.Config, g *forward.Gateway, plan forward.Plan) error {
+	if out.json {
+		doc := planDoc{newChangesDoc(cfg, g, plan), plan.Pending()}
 		for _, c := range plan.Changes {
 			doc.Changes = append(doc.Changes, viewChange(c))
 		}
-		return g.writeJSON(doc)
+		return out.JSON(doc)
 	}
-	g.printGatewayLine(s)
-	t := g.newTable("ACTION", "RULE", "MAPPING", "TARGET", "REASON")
+	out.gatewayLine(g)
+	t := out.table("ACTION", "RULE", "MAPPING", "TARGET", "REASON")
 	for _, c := range plan.Changes {
 		t.row(c.Action.String(), c.Rule, c.Key.String(), target(c), c.Reason)
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.io.ErrOut, "Plan: %s.\n", summaryLine(plan))
+	out.errf("Plan: %s.\n", summaryLine(plan))
 	return nil
 }

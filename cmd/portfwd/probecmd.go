@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -13,7 +12,16 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newProbeCmd(g *globals) *cobra.Command {
+// probeOptions is everything probe needs, resolved from flags.
+type probeOptions struct {
+	Out     *printer
+	Timeout time.Duration
+	Target  string
+	Kind    probe.Kind
+}
+
+func newCmdProbe(f *factory, runF func(context.Context, *probeOptions) error) *cobra.Command {
+	opts := &probeOptions{}
 	var kind string
 	cmd := &cobra.Command{
 		Use:   "probe HOST:PORT",
@@ -27,7 +35,8 @@ Kinds: ` + kindList() + `.`,
   portfwd probe my.home.example:19132 --kind minecraft-bedrock -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runProbe(cmd.Context(), g, args[0], probe.Kind(kind))
+			opts.Out, opts.Timeout, opts.Target, opts.Kind = f.out, f.Settings.Timeout, args[0], probe.Kind(kind)
+			return runOr(cmd.Context(), runF, runProbe, opts)
 		},
 	}
 	cmd.Flags().StringVar(&kind, "kind", "tcp", "probe kind: "+kindList())
@@ -52,23 +61,23 @@ type probeDoc struct {
 	Error         string      `json:"error,omitempty"`
 }
 
-func runProbe(ctx context.Context, g *globals, target string, kind probe.Kind) error {
-	if !slices.Contains(probe.Kinds(), kind) {
-		return fmt.Errorf("--kind %q: want one of %s", kind, kindList())
+func runProbe(ctx context.Context, opts *probeOptions) error {
+	if !opts.Kind.Known() {
+		return fmt.Errorf("--kind %q: want one of %s", opts.Kind, kindList())
 	}
-	addr, err := resolveTarget(ctx, target)
+	addr, err := resolveTarget(ctx, opts.Target)
 	if err != nil {
 		return err
 	}
-	res := probe.Run(ctx, kind, addr, probe.Options{Timeout: min(g.timeout, probe.DefaultTimeout)})
-	doc := probeDoc{FormatVersion: formatVersion, Kind: string(kind), Address: addr.String(), Answered: res.Answered,
+	res := probe.Run(ctx, opts.Kind, addr, probe.Options{Timeout: min(opts.Timeout, probe.DefaultTimeout)})
+	doc := probeDoc{FormatVersion: formatVersion, Kind: string(opts.Kind), Address: addr.String(), Answered: res.Answered,
 		LatencyMS: float64(res.Latency.Microseconds()) / 1000}
 	if res.Answered {
 		doc.Info = &res.Info
 	} else if res.Err != nil {
 		doc.Error = res.Err.Error()
 	}
-	if err := g.printProbe(doc, res); err != nil {
+	if err := printProbe(opts.Out, doc, res); err != nil {
 		return err
 	}
 	if !res.Answered {
@@ -77,16 +86,16 @@ func runProbe(ctx context.Context, g *globals, target string, kind probe.Kind) e
 	return nil
 }
 
-func (g *globals) printProbe(doc probeDoc, res probe.Result) error {
-	if g.json() {
-		return g.writeJSON(doc)
+func printProbe(out *printer, doc probeDoc, res probe.Result) error {
+	if out.json {
+		return out.JSON(doc)
 	}
 	if !res.Answered {
-		_, err := fmt.Fprintf(g.io.Out, "%s %s: no: %v\n", doc.Kind, doc.Address, res.Err)
+		_, err := fmt.Fprintf(out.io.Out, "%s %s: no: %v\n", doc.Kind, doc.Address, res.Err)
 		return err
 	}
 	r := probe.Report{Verdict: probe.Reachable, Info: &res.Info, Latency: res.Latency}
-	_, err := fmt.Fprintf(g.io.Out, "%s %s: answered: %s\n", doc.Kind, doc.Address, detail(r))
+	_, err := fmt.Fprintf(out.io.Out, "%s %s: answered: %s\n", doc.Kind, doc.Address, detail(r))
 	return err
 }
 
@@ -110,7 +119,7 @@ func resolveTarget(ctx context.Context, s string) (netip.AddrPort, error) {
 	return ap, nil
 }
 
-func newProbeServerCmd(g *globals) *cobra.Command {
+func newCmdProbeServer(f *factory) *cobra.Command {
 	s := &probe.Server{}
 	var listen string
 	cmd := &cobra.Command{
@@ -124,16 +133,16 @@ use a token over a trusted network).`,
 		Example: `  portfwd probe-server --listen :8443 --token "$(cat /etc/portfwd/token)"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(g.io.ErrOut, "probe server listening on %s\n", listen)
-			return probe.ListenAndServe(cmd.Context(), listen, s, g.io.ErrOut)
+			fmt.Fprintf(f.IO.ErrOut, "probe server listening on %s\n", listen)
+			return probe.ListenAndServe(cmd.Context(), listen, s, f.IO.ErrOut)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&listen, "listen", ":8443", "address to listen on")
-	f.StringVar(&s.Token, "token", "", "require this shared token (Authorization: Bearer)")
-	f.IntVar(&s.MaxPorts, "max-ports", probe.DefaultMaxPorts, "most ports one request may ask for")
-	f.Float64Var(&s.Rate, "rate", probe.DefaultRate, "requests per second allowed from one source address")
-	f.IntVar(&s.Burst, "burst", probe.DefaultBurst, "requests one source may make at once before the rate applies")
-	f.DurationVar(&s.Timeout, "probe-timeout", 3*time.Second, "deadline of each probe")
+	fl := cmd.Flags()
+	fl.StringVar(&listen, "listen", ":8443", "address to listen on")
+	fl.StringVar(&s.Token, "token", "", "require this shared token (Authorization: Bearer)")
+	fl.IntVar(&s.MaxPorts, "max-ports", probe.DefaultMaxPorts, "most ports one request may ask for")
+	fl.Float64Var(&s.Rate, "rate", probe.DefaultRate, "requests per second allowed from one source address")
+	fl.IntVar(&s.Burst, "burst", probe.DefaultBurst, "requests one source may make at once before the rate applies")
+	fl.DurationVar(&s.Timeout, "probe-timeout", 3*time.Second, "deadline of each probe")
 	return cmd
 }

@@ -17,10 +17,20 @@ import (
 // bumps it.
 const formatVersion = 1
 
-// writeJSON prints v, indented, as one document on Out.
-func (g *globals) writeJSON(v any) error {
-	g.wroteJSON = true
-	enc := json.NewEncoder(g.io.Out)
+// printer writes a command's result: tables on a terminal, tab-separated
+// when piped, or one JSON document with -o json. It remembers whether it
+// wrote a document, so a failure after one (a partial apply) does not
+// print a second.
+type printer struct {
+	io    IOStreams
+	json  bool
+	wrote bool
+}
+
+// JSON prints v, indented, as one document on Out.
+func (p *printer) JSON(v any) error {
+	p.wrote = true
+	enc := json.NewEncoder(p.io.Out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
@@ -31,15 +41,27 @@ type table struct {
 	flush func() error
 }
 
-func (g *globals) newTable(header ...string) *table {
-	t := &table{w: g.io.Out, flush: func() error { return nil }}
-	if g.io.Terminal {
-		tw := tabwriter.NewWriter(g.io.Out, 0, 4, 2, ' ', 0)
+// table starts a table with its header row.
+func (p *printer) table(header ...string) *table {
+	t := &table{w: p.io.Out, flush: func() error { return nil }}
+	if p.io.Terminal {
+		tw := tabwriter.NewWriter(p.io.Out, 0, 4, 2, ' ', 0)
 		t.w, t.flush = tw, tw.Flush
 	}
 	t.row(header...)
 	return t
 }
+
+// progress is where progress lines go: stderr on a terminal, else nowhere.
+func (p *printer) progress() io.Writer {
+	if p.io.Terminal {
+		return p.io.ErrOut
+	}
+	return nil
+}
+
+// errf prints a diagnostic line on stderr.
+func (p *printer) errf(format string, a ...any) { fmt.Fprintf(p.io.ErrOut, format, a...) }
 
 func (t *table) row(cells ...string) { fmt.Fprintln(t.w, strings.Join(cells, "\t")) }
 
@@ -78,18 +100,22 @@ type gatewayView struct {
 	FromState bool `json:"mappings_from_state,omitempty"`
 }
 
-func viewGateway(s *session) gatewayView {
-	p := s.backend.Properties()
-	return gatewayView{Backend: p.Name, URL: p.Gateway, Protocols: p.Protocols, ThisHost: s.self.String(),
-		Answered: s.answered, Why: s.why, FromState: p.ListsFromState}
+func viewGateway(g *forward.Gateway) gatewayView {
+	p := g.Backend.Properties()
+	v := gatewayView{Backend: p.Name, URL: p.Gateway, Protocols: p.Protocols, ThisHost: g.Self.String(), FromState: p.ListsFromState}
+	if g.Detection != nil {
+		v.Answered, v.Why = g.Detection.Answered, g.Detection.Why
+	}
+	return v
 }
 
-func (g *globals) printGatewayLine(s *session) {
-	p := s.backend.Properties()
-	fmt.Fprintf(g.io.ErrOut, "gateway: %s %s (%s), this host %s\n", p.Name, p.Gateway,
-		strings.Join(p.Protocols, ", "), s.self)
-	if len(s.answered) > 0 {
-		fmt.Fprintf(g.io.ErrOut, "gateway: answered %s; chose %s: %s\n", strings.Join(s.answered, ", "), p.Name, s.why)
+// gatewayLine says on stderr which gateway the command talks to, and how
+// detection chose it.
+func (p *printer) gatewayLine(g *forward.Gateway) {
+	props := g.Backend.Properties()
+	p.errf("gateway: %s %s (%s), this host %s\n", props.Name, props.Gateway, strings.Join(props.Protocols, ", "), g.Self)
+	if d := g.Detection; d != nil {
+		p.errf("gateway: answered %s; chose %s: %s\n", strings.Join(d.Answered, ", "), props.Name, d.Why)
 	}
 }
 
@@ -165,7 +191,12 @@ type problemView struct {
 	Message string `json:"message"`
 }
 
-func (g *globals) writeError(err error, code int) {
+// errorDocument prints, with -o json, the document of a command that
+// failed before it printed its own.
+func (p *printer) errorDocument(err error, code int) {
+	if !p.json || p.wrote {
+		return
+	}
 	doc := errorDoc{FormatVersion: formatVersion}
 	doc.Error.Message, doc.Error.ExitCode = err.Error(), code
 	var ce *forward.ConfigError
@@ -174,5 +205,5 @@ func (g *globals) writeError(err error, code int) {
 			doc.Error.Problems = append(doc.Error.Problems, problemView(p))
 		}
 	}
-	_ = g.writeJSON(doc)
+	_ = p.JSON(doc)
 }

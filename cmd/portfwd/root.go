@@ -1,41 +1,41 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/portfwd/portfwd/forward"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+
+	"github.com/portfwd/portfwd/forward"
 )
 
-// globals are the settings every command shares, resolved by viper from
-// flags, PORTFWD_* environment variables and the config file's gateway
-// section (in that order of precedence).
-type globals struct {
-	io         IOStreams
-	v          *viper.Viper
-	output     string
-	timeout    time.Duration
-	rediscover bool
-	// enableForwarding is apply's and daemon's --enable-forwarding: the
-	// iptables backend turns net.ipv4.ip_forward on instead of failing.
-	enableForwarding bool
-	// inspect is set by the commands that only read the gateway (plan,
-	// status, check) and by down: a router that could not forward yet is
-	// a warning.
-	inspect bool
-	// wroteJSON is set once a command has printed its JSON document, so a
-	// failure after it (a partial apply) does not print a second one.
-	wroteJSON bool
+// settings are the global flags and PORTFWD_* environment variables,
+// resolved once before a command runs (flags win over the environment,
+// which wins over the config file's gateway section).
+type settings struct {
+	Output     string
+	Timeout    time.Duration
+	Rediscover bool
+	// Config is $PORTFWD_CONFIG: the file to use when none is named.
+	Config string
+	// StateDir holds the run lock and the NAT-PMP/PCP records.
+	StateDir string
+	// Gateway overrides the config's gateway section where set.
+	Gateway gatewayOverrides
 }
 
-func newGlobals(io IOStreams) *globals { return &globals{io: io, v: viper.New()} }
+// gatewayOverrides are --backend, --gateway, --lease, --wan-interface and
+// their PORTFWD_GATEWAY_* variables, as given ("" when not).
+type gatewayOverrides struct {
+	Backend, Address, Lease, WANInterface string
+}
 
-func newRootCmd(g *globals) *cobra.Command {
-	io := g.io
+// json reports whether -o json was asked for.
+func (s settings) json() bool { return s.Output == "json" }
+
+func newCmdRoot(f *factory) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "portfwd",
 		Short: "Keep your router's port forwards equal to a YAML file",
@@ -53,70 +53,67 @@ portfwd only ever changes forwards it made itself (their description on the
 router starts with "portfwd:"); everything else is left alone.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return g.validate()
-		},
 	}
-	root.SetOut(io.Out)
-	root.SetErr(io.ErrOut)
-	f := root.PersistentFlags()
-	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	f.DurationVar(&g.timeout, "timeout", 15*time.Second, "give up on the gateway after this long")
-	f.BoolVar(&g.rediscover, "rediscover", false, "discover the gateway again instead of using the one remembered from the last run")
-	f.String("backend", "", "gateway protocol: auto, upnp, natpmp, pcp, or iptables on the router itself (overrides gateway.backend; env PORTFWD_GATEWAY_BACKEND)")
-	f.String("wan-interface", "", "iptables backend: the router's uplink interface (overrides gateway.wan_interface; default: the default route's; env PORTFWD_GATEWAY_WAN_INTERFACE)")
-	f.String("state-dir", "", "where portfwd records the mappings NAT-PMP and PCP cannot list (default /var/lib/portfwd as root, else ~/.local/state/portfwd; env PORTFWD_STATE_DIR)")
-	f.String("gateway", "", "gateway address, skips discovery (overrides gateway.address; env PORTFWD_GATEWAY_ADDRESS)")
-	f.String("lease", "", "lease to request, e.g. 1h; 0 = permanent (overrides gateway.lease; env PORTFWD_GATEWAY_LEASE)")
-	bindViper(g.v, root)
-	root.AddCommand(newPlanCmd(g), newApplyCmd(g), newStatusCmd(g), newDownCmd(g), newCheckCmd(g), newProbeCmd(g),
-		newProbeServerCmd(g), newServicesCmd(g), newVersionCmd(g), newDaemonCmd(g))
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	v := globalFlags(root)
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		s, err := resolveSettings(v)
+		if err != nil {
+			return err
+		}
+		f.Settings, f.out.json = s, s.json()
+		return nil
+	}
+	root.AddCommand(newCmdPlan(f, nil), newCmdApply(f, nil), newCmdStatus(f, nil), newCmdDown(f, nil),
+		newCmdCheck(f, nil), newCmdProbe(f, nil), newCmdProbeServer(f), newCmdServices(f), newCmdVersion(f),
+		newCmdDaemon(f, nil))
 	return root
 }
 
-// bindViper wires flags and PORTFWD_* environment variables to the gateway
-// keys of the config file, so one lookup honours all three.
-func bindViper(v *viper.Viper, root *cobra.Command) {
+// globalFlags declares the persistent flags and binds them, with their
+// PORTFWD_* variables, to the keys resolveSettings reads.
+func globalFlags(root *cobra.Command) *viper.Viper {
+	fl := root.PersistentFlags()
+	fl.StringP("output", "o", "table", "output format: table or json")
+	fl.Duration("timeout", 15*time.Second, "give up on the gateway after this long")
+	fl.Bool("rediscover", false, "discover the gateway again instead of using the one remembered from the last run")
+	fl.String("backend", "", "gateway protocol: auto, upnp, natpmp, pcp, or iptables on the router itself (overrides gateway.backend; env PORTFWD_GATEWAY_BACKEND)")
+	fl.String("wan-interface", "", "iptables backend: the router's uplink interface (overrides gateway.wan_interface; default: the default route's; env PORTFWD_GATEWAY_WAN_INTERFACE)")
+	fl.String("state-dir", "", "where portfwd keeps its run lock and records the mappings NAT-PMP and PCP cannot list (default /var/lib/portfwd as root, else ~/.local/state/portfwd; env PORTFWD_STATE_DIR)")
+	fl.String("gateway", "", "gateway address, skips discovery (overrides gateway.address; env PORTFWD_GATEWAY_ADDRESS)")
+	fl.String("lease", "", "lease to request, e.g. 1h; 0 = permanent (overrides gateway.lease; env PORTFWD_GATEWAY_LEASE)")
+	v := viper.New()
 	v.SetEnvPrefix("PORTFWD")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
 	for key, flag := range map[string]string{"gateway.backend": "backend", "gateway.address": "gateway", "gateway.lease": "lease",
-		"gateway.wan_interface": "wan-interface"} {
-		_ = v.BindPFlag(key, root.PersistentFlags().Lookup(flag))
+		"gateway.wan_interface": "wan-interface", "state_dir": "state-dir", "output": "output", "timeout": "timeout",
+		"rediscover": "rediscover"} {
+		_ = v.BindPFlag(key, fl.Lookup(flag))
+	}
+	for _, key := range []string{"gateway.backend", "gateway.address", "gateway.lease", "gateway.wan_interface", "state_dir", "config"} {
 		_ = v.BindEnv(key)
 	}
-	_ = v.BindEnv("config")
-	_ = v.BindPFlag("state_dir", root.PersistentFlags().Lookup("state-dir"))
-	_ = v.BindEnv("state_dir")
+	return v
 }
 
-func (g *globals) validate() error {
-	if g.output != "table" && g.output != "json" {
-		return fmt.Errorf("--output %q: use table or json", g.output)
+// resolveSettings reads the flags and environment once into settings,
+// and checks what can be checked before any work.
+func resolveSettings(v *viper.Viper) (settings, error) {
+	s := settings{
+		Output: v.GetString("output"), Timeout: v.GetDuration("timeout"), Rediscover: v.GetBool("rediscover"),
+		Config: v.GetString("config"), StateDir: v.GetString("state_dir"),
+		Gateway: gatewayOverrides{Backend: v.GetString("gateway.backend"), Address: v.GetString("gateway.address"),
+			Lease: v.GetString("gateway.lease"), WANInterface: v.GetString("gateway.wan_interface")},
 	}
-	if g.timeout <= 0 {
-		return fmt.Errorf("--timeout %s: must be positive", g.timeout)
+	if s.StateDir == "" {
+		s.StateDir = forward.DefaultStateDir()
 	}
-	return nil
-}
-
-func (g *globals) json() bool { return g.output == "json" }
-
-// withGateway connects to the gateway cfg names and runs fn, all under
-// --timeout.
-func (g *globals) withGateway(ctx context.Context, cfg *forward.Config, fn func(context.Context, *session) error) error {
-	ctx, cancel := context.WithTimeout(ctx, g.timeout)
-	defer cancel()
-	s, err := g.connect(ctx, cfg)
-	if err != nil {
-		return err
+	if s.Output != "table" && s.Output != "json" {
+		return s, fmt.Errorf("--output %q: use table or json", s.Output)
 	}
-	defer s.close()
-	err = fn(ctx, s)
-	if s.warnings != nil {
-		for _, w := range s.warnings() {
-			fmt.Fprintln(g.io.ErrOut, "warning:", w)
-		}
+	if s.Timeout <= 0 {
+		return s, fmt.Errorf("--timeout %s: must be positive", s.Timeout)
 	}
-	return err
+	return s, nil
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newServicesCmd(g *globals) *cobra.Command {
+func newCmdServices(f *factory) *cobra.Command {
 	return &cobra.Command{
 		Use:   "services",
 		Short: "List the services a rule can name with service:",
@@ -18,7 +18,7 @@ reachability probe filled in; keys written in the rule override them.`,
 		Example: `  portfwd services
   portfwd services -o json | jq -r '.services[].name'`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error { return g.printServices() },
+		RunE: func(*cobra.Command, []string) error { return printServices(f.out) },
 	}
 }
 
@@ -30,22 +30,22 @@ type serviceView struct {
 	Description string   `json:"description"`
 }
 
-func (g *globals) printServices() error {
+func printServices(out *printer) error {
 	var views []serviceView
 	for _, s := range forward.Services() {
-		v := serviceView{Name: s.Name, Ports: s.Ports.String(), Probe: s.Probe, Description: s.Description}
+		v := serviceView{Name: s.Name, Ports: s.Ports.String(), Probe: string(s.Probe), Description: s.Description}
 		for _, p := range s.Protocols {
 			v.Protocols = append(v.Protocols, string(p))
 		}
 		views = append(views, v)
 	}
-	if g.json() {
-		return g.writeJSON(struct {
+	if out.json {
+		return out.JSON(struct {
 			FormatVersion int           `json:"format_version"`
 			Services      []serviceView `json:"services"`
 		}{formatVersion, views})
 	}
-	t := g.newTable("NAME", "PROTOCOL", "PORTS", "PROBE", "DESCRIPTION")
+	t := out.table("NAME", "PROTOCOL", "PORTS", "PROBE", "DESCRIPTION")
 	for _, v := range views {
 		t.row(v.Name, strings.Join(v.Protocols, "+"), v.Ports, v.Probe, v.Description)
 	}
@@ -55,16 +55,16 @@ func (g *globals) printServices() error {
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
-func newVersionCmd(g *globals) *cobra.Command {
+func newCmdVersion(f *factory) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print portfwd's version",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if g.json() {
-				return g.writeJSON(map[string]any{"format_version": formatVersion, "version": version})
+			if f.out.json {
+				return f.out.JSON(map[string]any{"format_version": formatVersion, "version": version})
 			}
-			_, err := fmt.Fprintln(g.io.Out, "portfwd", version)
+			_, err := fmt.Fprintln(f.IO.Out, "portfwd", version)
 			return err
 		},
 	}

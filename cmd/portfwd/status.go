@@ -5,12 +5,22 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/portfwd/portfwd/forward"
 	"github.com/spf13/cobra"
 )
 
-func newStatusCmd(g *globals) *cobra.Command {
+// statusOptions is everything status needs, resolved from flags.
+type statusOptions struct {
+	Out     *printer
+	Timeout time.Duration
+	Config  func(ctx context.Context) (*forward.Config, error)
+	Open    openFunc
+}
+
+func newCmdStatus(f *factory, runF func(context.Context, *statusOptions) error) *cobra.Command {
+	opts := &statusOptions{}
 	return &cobra.Command{
 		Use:   "status [FILE]",
 		Short: "Show the gateway and every port forward on it, yours and others'",
@@ -27,8 +37,9 @@ flags and PORTFWD_GATEWAY_* variables.`,
   portfwd status -o json | jq '.mappings[] | select(.ownership == "foreign")'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			g.inspect = true
-			return runStatus(cmd.Context(), g, args)
+			opts.Out, opts.Timeout, opts.Open = f.out, f.Settings.Timeout, f.opener(accessRead, false)
+			opts.Config = func(ctx context.Context) (*forward.Config, error) { return f.optionalConfig(ctx, args) }
+			return runOr(cmd.Context(), runF, runStatus, opts)
 		},
 	}
 }
@@ -50,51 +61,44 @@ type statusDoc struct {
 	Mappings        []statusMapping `json:"mappings"`
 }
 
-func runStatus(ctx context.Context, g *globals, args []string) error {
-	cfg, err := g.optionalConfig(ctx, args)
+func runStatus(ctx context.Context, opts *statusOptions) error {
+	cfg, err := opts.Config(ctx)
 	if err != nil {
 		return err
 	}
-	return g.withGateway(ctx, cfg, func(ctx context.Context, s *session) error {
-		return statusOf(ctx, g, cfg, s)
+	return withGateway(ctx, opts.Timeout, opts.Open, cfg, func(ctx context.Context, g *forward.Gateway) error {
+		doc, err := statusOf(ctx, cfg, g)
+		if err != nil {
+			return err
+		}
+		if opts.Out.json {
+			return opts.Out.JSON(doc)
+		}
+		return printStatus(opts.Out, doc)
 	})
 }
 
-func statusOf(ctx context.Context, g *globals, cfg *forward.Config, s *session) error {
-	observed, err := s.backend.List(ctx)
+// statusOf reads the gateway's mappings and its external address.
+func statusOf(ctx context.Context, cfg *forward.Config, g *forward.Gateway) (statusDoc, error) {
+	r, err := forward.Reconcile(ctx, g, cfg, forward.ReconcileOptions{Mode: forward.ModePlan})
 	if err != nil {
-		return fmt.Errorf("listing the gateway's mappings: %w", err)
+		return statusDoc{}, err
 	}
-	slices.SortFunc(observed, func(a, b forward.Mapping) int { return a.Key.Compare(b.Key) })
-	doc := statusDoc{FormatVersion: formatVersion, Gateway: viewGateway(s), Mappings: []statusMapping{}}
-	if ext, err := s.backend.ExternalAddr(ctx); err != nil {
+	observed := slices.SortedFunc(slices.Values(r.Observed), func(a, b forward.Mapping) int { return a.Key.Compare(b.Key) })
+	doc := statusDoc{FormatVersion: formatVersion, Gateway: viewGateway(g), Mappings: []statusMapping{}}
+	if ext, err := g.Backend.ExternalAddr(ctx); err != nil {
 		doc.ExternalError = err.Error()
 	} else {
 		doc.ExternalAddress = ext.String()
 	}
-	mine := cfg.Ownership(s.self, s.backend.Properties())
 	for _, m := range observed {
-		sm := statusMapping{mappingView: *viewMapping(&m), Ownership: ownership(m, mine)}
-		if r, ok := cfg.Rule(m.Owner()); ok && sm.Ownership == "owned" {
-			sm.RuleDescription = r.Description
+		sm := statusMapping{mappingView: *viewMapping(&m), Ownership: ownership(m, r.Own)}
+		if rule, ok := cfg.Rule(m.Owner()); ok && sm.Ownership == "owned" {
+			sm.RuleDescription = rule.Description
 		}
 		doc.Mappings = append(doc.Mappings, sm)
 	}
-	if g.json() {
-		return g.writeJSON(doc)
-	}
-	return g.printStatus(doc)
-}
-
-// optionalConfig loads the named or default config when there is one, and
-// otherwise an empty config whose gateway section comes from flags and
-// environment alone.
-func (g *globals) optionalConfig(ctx context.Context, args []string) (*forward.Config, error) {
-	if _, err := g.configPath(args); err == nil {
-		return g.loadConfig(ctx, args)
-	}
-	gw, err := g.gatewaySettings(forward.GatewaySettings{Backend: "auto", Lease: forward.DefaultLease})
-	return &forward.Config{Gateway: gw}, err
+	return doc, nil
 }
 
 func ownership(m forward.Mapping, mine forward.DiffOptions) string {
@@ -107,12 +111,12 @@ func ownership(m forward.Mapping, mine forward.DiffOptions) string {
 	return "portfwd"
 }
 
-func (g *globals) printStatus(doc statusDoc) error {
+func printStatus(out *printer, doc statusDoc) error {
 	ext := doc.ExternalAddress
 	if doc.ExternalError != "" {
 		ext = "unknown: " + doc.ExternalError
 	}
-	info := g.newTable("GATEWAY", doc.Gateway.Backend+" "+doc.Gateway.URL)
+	info := out.table("GATEWAY", doc.Gateway.Backend+" "+doc.Gateway.URL)
 	info.row("PROTOCOLS", strings.Join(doc.Gateway.Protocols, ", "))
 	if len(doc.Gateway.Answered) > 0 {
 		info.row("ANSWERED", strings.Join(doc.Gateway.Answered, ", ")+" (chose "+doc.Gateway.Backend+": "+doc.Gateway.Why+")")
@@ -125,8 +129,8 @@ func (g *globals) printStatus(doc statusDoc) error {
 	if err := info.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(g.io.Out)
-	t := g.newTable("PROTO", "EXTERNAL", "INTERNAL", "LEASE", "OWNERSHIP", "DESCRIPTION")
+	fmt.Fprintln(out.io.Out)
+	t := out.table("PROTO", "EXTERNAL", "INTERNAL", "LEASE", "OWNERSHIP", "DESCRIPTION")
 	for _, m := range doc.Mappings {
 		lease := forward.LeaseString(secondsDuration(m.LeaseSeconds))
 		if !m.Enabled {
@@ -145,6 +149,6 @@ func (g *globals) printStatus(doc statusDoc) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.io.ErrOut, "%d mapping(s) on the gateway.\n", len(doc.Mappings))
+	out.errf("%d mapping(s) on the gateway.\n", len(doc.Mappings))
 	return nil
 }

@@ -47,7 +47,10 @@ func (g *Memory) Properties() forward.Properties {
 func (g *Memory) LocalAddr() netip.Addr { return g.Self }
 
 // List implements forward.Backend.
-func (g *Memory) List(context.Context) ([]forward.Mapping, error) {
+func (g *Memory) List(ctx context.Context) ([]forward.Mapping, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	out := make([]forward.Mapping, 0, len(g.mappings))
@@ -59,7 +62,10 @@ func (g *Memory) List(context.Context) ([]forward.Mapping, error) {
 }
 
 // Add implements forward.Backend.
-func (g *Memory) Add(_ context.Context, m forward.Mapping) (forward.Mapping, error) {
+func (g *Memory) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
+	if err := ctx.Err(); err != nil {
+		return forward.Mapping{}, err
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.adds++
@@ -74,7 +80,10 @@ func (g *Memory) Add(_ context.Context, m forward.Mapping) (forward.Mapping, err
 }
 
 // Delete implements forward.Backend.
-func (g *Memory) Delete(_ context.Context, m forward.Mapping) error {
+func (g *Memory) Delete(ctx context.Context, m forward.Mapping) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.deletes++

@@ -18,6 +18,7 @@ func TestMemoryConforms(t *testing.T) {
 			return gw
 		},
 		Self:       self,
+		Other:      netip.MustParseAddr("192.168.1.11"),
 		Port:       40000,
 		Lease:      time.Hour,
 		AddForeign: func(_ *testing.T, m forward.Mapping) { gw.Put(m) },

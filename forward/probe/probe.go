@@ -10,36 +10,23 @@ import (
 	"github.com/portfwd/portfwd/forward"
 )
 
-// Kind names an application probe. The service catalog names one per
-// service (forward.Service.Probe); a rule may override it.
-type Kind string
+// Kind names an application probe: forward.ProbeKind, which lists them
+// all. Every kind has a prober in Run; TestProbersCoverKinds checks it.
+type Kind = forward.ProbeKind
 
 // The probes portfwd speaks.
 const (
-	TCP              Kind = "tcp"               // a TCP connect
-	UDP              Kind = "udp"               // a datagram that must be answered
-	MinecraftJava    Kind = "minecraft-java"    // server list ping, legacy 0xFE fallback
-	MinecraftBedrock Kind = "minecraft-bedrock" // RakNet unconnected ping
-	A2S              Kind = "a2s"               // Source engine A2S_INFO
-	HTTP             Kind = "http"              // GET /
-	HTTPS            Kind = "https"             // GET / over TLS, certificate not verified
+	TCP              = forward.ProbeTCP
+	UDP              = forward.ProbeUDP
+	MinecraftJava    = forward.ProbeMinecraftJava
+	MinecraftBedrock = forward.ProbeMinecraftBedrock
+	A2S              = forward.ProbeA2S
+	HTTP             = forward.ProbeHTTP
+	HTTPS            = forward.ProbeHTTPS
 )
 
 // Kinds lists every probe kind.
-func Kinds() []Kind { return []Kind{TCP, UDP, MinecraftJava, MinecraftBedrock, A2S, HTTP, HTTPS} }
-
-// Network is the transport kind k runs over.
-func (k Kind) Network() forward.Protocol {
-	switch k {
-	case UDP, MinecraftBedrock, A2S:
-		return forward.UDP
-	}
-	return forward.TCP
-}
-
-// Application reports whether k speaks an application protocol, so an
-// answer proves the server itself, not just an open port.
-func (k Kind) Application() bool { return k != TCP && k != UDP }
+func Kinds() []Kind { return forward.ProbeKinds() }
 
 // Info is what a server said about itself, when its protocol carries it.
 type Info struct {

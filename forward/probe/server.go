@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/portfwd/portfwd/forward"
 )
 
 // Defaults for the zero Server.
@@ -341,7 +343,7 @@ func ListenAndServe(ctx context.Context, addr string, s *Server, log io.Writer) 
 	if err != nil {
 		return fmt.Errorf("listening for probe requests on %s: %w", addr, err)
 	}
-	log = syncWriter(log)
+	log = forward.SyncWriter(log)
 	hs := &http.Server{
 		Handler:           logRequests(s, log),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -399,25 +401,4 @@ type statusRecorder struct {
 func (r *statusRecorder) WriteHeader(status int) {
 	r.status = status
 	r.ResponseWriter.WriteHeader(status)
-}
-
-// syncWriter serialises writes to w, which request goroutines share; nil
-// becomes io.Discard.
-func syncWriter(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
-	}
-	return &lockedWriter{w: w}
-}
-
-// lockedWriter is an io.Writer safe for concurrent use.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

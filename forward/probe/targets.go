@@ -17,7 +17,7 @@ import (
 func Targets(cfg *forward.Config, self netip.Addr) []Target {
 	var out []Target
 	for _, r := range cfg.Rules {
-		kind := Kind(r.Probe)
+		kind := r.Probe
 		offset := uint16(0)
 		if kind == A2S && r.External.Len() > 1 {
 			offset = 1

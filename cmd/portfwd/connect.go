@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/portfwd/portfwd/forward"
+)
+
+// access is how a command uses the gateway.
+type access int
+
+const (
+	// accessRead: plan, status and check only look. The backend is
+	// wrapped read-only, and a router that could not forward yet is a
+	// warning.
+	accessRead access = iota
+	// accessChange: apply and the daemon make the gateway match.
+	accessChange
+	// accessRemove: down removes forwards, which needs no forwarding.
+	accessRemove
+)
+
+// openFunc opens the gateway a config names: the seam every command's
+// options carry, so tests can hand in a gateway of their own.
+type openFunc func(ctx context.Context, cfg *forward.Config) (*forward.Gateway, error)
+
+// opener is the openFunc of a one-shot command: the run lock is taken
+// first and released with the gateway (its Done), after the backend's
+// warnings are printed.
+func (f *factory) opener(a access, enableForwarding bool) openFunc {
+	return func(ctx context.Context, cfg *forward.Config) (*forward.Gateway, error) {
+		lock, err := forward.LockRun(f.Settings.StateDir, forward.DefaultLockWait)
+		if err != nil {
+			return nil, err
+		}
+		g, err := f.open(ctx, cfg, a, enableForwarding, "")
+		if err != nil {
+			lock.Unlock()
+			return nil, err
+		}
+		g.Release = func(error) {
+			for _, w := range forward.WarningsOf(g.Backend) {
+				f.warn(w)
+			}
+			lock.Unlock()
+		}
+		return g, nil
+	}
+}
+
+// open opens the gateway cfg names (or backend, when not empty) without
+// the run lock.
+func (f *factory) open(ctx context.Context, cfg *forward.Config, a access, enableForwarding bool, backend string) (*forward.Gateway, error) {
+	o := openOptions{Gateway: cfg.Gateway, StateDir: f.Settings.StateDir, Rediscover: f.Settings.Rediscover,
+		Inspect: a != accessChange, EnableForwarding: enableForwarding, Warn: f.warn}
+	if backend == "" {
+		backend = cfg.Gateway.Backend
+	}
+	g, err := forward.Open(ctx, f.Openers(o), backend, cfg.Rules)
+	if err != nil {
+		return nil, err
+	}
+	if a == accessRead {
+		g.Backend = forward.ReadOnly(g.Backend)
+	}
+	f.warnUnused(cfg, g.Backend.Properties())
+	return g, nil
+}
+
+// withGateway opens cfg's gateway with open and runs fn on it, all under
+// timeout, then releases it.
+func withGateway(ctx context.Context, timeout time.Duration, open openFunc, cfg *forward.Config, fn func(context.Context, *forward.Gateway) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	g, err := open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	err = fn(ctx, g)
+	g.Done(err)
+	return err
+}
+
+// warn prints one warning on stderr.
+func (f *factory) warn(w string) { fmt.Fprintln(f.IO.ErrOut, "warning:", w) }
+
+// warnUnused says when the config asks for what only a backend on the
+// router itself does, on another backend.
+func (f *factory) warnUnused(cfg *forward.Config, p forward.Properties) {
+	if p.Local {
+		return
+	}
+	if cfg.Gateway.WANInterface != "" {
+		f.warn(fmt.Sprintf("gateway.wan_interface is for the iptables backend (portfwd on the router itself); %s ignores it", p.Name))
+	}
+	if !p.Hairpin && (cfg.Gateway.Hairpin || slices.ContainsFunc(cfg.Rules, func(r forward.Rule) bool { return r.Hairpin })) {
+		f.warn(fmt.Sprintf("hairpin is written by the iptables backend only; over %s, whether LAN clients can use the public address is a setting of the router (often called NAT loopback)", p.Name))
+	}
+}

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"github.com/portfwd/portfwd/forward"
+)
+
+// factory is what every command shares, after cli/cli's cmdutil.Factory:
+// the streams, the global settings (resolved from flags and PORTFWD_*
+// variables once, before the command runs), the printer, and the seam
+// that names the concrete backends. Commands read it; none writes to it
+// after the root command has resolved the settings.
+type factory struct {
+	IO IOStreams
+	// Settings are the global flags and environment, resolved by the root
+	// command's PersistentPreRunE.
+	Settings settings
+	// Openers are the backends portfwd can talk to, in order of
+	// preference (openers.go, the one place that names them). Tests hand
+	// in an in-memory gateway here.
+	Openers func(o openOptions) []forward.Opener
+
+	out *printer
+}
+
+// newFactory is the factory of a real run on io.
+func newFactory(io IOStreams) *factory {
+	io.ErrOut = forward.SyncWriter(io.ErrOut) // warnings and the daemon's log come from several goroutines
+	return &factory{IO: io, Openers: defaultOpeners, out: &printer{io: io}}
+}
