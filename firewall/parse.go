@@ -63,15 +63,6 @@ func splitArgs(line string) ([]string, error) {
 	return out, nil
 }
 
-// quoteArg is the inverse of splitArgs for one word.
-func quoteArg(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\"\\'") {
-		return s
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
-	return `"` + r.Replace(s) + `"`
-}
-
 // opt is the value following flag, and whether the flag is present. A
 // negated flag ("! --dport 22") counts as absent with negated set.
 func (r rule) opt(flag string) (value string, ok, negated bool) {

@@ -108,3 +108,12 @@ func FuzzParseRule(f *testing.F) {
 		r.snatKey()
 	})
 }
+
+// quoteArg is the inverse of splitArgs for one word.
+func quoteArg(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\"\\'") {
+		return s
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	return `"` + r.Replace(s) + `"`
+}

@@ -18,16 +18,6 @@ const (
 	ModeDown
 )
 
-var modeNames = [...]string{"plan", "apply", "down"}
-
-// String is "plan", "apply" or "down".
-func (m Mode) String() string {
-	if m < 0 || int(m) >= len(modeNames) {
-		return "unknown"
-	}
-	return modeNames[m]
-}
-
 // ReconcileOptions tune Reconcile.
 type ReconcileOptions struct {
 	Mode Mode

@@ -1,7 +1,9 @@
 package upnp
 
 import (
+	"encoding/xml"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,4 +76,32 @@ func FuzzParseSOAPFault(f *testing.F) {
 			t.Fatal("ok with nil detail")
 		}
 	})
+}
+
+// parseSOAPFault reads a whole SOAP response envelope and returns the UPnP
+// error in its Fault, if it has one. Tests use it to check the captured
+// fault bodies in testdata; it shares the detail reader with asSOAPError.
+func parseSOAPFault(body []byte) (*SOAPError, error) {
+	var env struct {
+		Body struct {
+			Fault *struct {
+				FaultCode   string `xml:"faultcode"`
+				FaultString string `xml:"faultstring"`
+				Detail      struct {
+					Raw []byte `xml:",innerxml"`
+				} `xml:"detail"`
+			} `xml:"Fault"`
+		} `xml:"Body"`
+	}
+	if err := xml.Unmarshal(body, &env); err != nil {
+		return nil, fmt.Errorf("reading SOAP envelope: %w", err)
+	}
+	if env.Body.Fault == nil {
+		return nil, errors.New("SOAP envelope carries no fault")
+	}
+	se, ok := parseUPnPErrorDetail(env.Body.Fault.Detail.Raw)
+	if !ok {
+		return nil, fmt.Errorf("SOAP fault %q carries no UPnP errorCode", env.Body.Fault.FaultString)
+	}
+	return se, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,11 +13,7 @@ import (
 
 // applyOptions is everything apply and down need, resolved from flags.
 type applyOptions struct {
-	Out     *printer
-	Timeout time.Duration
-	Config  func(ctx context.Context) (*forward.Config, error)
-	Open    openFunc
-
+	gatewayRun
 	Mode             forward.Mode // ModeApply, or ModeDown
 	Prune            bool
 	NoProbe          bool
@@ -46,7 +41,7 @@ and the exit code is 3.`,
   portfwd apply -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.resolve(f, args, accessChange)
+			opts.gatewayRun = f.gatewayRun(accessChange, opts.EnableForwarding, f.fileConfig(args))
 			return runOr(cmd.Context(), runF, runApply, opts)
 		},
 	}
@@ -68,16 +63,11 @@ file names). Mappings made by anyone else are left alone.`,
 		Example: `  portfwd down minecraft.yaml`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.resolve(f, args, accessRemove) // removing forwards needs no IPv4 forwarding
+			// Removing forwards needs no IPv4 forwarding.
+			opts.gatewayRun = f.gatewayRun(accessRemove, false, f.fileConfig(args))
 			return runOr(cmd.Context(), runF, runApply, opts)
 		},
 	}
-}
-
-// resolve fills in what comes from the factory.
-func (o *applyOptions) resolve(f *factory, args []string, a access) {
-	o.Out, o.Timeout, o.Open = f.out, f.Settings.Timeout, f.opener(a, o.EnableForwarding)
-	o.Config = func(ctx context.Context) (*forward.Config, error) { return f.loadConfig(ctx, args) }
 }
 
 type applyDoc struct {
@@ -88,11 +78,7 @@ type applyDoc struct {
 }
 
 func runApply(ctx context.Context, opts *applyOptions) error {
-	cfg, err := opts.Config(ctx)
-	if err != nil {
-		return err
-	}
-	return withGateway(ctx, opts.Timeout, opts.Open, cfg, func(ctx context.Context, g *forward.Gateway) error {
+	return opts.run(ctx, func(ctx context.Context, cfg *forward.Config, g *forward.Gateway) error {
 		return applyOn(ctx, opts, cfg, g)
 	})
 }

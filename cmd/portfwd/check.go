@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -29,10 +28,7 @@ func (v *vantageFlags) flags(cmd *cobra.Command) {
 
 // checkOptions is everything check needs, resolved from flags.
 type checkOptions struct {
-	Out     *printer
-	Timeout time.Duration
-	Config  func(ctx context.Context) (*forward.Config, error)
-	Open    openFunc
+	gatewayRun
 	Vantage vantageFlags
 }
 
@@ -60,8 +56,9 @@ or inconclusive. Exit code 4 when a rule is unreachable.`,
   portfwd check udp/19132 -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Out, opts.Timeout, opts.Open = f.out, f.Settings.Timeout, f.opener(accessRead, false)
-			opts.Config = func(ctx context.Context) (*forward.Config, error) { return f.checkConfig(ctx, args) }
+			opts.gatewayRun = f.gatewayRun(accessRead, false, func(ctx context.Context) (*forward.Config, error) {
+				return f.checkConfig(ctx, args)
+			})
 			return runOr(cmd.Context(), runF, runCheck, opts)
 		},
 	}
@@ -77,11 +74,7 @@ type checkDoc struct {
 }
 
 func runCheck(ctx context.Context, opts *checkOptions) error {
-	cfg, err := opts.Config(ctx)
-	if err != nil {
-		return err
-	}
-	return withGateway(ctx, opts.Timeout, opts.Open, cfg, func(ctx context.Context, g *forward.Gateway) error {
+	return opts.run(ctx, func(ctx context.Context, cfg *forward.Config, g *forward.Gateway) error {
 		checked, err := runChecks(ctx, cfg, g, opts.Vantage, opts.Out.progress())
 		if err != nil {
 			return err

@@ -32,6 +32,11 @@ func (f *factory) loadConfig(ctx context.Context, args []string) (*forward.Confi
 	return f.loadFile(ctx, path)
 }
 
+// fileConfig is loadConfig of args, for later.
+func (f *factory) fileConfig(args []string) func(context.Context) (*forward.Config, error) {
+	return func(ctx context.Context) (*forward.Config, error) { return f.loadConfig(ctx, args) }
+}
+
 // loadFile is loadConfig for a file already found.
 func (f *factory) loadFile(ctx context.Context, path string) (*forward.Config, error) {
 	cfg, warns, err := forward.LoadFile(ctx, path, forward.LoadOptions{})

@@ -70,16 +70,36 @@ func (f *factory) open(ctx context.Context, cfg *forward.Config, a access, enabl
 	return g, nil
 }
 
-// withGateway opens cfg's gateway with open and runs fn on it, all under
-// timeout, then releases it.
-func withGateway(ctx context.Context, timeout time.Duration, open openFunc, cfg *forward.Config, fn func(context.Context, *forward.Gateway) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	g, err := open(ctx, cfg)
+// gatewayRun is what every command that talks to a gateway shares: where
+// it prints, how long it may take, and how it reads its config and opens
+// the gateway — the seams a test replaces.
+type gatewayRun struct {
+	Out     *printer
+	Timeout time.Duration
+	Config  func(ctx context.Context) (*forward.Config, error)
+	Open    openFunc
+}
+
+// gatewayRun is the gatewayRun of a command that uses the gateway as a
+// says, reading its config with config.
+func (f *factory) gatewayRun(a access, enableForwarding bool, config func(context.Context) (*forward.Config, error)) gatewayRun {
+	return gatewayRun{Out: f.out, Timeout: f.Settings.Timeout, Config: config, Open: f.opener(a, enableForwarding)}
+}
+
+// run reads the config, opens its gateway and runs fn on both, all under
+// Timeout, then releases the gateway.
+func (r gatewayRun) run(ctx context.Context, fn func(context.Context, *forward.Config, *forward.Gateway) error) error {
+	cfg, err := r.Config(ctx)
 	if err != nil {
 		return err
 	}
-	err = fn(ctx, g)
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+	g, err := r.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	err = fn(ctx, cfg, g)
 	g.Done(err)
 	return err
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,11 +10,7 @@ import (
 
 // planOptions is everything plan needs, resolved from flags.
 type planOptions struct {
-	Out     *printer
-	Timeout time.Duration
-	Config  func(ctx context.Context) (*forward.Config, error)
-	Open    openFunc
-
+	gatewayRun
 	DetailedExitCode bool
 	Prune            bool
 }
@@ -36,8 +31,7 @@ Nothing is changed on the gateway.`,
   portfwd plan -o json | jq '.changes[] | select(.action != "noop")'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Out, opts.Timeout, opts.Open = f.out, f.Settings.Timeout, f.opener(accessRead, false)
-			opts.Config = func(ctx context.Context) (*forward.Config, error) { return f.loadConfig(ctx, args) }
+			opts.gatewayRun = f.gatewayRun(accessRead, false, f.fileConfig(args))
 			return runOr(cmd.Context(), runF, runPlan, opts)
 		},
 	}
@@ -56,11 +50,7 @@ func runOr[O any](ctx context.Context, runF, run func(context.Context, *O) error
 }
 
 func runPlan(ctx context.Context, opts *planOptions) error {
-	cfg, err := opts.Config(ctx)
-	if err != nil {
-		return err
-	}
-	return withGateway(ctx, opts.Timeout, opts.Open, cfg, func(ctx context.Context, g *forward.Gateway) error {
+	return opts.run(ctx, func(ctx context.Context, cfg *forward.Config, g *forward.Gateway) error {
 		r, err := forward.Reconcile(ctx, g, cfg, forward.ReconcileOptions{Mode: forward.ModePlan, Prune: opts.Prune})
 		if err != nil {
 			return err

@@ -5,19 +5,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/portfwd/portfwd/forward"
 	"github.com/spf13/cobra"
 )
 
 // statusOptions is everything status needs, resolved from flags.
-type statusOptions struct {
-	Out     *printer
-	Timeout time.Duration
-	Config  func(ctx context.Context) (*forward.Config, error)
-	Open    openFunc
-}
+type statusOptions struct{ gatewayRun }
 
 func newCmdStatus(f *factory, runF func(context.Context, *statusOptions) error) *cobra.Command {
 	opts := &statusOptions{}
@@ -37,8 +31,9 @@ flags and PORTFWD_GATEWAY_* variables.`,
   portfwd status -o json | jq '.mappings[] | select(.ownership == "foreign")'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Out, opts.Timeout, opts.Open = f.out, f.Settings.Timeout, f.opener(accessRead, false)
-			opts.Config = func(ctx context.Context) (*forward.Config, error) { return f.optionalConfig(ctx, args) }
+			opts.gatewayRun = f.gatewayRun(accessRead, false, func(ctx context.Context) (*forward.Config, error) {
+				return f.optionalConfig(ctx, args)
+			})
 			return runOr(cmd.Context(), runF, runStatus, opts)
 		},
 	}
@@ -62,11 +57,7 @@ type statusDoc struct {
 }
 
 func runStatus(ctx context.Context, opts *statusOptions) error {
-	cfg, err := opts.Config(ctx)
-	if err != nil {
-		return err
-	}
-	return withGateway(ctx, opts.Timeout, opts.Open, cfg, func(ctx context.Context, g *forward.Gateway) error {
+	return opts.run(ctx, func(ctx context.Context, cfg *forward.Config, g *forward.Gateway) error {
 		doc, err := statusOf(ctx, cfg, g)
 		if err != nil {
 			return err
