@@ -108,7 +108,7 @@ func (f *Firewall) add(ctx context.Context, m forward.Mapping) error {
 		return err
 	}
 	for _, o := range append(mappingsIn(v, "PREROUTING"), mappingsIn(v, chainDNAT)...) {
-		if o.Key == m.Key && !sameTarget(o, m) {
+		if o.Key == m.Key && !o.SameTarget(m) {
 			return &forward.ConflictError{Want: m, Holder: o}
 		}
 	}
@@ -162,10 +162,6 @@ func validate(m forward.Mapping) error {
 		return errors.New("no description: portfwd tags every rule it writes (forward.Tag)")
 	}
 	return nil
-}
-
-func sameTarget(a, b forward.Mapping) bool {
-	return a.InternalHost == b.InternalHost && a.InternalPort == b.InternalPort && a.Description == b.Description
 }
 
 // ensureRule appends spec, a rule of key k, to c's chain unless it is

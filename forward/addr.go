@@ -1,6 +1,9 @@
 package forward
 
-import "net/netip"
+import (
+	"net"
+	"net/netip"
+)
 
 // notPublic are the IPv4 ranges a router's WAN address can be in without
 // being reachable from the internet: RFC 1918 private space, RFC 6598
@@ -32,4 +35,18 @@ func IsPublic(a netip.Addr) bool {
 		}
 	}
 	return true
+}
+
+// SourceAddr is the address this host sends from toward dst: what a
+// gateway sees as the requesting client (UPnP secure mode, NAT-PMP, PCP's
+// client IP) and what "internal_host: self" stands for. Connecting a UDP
+// socket makes the kernel choose the route and source address; no packet
+// is sent.
+func SourceAddr(dst netip.AddrPort) (netip.Addr, error) {
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer conn.Close()
+	return conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
 }

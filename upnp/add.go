@@ -217,7 +217,7 @@ func (g *IGD) explainOther(ctx context.Context, m forward.Mapping, err error) er
 func (g *IGD) explainConflict(ctx context.Context, m forward.Mapping, err error) (forward.Mapping, error) {
 	holder, herr := g.specific(ctx, m.Key)
 	switch {
-	case herr == nil && !sameTarget(holder, m):
+	case herr == nil && !holder.SameTarget(m):
 		return forward.Mapping{}, fmt.Errorf("%w (gateway said %w)", &forward.ConflictError{Want: m, Holder: holder}, err)
 	case m.InternalHost != g.local:
 		return forward.Mapping{}, g.notAuthorized(m, err)
@@ -229,12 +229,6 @@ func (g *IGD) explainConflict(ctx context.Context, m forward.Mapping, err error)
 		return forward.Mapping{}, fmt.Errorf("%w (gateway said %w)", &forward.ConflictError{Want: m}, err)
 	}
 	return forward.Mapping{}, g.notAuthorized(m, err)
-}
-
-// sameTarget reports whether a holder is the very mapping m asks for.
-func sameTarget(holder, m forward.Mapping) bool {
-	return holder.InternalHost == m.InternalHost && holder.InternalPort == m.InternalPort &&
-		holder.Description == m.Description
 }
 
 // notAuthorized explains 606 Action not authorized (UDA 1.1 §3.2.2) and a

@@ -12,6 +12,8 @@ import (
 	"github.com/huin/goupnp"
 	"github.com/huin/goupnp/dcps/internetgateway2"
 	"github.com/huin/goupnp/soap"
+
+	"github.com/portfwd/portfwd/forward"
 )
 
 // soapTimeout bounds one SOAP call when the caller's context has no
@@ -137,22 +139,16 @@ func shortType(urn string) string {
 }
 
 // localAddrToward is the address this host uses to reach the description's
-// host: connecting a UDP socket sends nothing but makes the kernel choose
-// the route and source address. It is what a router in secure mode sees as
-// the requesting client.
+// host (forward.SourceAddr): what a router in secure mode sees as the
+// requesting client.
 func localAddrToward(loc *url.URL) (netip.Addr, error) {
 	port := loc.Port()
 	if port == "" {
 		port = "80"
 	}
-	conn, err := net.Dial("udp", net.JoinHostPort(loc.Hostname(), port))
+	dst, err := net.ResolveUDPAddr("udp", net.JoinHostPort(loc.Hostname(), port))
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	defer conn.Close()
-	ap, err := netip.ParseAddrPort(conn.LocalAddr().String())
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	return ap.Addr().Unmap(), nil
+	return forward.SourceAddr(dst.AddrPort())
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"time"
 
@@ -79,7 +78,7 @@ func open(ctx context.Context, gw netip.Addr, rec *Records, opts Options,
 		return nil, errors.New("NAT-PMP and PCP need records: the protocols cannot list mappings")
 	}
 	server := netip.AddrPortFrom(gw, cmp.Or(opts.port, serverPort))
-	local, err := localAddrTo(server)
+	local, err := forward.SourceAddr(server)
 	if err != nil {
 		return nil, fmt.Errorf("finding this host's address toward %v: %w", gw, err)
 	}
@@ -95,17 +94,6 @@ func open(ctx context.Context, gw netip.Addr, rec *Records, opts Options,
 		return nil, err
 	}
 	return b, nil
-}
-
-// localAddrTo is the source address the kernel picks toward dst:
-// connecting a UDP socket chooses the route and sends nothing.
-func localAddrTo(dst netip.AddrPort) (netip.Addr, error) {
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	defer conn.Close()
-	return conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
 }
 
 // lock and unlock serialise the backend's calls on its records, so that
