@@ -11,8 +11,10 @@
 #                  the namespace lab (root)
 #   make bench     the lab benchmark: portfwd vs upnpc, side by side (root)
 #   make fuzz      a short run of every fuzz target
+#   make metrics   lines per package, function lengths, dead code
 
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+MODULE  := github.com/portfwd/portfwd
 GO      ?= go
 BIN     := bin
 DEB_PKGS := miniupnpd-nftables nftables iptables miniupnpc natpmpc iproute2 procps
@@ -20,7 +22,7 @@ DEB_PKGS := miniupnpd-nftables nftables iptables miniupnpc natpmpc iproute2 proc
 # everything is already installed).
 DEB_CMDS := miniupnpd nft iptables upnpc natpmpc ip pgrep
 
-.PHONY: all build deps modules test unit lab-test fuzz bench demo lint clean
+.PHONY: all build deps modules test unit lab-test fuzz bench demo lint metrics clean
 
 # LOOPBACK_ONLY runs a command in a fresh network namespace with only
 # loopback up, so a test that would send a packet to the machine's real
@@ -71,6 +73,17 @@ unit: modules
 ## failure, never a skip.
 lab-test: deps
 	PORTFWD_LAB=1 $(LOOPBACK_ONLY) $(GO) test -count=1 -timeout 20m -run '^TestLab' ./...
+
+## metrics: the figures the redesign is measured by: production and test
+## lines per package, function lengths, and dead code.
+metrics: modules
+	@for d in $$($(GO) list -f '{{.Dir}}' ./... | sed "s|$$PWD/||"); do \
+		p=$$(ls $$d/*.go | grep -v _test.go | xargs cat | wc -l); t=$$(ls $$d/*_test.go 2>/dev/null | xargs -r cat | wc -l); \
+		printf '%-28s %6d prod %6d test\n' $$d $$p $$t; done
+	$(GO) run ./internal/tools/funclen -over 40 cmd forward upnp firewall internal
+	@echo "deadcode, production packages (the test-support ones, forwardtest, probetest and"; \
+	echo "internal/lab, are reached only from tests); nothing below this line is good:"
+	@$(GO) run golang.org/x/tools/cmd/deadcode@v0.47.0 -filter '^$(MODULE)/(cmd/portfwd|cmd/portfwd-lab|forward|forward/probe|upnp|upnp/pcp|firewall)$$' ./...
 
 ## fuzz: a short run of every fuzz target (their seeds also run in make test).
 FUZZTIME ?= 20s
