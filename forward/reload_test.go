@@ -9,22 +9,13 @@ import (
 	"github.com/portfwd/portfwd/forward"
 )
 
-func loadTestConfig(t *testing.T, src string) *forward.Config {
-	t.Helper()
-	cfg, _, err := forward.Load(context.Background(), "portfwd.yaml", []byte(src), forward.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
 func TestRuleChanges(t *testing.T) {
-	old := loadTestConfig(t, `rules:
+	old := loopConfig(t, `rules:
   - {name: web, protocol: tcp, external_port: 8080}
   - {name: game, protocol: udp, external_port: 27015}
   - {name: ssh, protocol: tcp, external_port: 2222}
 `)
-	cfg := loadTestConfig(t, `gateway: {lease: 30m}
+	cfg := loopConfig(t, `gateway: {lease: 30m}
 rules:
   - {name: ssh, protocol: tcp, external_port: 2222}
   - {name: web, protocol: tcp, external_port: 8081}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,27 +27,9 @@ import (
 // daemonProc is a `portfwd daemon` running in the lab.
 type daemonProc struct {
 	cmd  *exec.Cmd
-	log  *daemonLogBuffer
+	log  *syncBuffer
 	done chan struct{}
 	code int
-}
-
-// daemonLogBuffer is a bytes.Buffer the daemon writes while the test reads it.
-type daemonLogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *daemonLogBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *daemonLogBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // labEnv is the environment portfwd runs with in a lab: its own discovery
@@ -67,7 +48,7 @@ func startDaemon(t *testing.T, l *lab.Lab, args ...string) *daemonProc {
 // ends (SIGTERM).
 func startDaemonIn(t *testing.T, l *lab.Lab, h lab.Host, args ...string) *daemonProc {
 	t.Helper()
-	d := &daemonProc{log: &daemonLogBuffer{}, done: make(chan struct{})}
+	d := &daemonProc{log: &syncBuffer{}, done: make(chan struct{})}
 	d.cmd = l.Command(h, binary(t), append([]string{"daemon"}, args...)...)
 	d.cmd.Env = labEnv(l)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log

@@ -195,7 +195,8 @@ func TestMetricsHealthz(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer the server's goroutine may write to.
+// syncBuffer is a bytes.Buffer another goroutine (a server, a daemon
+// process) writes while the test reads it.
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
