@@ -260,6 +260,11 @@ func testConflict(t *testing.T, h Harness) {
 	if !errors.Is(err, forward.ErrConflict) || !errors.As(err, &ce) {
 		t.Fatalf("Add over a foreign mapping: %v; want a *forward.ConflictError", err)
 	}
+	if b.Properties().ListsFromState {
+		// NAT-PMP and PCP never say who holds a port, and a backend
+		// listing from its records cannot see it: the conflict is all.
+		return
+	}
 	if ce.Holder.Description != "someone else" {
 		t.Errorf("conflict holder = %+v; want the foreign mapping", ce.Holder)
 	}

@@ -107,12 +107,20 @@ func primed(t *testing.T, b *Backend) *Backend {
 func TestConforms(t *testing.T) {
 	for _, p := range protocols {
 		t.Run(p.name, func(t *testing.T) {
+			var e *env // the subtest's, for AddForeign
 			forwardtest.Run(t, forwardtest.Harness{
-				New:   func(t *testing.T) forward.Backend { return primed(t, newEnv(t, p.open).b) },
+				New: func(t *testing.T) forward.Backend {
+					e = newEnv(t, p.open)
+					return primed(t, e.b)
+				},
 				Self:  loopback,
 				Other: other,
 				Port:  40000,
 				Lease: time.Hour,
+				AddForeign: func(_ *testing.T, m forward.Mapping) {
+					m.InternalHost = other // another LAN host holds the port
+					e.fake.put(m)
+				},
 			})
 		})
 	}

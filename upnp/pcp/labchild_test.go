@@ -264,13 +264,13 @@ func (r *labRun) natpmpFrom(t *testing.T, m forward.Mapping, lifetime uint32) ui
 }
 
 // conformance is forwardtest.Run on the router, a backend on fresh records
-// for each subtest. AddForeign stays nil: its ConflictNamesHolder check
-// wants the holder named and the foreign mapping listed, which no backend
-// listing from its records can do (portHeld proves what they do instead).
+// for each subtest; another device's mapping is a NAT-PMP request from the
+// LAN host's second address (foreign).
 func (r *labRun) conformance(t *testing.T) {
 	forwardtest.Run(t, forwardtest.Harness{
 		New:  func(t *testing.T) forward.Backend { return r.primed(t, r.reopen(t, t.TempDir())) },
 		Self: r.c.LANHost, Other: r.c.LANHost2, Port: 42600, Lease: time.Hour,
+		AddForeign: func(t *testing.T, m forward.Mapping) { r.foreign(t, m.Protocol, m.ExternalPort) },
 	})
 }
 
