@@ -17,6 +17,36 @@ import (
 	"github.com/portfwd/portfwd/forward/probe"
 )
 
+// daemonHelp is portfwd daemon --help.
+const daemonHelp = `daemon keeps the router's port forwards equal to FILE for as long as it runs:
+it applies the file at start, renews every forward when half its lease is
+gone, and restores forwards the router lost (a router reboot forgets them all)
+within a few seconds. A systemd service (Restart=always) is the usual way to
+run it; use it instead of the apply timer, not beside it.
+
+How it watches:
+  --check (2s)     lists the router's forwards, a cheap read, and restores
+                   at once any forward of the file that is gone, or
+                   re-applies when the router's internet address changed.
+                   NAT-PMP and PCP cannot list: there the router's epoch,
+                   read on every check, shows that it restarted.
+  --interval (5m)  a full re-apply, the safety net for everything else.
+  lease            renewal happens at half the lease (gateway.lease, 1h by
+                   default). The lease is how long forwards outlive a daemon
+                   that stopped (crash, machine off): keep it at least twice
+                   --interval, so that a renewal that failed is retried by
+                   the interval pass before the forward runs out.
+
+A router that does not answer is retried after 1s, 2s, 4s … up to a minute,
+with a fresh connection each time. portfwd's run lock is held only during
+each check and pass (milliseconds), so portfwd apply, status or down can run
+beside the daemon, and never change the router at the same time as it.
+
+FILE is re-read on SIGHUP and whenever it changes (checked every second). A
+file with mistakes is rejected with file, line and key, and the daemon keeps
+the forwards it had. SIGINT or SIGTERM stops it (exit 0); with
+--cleanup-on-exit it first removes every forward the file owns.`
+
 // daemonOptions is everything the daemon needs, resolved from flags.
 type daemonOptions struct {
 	IO       IOStreams
@@ -43,34 +73,7 @@ func newCmdDaemon(f *factory, runF func(context.Context, *daemonOptions) error) 
 	cmd := &cobra.Command{
 		Use:   "daemon [FILE]",
 		Short: "Keep the router equal to the file, renewing and restoring forwards, until stopped",
-		Long: `daemon keeps the router's port forwards equal to FILE for as long as it runs:
-it applies the file at start, renews every forward when half its lease is
-gone, and restores forwards the router lost (a router reboot forgets them all)
-within a few seconds. A systemd service (Restart=always) is the usual way to
-run it; use it instead of the apply timer, not beside it.
-
-How it watches:
-  --check (2s)     lists the router's forwards, a cheap read, and restores
-                   at once any forward of the file that is gone, or
-                   re-applies when the router's internet address changed.
-                   NAT-PMP and PCP cannot list: there the router's epoch,
-                   read on every check, shows that it restarted.
-  --interval (5m)  a full re-apply, the safety net for everything else.
-  lease            renewal happens at half the lease (gateway.lease, 1h by
-                   default). The lease is how long forwards outlive a daemon
-                   that stopped (crash, machine off): keep it at least twice
-                   --interval, so that a renewal that failed is retried by
-                   the interval pass before the forward runs out.
-
-A router that does not answer is retried after 1s, 2s, 4s … up to a minute,
-with a fresh connection each time. The state file's lock is held only during
-each check and pass (milliseconds), so portfwd apply, status or down can run
-beside the daemon, and never change the router at the same time as it.
-
-FILE is re-read on SIGHUP and whenever it changes (checked every second). A
-file with mistakes is rejected with file, line and key, and the daemon keeps
-the forwards it had. SIGINT or SIGTERM stops it (exit 0); with
---cleanup-on-exit it first removes every forward the file owns.`,
+		Long:  daemonHelp,
 		Example: `  portfwd daemon /etc/portfwd/portfwd.yaml
   portfwd daemon --interval 10m --check 5s
   portfwd daemon --cleanup-on-exit minecraft.yaml   # forwards only while it runs`,
