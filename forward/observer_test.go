@@ -129,3 +129,21 @@ func TestObservers(t *testing.T) {
 	}
 	forward.Observers().Reconciled(forward.ReconcileReport{}) // no observers: nothing to panic on
 }
+
+// TestLogObserverOneLinePerPass: an error quoting a router's text (a line
+// break, a terminal escape) stays on its line, escaped, in both formats.
+func TestLogObserverOneLinePerPass(t *testing.T) {
+	t.Parallel()
+	rep := failedPass
+	rep.Rules = []forward.RuleState{{Rule: "ssh", State: forward.RuleConflict, Error: "held by \"x\ntcp\t22\x1b[2J\""}}
+	for _, h := range []func(*bytes.Buffer) slog.Handler{
+		func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
+		func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
+	} {
+		var buf bytes.Buffer
+		forward.LogObserver{Log: slog.New(h(&buf))}.Reconciled(rep)
+		if got := buf.String(); strings.Count(got, "\n") != 1 || strings.ContainsAny(got, "\t\x1b") {
+			t.Errorf("log line not escaped: %q", got)
+		}
+	}
+}

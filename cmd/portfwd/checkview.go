@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/portfwd/portfwd/forward"
 	"github.com/portfwd/portfwd/forward/probe"
 )
 
@@ -64,10 +65,11 @@ func printReports(out *printer, reports []probe.Report, via string) error {
 
 func printLayers(out *printer, r probe.Report) {
 	fmt.Fprintf(out.io.Out, "\n%s (%s → %s):\n", r.Rule, r.External, r.Internal)
+	// The layers' messages quote what servers and routers said.
 	for _, s := range r.Steps {
-		fmt.Fprintf(out.io.Out, "  %-8s %-5s %s\n", s.Layer, s.Status, s.Message)
+		fmt.Fprintf(out.io.Out, "  %-8s %-5s %s\n", s.Layer, s.Status, forward.Printable(s.Message))
 		if s.Fix != "" && s.Status == probe.StatusFail {
-			fmt.Fprintf(out.io.Out, "  %-8s %-5s fix: %s\n", "", "", s.Fix)
+			fmt.Fprintf(out.io.Out, "  %-8s %-5s fix: %s\n", "", "", forward.Printable(s.Fix))
 		}
 	}
 }
@@ -75,7 +77,7 @@ func printLayers(out *printer, r probe.Report) {
 // detail is what the server said when it answered, else the cause.
 func detail(r probe.Report) string {
 	if r.Verdict != probe.Reachable {
-		return r.Cause
+		return forward.Printable(r.Cause)
 	}
 	var parts []string
 	if r.Info != nil {
@@ -95,5 +97,5 @@ func detail(r probe.Report) string {
 	if r.Latency > 0 {
 		parts = append(parts, r.Latency.Round(100_000).String())
 	}
-	return strings.Join(parts, ", ")
+	return forward.Printable(strings.Join(parts, ", ")) // what the server said of itself
 }

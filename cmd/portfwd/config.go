@@ -41,7 +41,7 @@ func (f *factory) fileConfig(args []string) func(context.Context) (*forward.Conf
 func (f *factory) loadFile(ctx context.Context, path string) (*forward.Config, error) {
 	cfg, warns, err := forward.LoadFile(ctx, path, forward.LoadOptions{})
 	for _, w := range warns {
-		fmt.Fprintln(f.IO.ErrOut, "warning:", w)
+		f.warn(w.String())
 	}
 	if err != nil {
 		var ce *forward.ConfigError

@@ -104,8 +104,9 @@ func (r gatewayRun) run(ctx context.Context, fn func(context.Context, *forward.C
 	return err
 }
 
-// warn prints one warning on stderr.
-func (f *factory) warn(w string) { fmt.Fprintln(f.IO.ErrOut, "warning:", w) }
+// warn prints one warning on stderr, made printable: warnings quote
+// what gateways said.
+func (f *factory) warn(w string) { fmt.Fprintln(f.IO.ErrOut, "warning:", forward.PrintableLines(w)) }
 
 // warnUnused says when the config asks for what only a backend on the
 // router itself does, on another backend.

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/portfwd/portfwd/forward"
 )
 
 func main() {
@@ -25,7 +27,9 @@ func run(ctx context.Context, args []string, f *factory) int {
 		code = exitInterrupted
 	}
 	if err != nil && !isSilent(err) {
-		fmt.Fprintln(f.IO.ErrOut, "portfwd:", err)
+		// Errors quote gateways and servers: printable, but for the line
+		// breaks of a config's list of problems.
+		fmt.Fprintln(f.IO.ErrOut, "portfwd:", forward.PrintableLines(err.Error()))
 		f.out.errorDocument(err, code)
 	}
 	return code

@@ -63,7 +63,16 @@ func (p *printer) progress() io.Writer {
 // errf prints a diagnostic line on stderr.
 func (p *printer) errf(format string, a ...any) { fmt.Fprintf(p.io.ErrOut, format, a...) }
 
-func (t *table) row(cells ...string) { fmt.Fprintln(t.w, strings.Join(cells, "\t")) }
+// row writes one row. Every cell is made printable (forward.Printable):
+// cells carry what routers and servers said (descriptions, names,
+// errors), and a tab, a line break or an escape sequence there would forge
+// a row or move the terminal's cursor.
+func (t *table) row(cells ...string) {
+	for i, c := range cells {
+		cells[i] = forward.Printable(c)
+	}
+	fmt.Fprintln(t.w, strings.Join(cells, "\t"))
+}
 
 type mappingView struct {
 	Protocol     string `json:"protocol"`
@@ -113,7 +122,8 @@ func viewGateway(g *forward.Gateway) gatewayView {
 // detection chose it.
 func (p *printer) gatewayLine(g *forward.Gateway) {
 	props := g.Backend.Properties()
-	p.errf("gateway: %s %s (%s), this host %s\n", props.Name, props.Gateway, strings.Join(props.Protocols, ", "), g.Self)
+	p.errf("gateway: %s %s (%s), this host %s\n", props.Name, forward.Printable(props.Gateway),
+		forward.Printable(strings.Join(props.Protocols, ", ")), g.Self)
 	if d := g.Detection; d != nil {
 		p.errf("gateway: answered %s; chose %s: %s\n", strings.Join(d.Answered, ", "), props.Name, d.Why)
 	}

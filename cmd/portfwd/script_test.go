@@ -149,7 +149,8 @@ func (b *fileBackend) save(ctx context.Context) error {
 // cmdGateway is the scripts' look into the in-memory gateway at
 // $PORTFWD_TEST_GATEWAY:
 //
-//	gateway put PROTO/PORT HOST:PORT DESCRIPTION   another client's mapping
+//	gateway put PROTO/PORT HOST:PORT DESCRIPTION   another client's mapping; a
+//	                                               "quoted" description is read as a Go string
 //	gateway refuse PROTO/PORT                      refuse mappings on a key
 //	gateway has PROTO/PORT [HOST:PORT [DESCRIPTION]]
 //	gateway count N                                how many mappings it holds
@@ -189,7 +190,11 @@ func scriptMapping(ts *testscript.TestScript, args []string) forward.Mapping {
 	k := scriptKey(ts, args[0])
 	ap, err := netip.ParseAddrPort(args[1])
 	ts.Check(err)
-	return forward.Mapping{Key: k, InternalHost: ap.Addr(), InternalPort: ap.Port(), Description: args[2], Enabled: true}
+	desc := args[2]
+	if s, err := strconv.Unquote(desc); err == nil {
+		desc = s // control characters, as a hostile device would send them
+	}
+	return forward.Mapping{Key: k, InternalHost: ap.Addr(), InternalPort: ap.Port(), Description: desc, Enabled: true}
 }
 
 func scriptKey(ts *testscript.TestScript, s string) forward.Key {
