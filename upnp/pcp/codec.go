@@ -207,14 +207,24 @@ func decodePCP(b []byte) (pcpMessage, error) {
 	return m, m.decodeBody(b[pcpHeaderSize:])
 }
 
-// isNATPMPAnswer reports whether b is a NAT-PMP server's answer: version 0
-// and a 16-bit result code, with the reply bit set, or RFC 6886 §3.5's
-// "Unsupported Version" drawn with opcode 0.
+// isNATPMPAnswer reports whether b is a NAT-PMP server's answer: a
+// response RFC 6886 §3 can parse, whole (its §3.5 "Unsupported Version"
+// among them). A datagram of version 0 that it cannot parse is noise, not
+// a gateway that speaks NAT-PMP.
 func isNATPMPAnswer(b []byte) bool {
-	if len(b) < 4 || b[0] != natpmpVersion {
+	if len(b) == 0 || b[0] != natpmpVersion {
 		return false
 	}
-	return b[1]&natpmpReply != 0 || (b[1] == 0 && binary.BigEndian.Uint16(b[2:]) == uint16(NATPMPUnsupportedVersion))
+	_, err := decodeNATPMP(b)
+	return err == nil
+}
+
+// isPCPUnsuppVersion reports whether b is how a PCP server refuses a
+// version it does not speak (§9): a whole response header (§7.2) in its
+// own version, with UNSUPP_VERSION. NAT-PMP's decoder asks it, so that
+// noise is not taken for a gateway that speaks PCP.
+func isPCPUnsuppVersion(b []byte) bool {
+	return pcpCheckSize(b) == nil && b[0] != natpmpVersion && b[1]&pcpResponse != 0 && ResultCode(b[3]) == UnsuppVersion
 }
 
 // pcpCheckSize applies §7: at least a header, at most 1100 bytes, whole

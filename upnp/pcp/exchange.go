@@ -49,8 +49,12 @@ type judge func(b []byte) (done bool, err error)
 
 // roundTrip sends req and returns the first datagram that decode accepts
 // and match says answers it. Malformed and unmatched datagrams are
-// dropped (RFC 6886 §3.2, RFC 6887 §8.3); one in another version of the
-// family ends the exchange with an error wrapping forward.ErrNoGateway.
+// dropped and the wait goes on, as RFC 6887 §8.3 has a PCP client ignore
+// invalid responses and RFC 6886 §3.1 has a NAT-PMP client discard what is
+// not its gateway's answer: one stray datagram never ends a request. Only
+// a whole answer in the other version of the family (decodeNATPMP,
+// decodePCP) ends the exchange, with an error wrapping
+// forward.ErrNoGateway.
 func roundTrip[T any](ctx context.Context, x *exchange, req []byte, decode func([]byte) (T, error), match func(T) bool) (T, error) {
 	var got T
 	err := x.do(ctx, req, func(b []byte) (bool, error) {

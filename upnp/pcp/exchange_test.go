@@ -304,3 +304,59 @@ func TestExchangeResults(t *testing.T) {
 		t.Errorf("mapPort = %+v, %v; want NOT_AUTHORIZED with epoch 7", a, err)
 	}
 }
+
+// TestExchangeIgnoresMalformed: a datagram from the gateway's address that
+// cannot be parsed is dropped and the exchange waits on (RFC 6886 §3.1,
+// RFC 6887 §8.3: a client ignores what it cannot parse), until the answer
+// or the deadline. Only a well-formed answer in the other version of the
+// family ends it early (TestExchangeOtherVersion). The gateway here sends
+// garbage alone to the first request, and garbage then the answer to the
+// retransmission.
+func TestExchangeIgnoresMalformed(t *testing.T) {
+	t.Parallel()
+	garbage := map[string][]string{
+		"natpmp": {
+			`ff ff`, `ff ff ff ff ff ff ff ff`, `01 80`, `02 81 0000 00000009`,
+			`02 80 00 01 00000000`, // UNSUPP_VERSION cut short of PCP's 24-byte header
+			`02 80 00 00 00000000 0000002a 00000000 00000000 00000000`, // a PCP success: not how a PCP server refuses version 0 (§9)
+		},
+		"pcp": {
+			`00 80`, `00 80 0001`, `00 ff ff ff ff ff ff ff`,
+			`00 81 0000 00000009`, // a NAT-PMP success of the header alone
+			`00 80 0001 00000009 32`,
+		},
+	}
+	for name, ask := range map[string]func(*rawServer) error{
+		"natpmp": func(s *rawServer) error {
+			a, err := s.natpmp().announce(testCtx(t))
+			if err == nil && a.external != netip.MustParseAddr("50.60.70.1") {
+				err = errors.New("not the answer")
+			}
+			return err
+		},
+		"pcp": func(s *rawServer) error {
+			a, err := s.pcp().mapPort(testCtx(t), entry41500(), time.Hour)
+			if err == nil && a.port != 41500 {
+				err = errors.New("not the answer")
+			}
+			return err
+		},
+	} {
+		s := newRawServer(t, func(n int, req []byte) [][]byte {
+			var out [][]byte
+			for _, g := range garbage[name] {
+				out = append(out, unhex(t, g))
+			}
+			if n == 1 {
+				return out
+			}
+			if req[0] == natpmpVersion {
+				return append(out, unhex(t, `00 80 0000 00000009 323c4601`))
+			}
+			return append(out, granted(req))
+		})
+		if err := ask(s); err != nil || s.count() != 2 {
+			t.Errorf("%s: %v after %d requests; want the answer to the second, garbage ignored", name, err, s.count())
+		}
+	}
+}

@@ -95,22 +95,24 @@ func natpmpOp(p forward.Protocol) (uint8, error) {
 
 // Why a datagram is not a usable NAT-PMP response; the exchange ignores it.
 var (
-	errNATPMPShort  = errors.New("NAT-PMP response too short")
-	errNATPMPLength = errors.New("NAT-PMP response of the wrong length")
-	errNATPMPOp     = errors.New("NAT-PMP datagram is not a response to a known request")
+	errNATPMPShort   = errors.New("NAT-PMP response too short")
+	errNATPMPLength  = errors.New("NAT-PMP response of the wrong length")
+	errNATPMPOp      = errors.New("NAT-PMP datagram is not a response to a known request")
+	errNATPMPVersion = errors.New("datagram of another version that is not a refusal of version 0")
 )
 
-// decodeNATPMP parses one datagram from the server. A response in another
-// version (PCP's, RFC 6887 §9) is an otherVersion error.
+// decodeNATPMP parses one datagram from the server. A PCP server's refusal
+// of version 0 (RFC 6887 §9) is an otherVersion error; any other datagram
+// of another version is noise the exchange ignores.
 func decodeNATPMP(b []byte) (natpmpResponse, error) {
 	if len(b) < 2 {
 		return natpmpResponse{}, errNATPMPShort
 	}
 	if b[0] != natpmpVersion {
-		if b[1]&natpmpReply == 0 {
-			return natpmpResponse{}, errNATPMPOp // a request, not an answer
+		if isPCPUnsuppVersion(b) {
+			return natpmpResponse{}, otherVersion(b[0])
 		}
-		return natpmpResponse{}, otherVersion(b[0])
+		return natpmpResponse{}, errNATPMPVersion
 	}
 	if len(b) < natpmpHeaderLen {
 		return natpmpResponse{}, errNATPMPShort

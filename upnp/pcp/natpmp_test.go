@@ -218,3 +218,23 @@ func FuzzDecodeNATPMP(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeNoiseIsNotAnotherVersion: each decoder takes only a whole
+// answer of the other protocol for a gateway that speaks it (RFC 6887 §9:
+// a PCP server refuses version 0 with UNSUPP_VERSION in a PCP header;
+// RFC 6886 §3.5: a NAT-PMP server answers in version 0); anything else of
+// the wrong version is noise, which the exchange ignores.
+func TestDecodeNoiseIsNotAnotherVersion(t *testing.T) {
+	var v otherVersion
+	for _, noise := range []string{`ff ff`, `01 80`, `02 81 0000 00000009`, `02 80 00 01 00000000`,
+		`02 80 00 00 00000000 0000002a 00000000 00000000 00000000`, `02 00 00 01 00000000 0000002a 00000000 00000000 00000000`} {
+		if _, err := decodeNATPMP(unhex(t, noise)); err == nil || errors.As(err, &v) {
+			t.Errorf("NAT-PMP decoder: %s gave %v; want it ignored as noise", noise, err)
+		}
+	}
+	for _, noise := range []string{`00 80`, `00 80 0001`, `00 81 0000 00000009`, `00 80 0001 00000009 32`, `00 ff ffff ffffffff`} {
+		if _, err := decodePCP(unhex(t, noise)); err == nil || errors.As(err, &v) {
+			t.Errorf("PCP decoder: %s gave %v; want it ignored as noise", noise, err)
+		}
+	}
+}
