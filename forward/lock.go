@@ -2,6 +2,7 @@ package forward
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -26,11 +27,13 @@ const DefaultLockWait = 10 * time.Second
 const lockName = "state.lock"
 
 // LockRun takes the run lock in dir, creating dir, and waits up to wait
-// for another portfwd to release it. The error says which lock is held
-// and what to do.
+// for another portfwd to release it. A state directory portfwd cannot
+// trust (PrepareStateDir), or a lock file that is not a regular file
+// (OpenStateFile), is refused. The error says which lock is held and what
+// to do.
 func LockRun(dir string, wait time.Duration) (*RunLock, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating state directory: %w", err)
+	if err := PrepareStateDir(dir); err != nil {
+		return nil, err
 	}
 	path := filepath.Join(dir, lockName)
 	unlock, err := flockWait(path, wait)
@@ -48,6 +51,73 @@ func (l *RunLock) Unlock() error {
 	err := l.unlock()
 	l.unlock = nil
 	return err
+}
+
+// PrepareStateDir creates the state directory dir when it is missing and
+// refuses one that another user can write (trustStateDir): what portfwd
+// keeps there decides which mappings it believes it owns, and so which it
+// deletes. Everything that opens the state directory calls it first.
+func PrepareStateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	return trustStateDir(dir)
+}
+
+// OpenStateFile opens a file of the state directory with flag (and perm,
+// when flag may create it) only as a regular file: never through a
+// symbolic link, since a link planted there could make portfwd — often
+// root — create or read any file; never waiting to open a named pipe; and
+// never a pipe, device or socket, whose read would hang or never end.
+// Where the system has them, O_NOFOLLOW and O_NONBLOCK make the open
+// itself safe; the checks before and after it say what is wrong.
+func OpenStateFile(path string, flag int, perm os.FileMode) (*os.File, error) {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, notRegular(path, fi) // not opened: opening a device may act
+	}
+	f, err := os.OpenFile(path, flag|openSafely, perm)
+	if err != nil {
+		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
+			return nil, notRegular(path, fi) // replaced since the check above
+		}
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = notRegular(path, fi)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// notRegular is the refusal of path, which fi shows is not a regular
+// file.
+func notRegular(path string, fi fs.FileInfo) error {
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		to, _ := os.Readlink(path)
+		return fmt.Errorf("%s is a symbolic link (to %q), and portfwd never follows links in its state directory "+
+			"(one could make it create or read any file); remove the link, and portfwd creates the file anew", path, to)
+	}
+	return fmt.Errorf("%s is a %s, not a regular file, and portfwd would hang or fail reading it; remove it, and portfwd creates the file anew",
+		path, fileKind(fi.Mode()))
+}
+
+// fileKind names what a mode that is not a regular file's is, for people.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file (" + m.Type().String() + ")"
 }
 
 // DefaultStateDir is /var/lib/portfwd for root, else $XDG_STATE_HOME/portfwd
