@@ -188,6 +188,15 @@ func (b *Backend) call(ctx context.Context, doing string, request func() (answer
 // what changed. The first epoch seen loses nothing. Records whose lifetime
 // ran out go too: the gateway has let those mappings lapse, and a client
 // need not delete them (RFC 6886 §3.1).
+//
+// The epoch seen becomes the baseline of the next check, but it is worth
+// writing (g.changed) only where it matters: after a restart (or every
+// later run would warn of it again); as the first baseline of records
+// that hold something; and once the baseline it was checked against is
+// older than baselineAge. Otherwise a run that changes nothing writes nothing: both
+// RFC rules hold against an older baseline (the gateway's clock and ours
+// are compared over a longer time), and every write of the records, an
+// add or a renewal at half the lease, takes the latest epoch along.
 func (b *Backend) observe(a answer) {
 	if !a.answered {
 		return
@@ -196,16 +205,28 @@ func (b *Backend) observe(a answer) {
 	if !g.EpochAt.IsZero() && b.m.restarted(g.Epoch, g.EpochAt, a.epoch, now) {
 		b.warnings = append(b.warnings, fmt.Sprintf("the gateway restarted (%s epoch went from %d to %d): every mapping will be re-created",
 			b.m.facts().title, g.Epoch, a.epoch))
-		g.Entries, g.External = nil, ""
+		g.Entries, g.External, g.changed = nil, "", true
+	}
+	if g.holds() && (g.EpochAt.IsZero() || now.Sub(g.EpochAt) > baselineAge) {
+		g.changed = true
 	}
 	g.Epoch, g.EpochAt = a.epoch, now
 	g.prune(now)
 }
 
-// saved writes the records, so that what the gateway said — an epoch, a
-// grant — is on disk before the call returns, and joins a failure to err.
+// baselineAge is how old the epoch baseline of records that hold mappings
+// may grow before a run that changes nothing else writes a fresh one. The
+// restart rules grow more forgiving with the baseline's age (NAT-PMP's by
+// an eighth of it, RFC 6886 §3.6; PCP's by a sixteenth, RFC 6887 §8.5), so
+// a day keeps that under three hours, at one write a day for a daemon
+// that checks every minute.
+const baselineAge = 24 * time.Hour
+
+// saved writes the records when the call changed them, so that what the
+// gateway said — a grant, a restart — is on disk before the call returns,
+// and joins a failure to err.
 func (b *Backend) saved(err error) error {
-	if serr := b.rec.save(); serr != nil {
+	if serr := b.rec.saveChanged(); serr != nil {
 		return errors.Join(err, fmt.Errorf("recording %s mappings: %w", b.m.facts().title, serr))
 	}
 	return err

@@ -29,5 +29,10 @@
 //     portfwd's own records, after the gateway's epoch shows it has not
 //     restarted since they were written.
 //   - The records (records.go): what portfwd made on each gateway, kept in
-//     the state directory's state.json, written atomically.
+//     the state directory's state.json, written atomically and only when
+//     something changed. records_read.go reads them as little as it
+//     trusts them: a state directory only its owner can write, a regular
+//     file of bounded size, each record checked and one portfwd cannot
+//     act on dropped with a warning, the temp files of a killed save
+//     removed.
 package pcp

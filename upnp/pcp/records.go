@@ -2,7 +2,6 @@ package pcp
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -21,6 +20,15 @@ import (
 // fsync, rename, directory fsync): a run killed at any point leaves the old
 // file or the new one, never half of either.
 //
+// A run that changes nothing writes nothing: the backends save only when
+// something that matters changed (changed), so plan, status and check
+// leave the file as it was.
+//
+// The state directory is trusted only as forward.PrepareStateDir allows,
+// and the file is read only as a regular file of bounded size
+// (readFile); a record in it that portfwd could not act on is dropped
+// with a warning (keepValid), never left to fail every later run.
+//
 // Records takes no file lock: the caller holds the run lock
 // (forward.LockRun) around every run that changes a gateway. Backends that
 // share one Records serialise their calls on it, so it may be shared.
@@ -29,6 +37,9 @@ type Records struct {
 	dir      string // "" for MemoryRecords: nothing is written
 	file     recordsFile
 	warnings []string
+	// changed: records were dropped while reading; the file is written
+	// without them at the next save.
+	changed bool
 }
 
 // recordsName is the file's name in the state directory. It and the layout
@@ -57,6 +68,10 @@ type gatewayRecord struct {
 	// last reported it, for PCP, which has no request that asks for it
 	// alone (RFC 6887 §11.1); empty when unknown.
 	External string `json:"external,omitempty"`
+
+	// changed: something that matters changed since the record was read
+	// or written (see Backend.observe for when an epoch does).
+	changed bool
 }
 
 // entry is one mapping portfwd made, as the gateway granted it.
@@ -67,14 +82,20 @@ type entry struct {
 	Nonce           string    `json:"nonce,omitempty"`
 }
 
-// OpenRecords reads the records in the state directory dir, creating dir.
+// OpenRecords reads the records in the state directory dir, creating dir;
+// a directory other users can write is refused (forward.PrepareStateDir).
 // A missing file is empty records. A file that cannot be parsed, or is of
 // another format version, is set aside as state.json.corrupt and reported
 // by Warnings; the backends then rebuild from what the gateway confirms.
+// A record portfwd could not act on is dropped, and reported too. A file
+// that is not a regular file, or is larger than portfwd ever writes, is
+// refused: the error says what to do. Temp files a killed save left
+// behind are removed.
 func OpenRecords(dir string) (*Records, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating state directory: %w", err)
+	if err := forward.PrepareStateDir(dir); err != nil {
+		return nil, err
 	}
+	removeStaleTemps(dir, time.Now())
 	r := &Records{dir: dir, file: recordsFile{FormatVersion: recordsFormat}}
 	if err := r.read(); err != nil {
 		return nil, err
@@ -92,42 +113,6 @@ func MemoryRecords() *Records {
 // path is the file's path.
 func (r *Records) path() string { return filepath.Join(r.dir, recordsName) }
 
-// read loads the file. What cannot be parsed is set aside with a warning;
-// a file that cannot be read at all is an error, since it could not be
-// replaced either.
-func (r *Records) read() error {
-	raw, err := os.ReadFile(r.path())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading state file: %w", err)
-	}
-	var f recordsFile
-	err = json.Unmarshal(raw, &f)
-	if err == nil && f.FormatVersion != recordsFormat {
-		err = fmt.Errorf("format version %d, want %d", f.FormatVersion, recordsFormat)
-	}
-	if err != nil {
-		return r.setAside(err)
-	}
-	f.Gateways = slices.DeleteFunc(f.Gateways, func(g *gatewayRecord) bool { return g == nil })
-	r.file = f
-	return nil
-}
-
-// setAside renames an unreadable file out of the way, so that the next
-// save does not destroy what a person may want to look at.
-func (r *Records) setAside(why error) error {
-	aside := r.path() + ".corrupt"
-	if err := os.Rename(r.path(), aside); err != nil {
-		return fmt.Errorf("setting aside the unreadable state file %s (%v): %w", r.path(), why, err)
-	}
-	r.warnings = append(r.warnings, fmt.Sprintf(
-		"state file %s is unreadable (%v); set aside as %s, rebuilding from the gateway", r.path(), why, aside))
-	return nil
-}
-
 // Warnings returns the problems found while opening, for the user, and
 // forgets them.
 func (r *Records) Warnings() []string {
@@ -138,16 +123,33 @@ func (r *Records) Warnings() []string {
 	return w
 }
 
-// Save writes the records atomically: a temp file in the same directory,
-// fsynced, renamed over the old one, and the directory fsynced.
+// Save writes the records atomically, changed or not: a temp file in the
+// same directory, fsynced, renamed over the old one, and the directory
+// fsynced.
 func (r *Records) Save() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.save()
+	return r.write()
 }
 
-// save is Save with r.mu held.
-func (r *Records) save() error {
+// saveChanged writes the records when something that matters changed
+// since they were read or last written, and otherwise leaves the file
+// alone, so that a run that changes nothing writes nothing. r.mu must be
+// held.
+func (r *Records) saveChanged() error {
+	if !r.dirty() {
+		return nil
+	}
+	return r.write()
+}
+
+// dirty reports whether anything changed that the file does not hold yet.
+func (r *Records) dirty() bool {
+	return r.changed || slices.ContainsFunc(r.file.Gateways, func(g *gatewayRecord) bool { return g.changed })
+}
+
+// write is Save with r.mu held.
+func (r *Records) write() error {
 	if r.dir == "" {
 		return nil // MemoryRecords
 	}
@@ -158,12 +160,20 @@ func (r *Records) save() error {
 	if err := writeAtomic(r.dir, r.path(), append(raw, '\n')); err != nil {
 		return fmt.Errorf("saving state: %w", err)
 	}
+	r.changed = false
+	for _, g := range r.file.Gateways {
+		g.changed = false
+	}
 	return nil
 }
 
+// tempPattern names the temp files of a save (os.CreateTemp puts digits
+// for the star); removeStaleTemps removes the ones a killed run left.
+const tempPattern = ".state-*.json"
+
 // writeAtomic replaces path with data by way of a temp file in dir.
 func writeAtomic(dir, path string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, ".state-*.json")
+	tmp, err := os.CreateTemp(dir, tempPattern)
 	if err != nil {
 		return err
 	}
@@ -211,12 +221,26 @@ func (g *gatewayRecord) put(e entry) {
 	g.drop(e.Key)
 	g.Entries = append(g.Entries, e)
 	slices.SortFunc(g.Entries, func(a, b entry) int { return a.Key.Compare(b.Key) })
+	g.changed = true
 }
 
 // drop forgets the record on k.
 func (g *gatewayRecord) drop(k forward.Key) {
-	g.Entries = slices.DeleteFunc(g.Entries, func(e entry) bool { return e.Key == k })
+	g.forget(func(e entry) bool { return e.Key == k })
 }
+
+// forget drops the records gone says are, noting a change if there were
+// any.
+func (g *gatewayRecord) forget(gone func(entry) bool) {
+	n := len(g.Entries)
+	if g.Entries = slices.DeleteFunc(g.Entries, gone); len(g.Entries) != n {
+		g.changed = true
+	}
+}
+
+// holds reports whether the record holds anything a restart of the
+// gateway would take away: mappings, or the external address.
+func (g *gatewayRecord) holds() bool { return len(g.Entries) > 0 || g.External != "" }
 
 // find returns the record on k.
 func (g *gatewayRecord) find(k forward.Key) (entry, bool) {
@@ -229,7 +253,7 @@ func (g *gatewayRecord) find(k forward.Key) (entry, bool) {
 
 // prune forgets the records whose lifetime ran out by now.
 func (g *gatewayRecord) prune(now time.Time) {
-	g.Entries = slices.DeleteFunc(g.Entries, func(e entry) bool { return !e.Expires.After(now) })
+	g.forget(func(e entry) bool { return !e.Expires.After(now) })
 }
 
 // live lists the records not yet expired at now, as observed mappings
