@@ -1,9 +1,9 @@
 package forward
 
 import (
-	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"slices"
@@ -114,27 +114,28 @@ type LoadOptions struct {
 func Load(ctx context.Context, file string, data []byte, opts LoadOptions) (*Config, []Diagnostic, error) {
 	l := newLoader(file, opts)
 	cfg := l.load(ctx, data)
-	sortDiagnostics(l.errs)
 	sortDiagnostics(l.warns)
-	if len(l.errs) > 0 {
-		return nil, l.warns, &ConfigError{Problems: l.errs}
+	if len(l.errs)+len(l.fatal) > 0 {
+		return nil, l.warns, &ConfigError{Problems: l.problems()}
 	}
 	return cfg, l.warns, nil
 }
 
 // LoadFile reads file and calls Load. A missing or unreadable file is a plain
-// error naming the file, not a *ConfigError.
+// error naming the file, not a *ConfigError. It reads no more than Load
+// takes (maxConfigBytes), so that a path to an endless file (/dev/zero)
+// is refused too.
 func LoadFile(ctx context.Context, file string, opts LoadOptions) (*Config, []Diagnostic, error) {
-	data, err := os.ReadFile(file)
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading config: %w", err)
 	}
 	return Load(ctx, file, data, opts)
-}
-
-// sortDiagnostics orders by line, so output reads top to bottom like the file.
-func sortDiagnostics(ds []Diagnostic) {
-	slices.SortStableFunc(ds, func(a, b Diagnostic) int { return cmp.Compare(a.Line, b.Line) })
 }
 
 // Desired expands the rules into the mappings the gateway should hold: one

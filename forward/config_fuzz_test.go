@@ -9,9 +9,10 @@ import (
 	"testing"
 )
 
-// FuzzLoad checks that Load never panics, and that what it accepts is
-// consistent: a config whose rules Desired can expand, or a *ConfigError
-// with at least one located problem.
+// FuzzLoad checks that Load never panics nor runs past loadBudget (a load
+// that stalls fails with its input, rather than stalling the fuzzer at 0
+// execs/s), and that what it accepts is consistent: a config whose rules
+// Desired can expand, or a *ConfigError with at least one located problem.
 func FuzzLoad(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*/*.yaml")
 	for _, file := range files {
@@ -21,6 +22,10 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("rules:\n  - &r\n    name: a\n    <<: *r\n"))
 	f.Add([]byte("rules:\n  - {name: a, protocol: both, external_port: 1-3, internal_host: h.lan}\n"))
+	// Bombs: a load of each must end within loadBudget.
+	f.Add([]byte("rules:\n  - &r\n    name: a\n    <<: [*r,*r,*r,*r,*r,*r,*r,*r]\n"))
+	f.Add([]byte(mergeChain(7)))
+	f.Add([]byte("rules:\n  - name: a\x00\n    description: caf\xe9\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// No DNS: short names resolve to a fixed address, others fail.
 		lookup := func(_ context.Context, host string) ([]netip.Addr, error) {
@@ -29,7 +34,7 @@ func FuzzLoad(f *testing.F) {
 			}
 			return nil, errors.New("no such host")
 		}
-		cfg, _, err := Load(context.Background(), "f.yaml", data, LoadOptions{LookupHost: lookup})
+		cfg, err := loadWithin(t, "f.yaml", data, LoadOptions{LookupHost: lookup})
 		if err != nil {
 			checkFuzzError(t, err)
 			return

@@ -23,6 +23,16 @@ type loader struct {
 	opts  LoadOptions
 	errs  []Diagnostic
 	warns []Diagnostic
+
+	// What the load has cost, and what it left out (config_limits.go).
+	fatal []Diagnostic // the limit that stopped the load
+	keys  int          // key: value pairs read, merged ones each time
+	spent bool         // maxKeys were read: read no more
+	// expanding is the outermost merge key (<<) or alias being read
+	// through: where to blame a file that expands too far.
+	expanding *blame
+	seen      map[Diagnostic]bool
+	omitted   int // errors past maxProblemsKept
 }
 
 func newLoader(file string, opts LoadOptions) *loader {
@@ -43,7 +53,11 @@ var (
 const maxMergeDepth = 8
 
 func (l *loader) errorf(line int, key, format string, args ...any) {
-	l.errs = append(l.errs, Diagnostic{File: l.file, Line: line, Key: key, Message: fmt.Sprintf(format, args...)})
+	if l.full() {
+		l.omitted++
+		return
+	}
+	l.keep(Diagnostic{File: l.file, Line: line, Key: key, Message: fmt.Sprintf(format, args...)})
 }
 
 func (l *loader) warnf(line int, key, format string, args ...any) {
@@ -53,6 +67,9 @@ func (l *loader) warnf(line int, key, format string, args ...any) {
 // load walks the whole file. The config it returns is only meaningful when
 // no errors were recorded.
 func (l *loader) load(ctx context.Context, data []byte) *Config {
+	if l.tooBig(data) {
+		return nil
+	}
 	root := l.parse(data)
 	if root == nil {
 		return nil
@@ -62,6 +79,9 @@ func (l *loader) load(ctx context.Context, data []byte) *Config {
 		return nil
 	}
 	f := l.fields(root, "", topKeys)
+	if l.spent {
+		return nil
+	}
 	cfg := &Config{File: l.file, Gateway: l.gateway(f["gateway"]), ProbeServer: l.probeServer(f["probe_server"])}
 	cfg.Rules = l.rules(ctx, f["rules"], root.Line)
 	return cfg
@@ -156,17 +176,25 @@ func (l *loader) fields(n *yaml.Node, path string, known []string) map[string]*y
 
 func (l *loader) collect(n *yaml.Node, path string, known []string, out map[string]*yaml.Node, depth int) {
 	lines := make(map[string]int)
-	var merges []*yaml.Node
+	var merges []int // where the merge keys (<<) are in n.Content
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], deref(n.Content[i+1])
+		if !l.spend(blame{k.Line, joinKey(path, k.Value)}) {
+			return
+		}
 		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
-			merges = append(merges, v)
+			merges = append(merges, i)
 			continue
 		}
 		l.collectKey(k, v, path, known, out, lines)
 	}
-	for _, m := range merges {
-		l.merge(m, path, known, out, depth)
+	for _, i := range merges {
+		outer := l.expanding
+		if outer == nil {
+			l.expanding = &blame{n.Content[i].Line, joinKey(path, n.Content[i].Value)}
+		}
+		l.merge(deref(n.Content[i+1]), path, known, out, depth)
+		l.expanding = outer
 	}
 }
 
@@ -183,7 +211,11 @@ func (l *loader) collectKey(k, v *yaml.Node, path string, known []string, out ma
 	}
 	lines[k.Value] = k.Line
 	if !slices.Contains(known, k.Value) {
-		l.errorf(k.Line, key, "unknown key %q%s", k.Value, unknownHint(k.Value, known))
+		hint := ""
+		if !l.full() {
+			hint = unknownHint(k.Value, known)
+		}
+		l.errorf(k.Line, key, "unknown key %q%s", k.Value, hint)
 		return
 	}
 	out[k.Value] = v
@@ -202,6 +234,9 @@ func (l *loader) merge(m *yaml.Node, path string, known []string, out map[string
 	}
 	for _, s := range sources {
 		s = deref(s)
+		if !l.spend(blame{s.Line, path}) {
+			return
+		}
 		if s.Kind != yaml.MappingNode {
 			l.errorf(s.Line, path, "a merge key (<<) takes a mapping or a list of mappings, got %s", kindName(s))
 			continue
@@ -224,6 +259,9 @@ func (l *loader) scalar(n *yaml.Node, key string) (string, bool) {
 	}
 	if n.Kind != yaml.ScalarNode {
 		l.errorf(n.Line, key, "want a single value, got %s", kindName(n))
+		return "", false
+	}
+	if l.tooLong(n, key) {
 		return "", false
 	}
 	return n.Value, true
@@ -270,7 +308,7 @@ func kindName(n *yaml.Node) string {
 	case yaml.MappingNode:
 		return "a mapping"
 	case yaml.ScalarNode:
-		return fmt.Sprintf("%q", n.Value)
+		return quoteShort(n.Value)
 	}
 	return "nothing"
 }

@@ -133,6 +133,9 @@ func (l *loader) gateway(n *yaml.Node) GatewaySettings {
 		return g
 	}
 	f := l.fields(n, "gateway", gatewayKeys)
+	if l.spent {
+		return g
+	}
 	if s, ok := l.scalar(f["backend"], "gateway.backend"); ok {
 		g.Backend = strings.TrimSpace(s)
 		l.check(f["backend"], "gateway.backend", checkBackend(g.Backend))
@@ -197,11 +200,17 @@ func (l *loader) rules(ctx context.Context, n *yaml.Node, rootLine int) []Rule {
 		l.errorf(n.Line, "rules", "want a list of rules, got %s", kindName(n))
 		return nil
 	}
+	if l.tooManyRules(n) {
+		return nil
+	}
 	inputs := make([]*ruleInput, 0, len(n.Content))
 	for i, item := range n.Content {
-		if r := l.rule(i, deref(item)); r != nil {
+		if r := l.rule(i, item); r != nil {
 			inputs = append(inputs, r)
 		}
+	}
+	if l.spent {
+		return nil
 	}
 	l.checkNames(inputs)
 	l.checkClaims(inputs)
@@ -215,14 +224,22 @@ func (l *loader) rules(ctx context.Context, n *yaml.Node, rootLine int) []Rule {
 }
 
 // rule reads one entry of rules:, applying its service and the defaults.
-func (l *loader) rule(i int, n *yaml.Node) *ruleInput {
+func (l *loader) rule(i int, item *yaml.Node) *ruleInput {
 	path := fmt.Sprintf("rules[%d]", i)
+	n := deref(item)
+	if item.Kind == yaml.AliasNode {
+		l.expanding = &blame{item.Line, path}
+		defer func() { l.expanding = nil }()
+	}
 	if n.Kind != yaml.MappingNode {
 		l.errorf(n.Line, path, "want a rule (a mapping with name:, protocol:, external_port: ...), got %s", kindName(n))
 		return nil
 	}
 	r := &ruleInput{Rule: Rule{Line: n.Line, InternalHost: "self"}, path: path}
 	r.nodes = l.fields(n, path, ruleKeys)
+	if l.spent {
+		return nil
+	}
 	r.Name = l.ruleName(r)
 	svc, svcOK := l.ruleService(r)
 	protoOK := l.ruleProtocols(r, svc, svcOK)
@@ -268,6 +285,9 @@ func (l *loader) probeServer(n *yaml.Node) ProbeServer {
 		return ps
 	}
 	f := l.fields(n, "probe_server", probeServerKeys)
+	if l.spent {
+		return ps
+	}
 	if s, ok := l.scalar(f["url"], "probe_server.url"); ok {
 		ps.URL = strings.TrimSpace(s)
 		l.check(f["url"], "probe_server.url", CheckProbeServerURL(ps.URL))
