@@ -150,6 +150,8 @@ func (l *loader) syntaxError(err error, data []byte) {
 	} else if m := yamlAnchor.FindStringSubmatch(msg); m != nil {
 		line = lineOf(data, "*"+m[1])
 		msg = strings.TrimPrefix(msg, "yaml: ")
+	} else if l.encodingErrors(data) {
+		return
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
