@@ -39,11 +39,25 @@ const (
 //
 // Whatever a request says, the server only ever contacts the address the
 // request came from, so it cannot be used to scan or flood anyone else.
-// Run it where clients reach it directly: behind a reverse proxy every
-// request comes from the proxy, and the proxy is what gets probed.
+// That address is the TCP peer, or, for a request from one of
+// TrustedProxies, the client the proxy names. It never probes its own host
+// or link (loopback, unspecified, link-local addresses), nor private
+// networks unless AllowPrivate: behind an unnamed reverse proxy every
+// request comes from the proxy, often on loopback, and probing that would
+// reach the services the host keeps from the internet.
 type Server struct {
 	// Token, when set, must be sent as "Authorization: Bearer <token>".
 	Token string
+	// AllowPrivate lets private (RFC 1918, RFC 4193) and carrier-grade NAT
+	// (RFC 6598) addresses be probed: for a probe server on a LAN.
+	AllowPrivate bool
+	// TrustedProxies are reverse proxies in front of the server. A request
+	// from one of them is answered for the client it names in
+	// ClientIPHeader; headers from any other peer are never read.
+	TrustedProxies []netip.Addr
+	// ClientIPHeader is the header TrustedProxies name the client in, such
+	// as X-Real-IP or X-Forwarded-For: the last address in it is used.
+	ClientIPHeader string
 	// MaxPorts caps the probes in one request; 0 means DefaultMaxPorts.
 	MaxPorts int
 	// Rate is the requests per second a source earns; 0 means DefaultRate.
@@ -94,9 +108,12 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) (*wireResponse, 
 	if r.Method != http.MethodPost {
 		return nil, refusal(http.StatusMethodNotAllowed, "method %s not allowed; use POST", r.Method)
 	}
-	src, err := peerAddr(r.RemoteAddr)
-	if err != nil {
-		return nil, refusal(http.StatusBadRequest, "cannot tell where the request came from: %v", err)
+	src, serr := s.clientAddr(r)
+	if serr != nil {
+		return nil, serr
+	}
+	if serr := s.checkClient(src); serr != nil {
+		return nil, serr
 	}
 	// Rate limit before the token check, so the token cannot be guessed
 	// faster than the rate allows.
@@ -117,24 +134,13 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) (*wireResponse, 
 		return nil, &serverError{status: http.StatusServiceUnavailable, msg: "busy", retryAfter: 5 * time.Second}
 	}
 	results := s.probeAll(r.Context(), src, probes)
-	return &wireResponse{FormatVersion: wireVersion, ObservedAddress: src.WithZone("").String(), Results: results}, nil
+	return &wireResponse{FormatVersion: wireVersion, ObservedAddress: src.String(), Results: results}, nil
 }
 
 // init fills in the state the zero Server lacks.
 func (s *Server) init() {
 	s.limiter = newSourceLimiter(s.rate(), s.burst())
 	s.inFlight = make(chan struct{}, maxInFlight)
-}
-
-// peerAddr is the IP of the TCP peer. It is the only address the server
-// ever probes: headers such as X-Forwarded-For are whatever the client
-// wants them to be, the peer address is not.
-func peerAddr(remote string) (netip.Addr, error) {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	return ap.Addr().Unmap(), nil
 }
 
 // authorized reports whether r carries the server's token, if it has one.
@@ -338,6 +344,9 @@ const (
 // sent. It logs where it listens and one line per request to log (nil
 // discards). A nil error means ctx ended it.
 func ListenAndServe(ctx context.Context, addr string, s *Server, log io.Writer) error {
+	if err := s.checkProxyConfig(); err != nil {
+		return fmt.Errorf("starting the probe server: %w", err)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {

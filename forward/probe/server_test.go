@@ -16,6 +16,13 @@ import (
 	"time"
 )
 
+// Every address a test can connect from is loopback, which a Server never
+// probes: 127.0.0.1 and 127.0.0.2 stand for two clients on the internet
+// instead. Other loopback addresses are refused as in production.
+func init() {
+	loopbackClients = []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")}
+}
+
 // probeLog is a fake prober that records every address it is asked to
 // probe, and checks that the dialer it is handed refuses a third party.
 type probeLog struct {
