@@ -11,6 +11,9 @@ import (
 // bytes, so the cap bounds memory however many addresses a client owns.
 const maxSources = 4096
 
+// ipv6SourceBits is the prefix length of an IPv6 source (see sourceKey).
+const ipv6SourceBits = 56
+
 // sourceLimiter is a token bucket per source network. It is what keeps the probe
 // server from being a cheap way to hammer someone's home: each source gets
 // burst requests at once and rate requests per second after that.
@@ -55,11 +58,33 @@ func (l *sourceLimiter) allow(src netip.Addr, now time.Time) (ok bool, wait time
 		b = &sourceBucket{tokens: l.burst, last: now}
 		l.buckets[key] = b
 	}
+	if ok, wait := l.available(b, now); !ok {
+		return false, wait
+	}
+	b.tokens--
+	return true, 0
+}
+
+// peek reports whether src has a token left at now, without taking it. A
+// source without a bucket has a full one; peek makes none for it, so
+// looking costs no room in the table.
+func (l *sourceLimiter) peek(src netip.Addr, now time.Time) (ok bool, wait time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[sourceKey(src)]
+	if b == nil {
+		return true, 0
+	}
+	return l.available(b, now)
+}
+
+// available refills b to now and reports whether it holds a token, or
+// how long until it does.
+func (l *sourceLimiter) available(b *sourceBucket, now time.Time) (ok bool, wait time.Duration) {
 	l.refill(b, now)
 	if b.tokens < 1 {
 		return false, l.refillTime(1 - b.tokens)
 	}
-	b.tokens--
 	return true, 0
 }
 
@@ -94,14 +119,19 @@ func (l *sourceLimiter) maybeSweep(now time.Time) {
 	}
 }
 
-// sourceKey is the network a source is limited as. An IPv6 host usually
-// owns a whole /64 and could pick a new address for every request, so IPv6
-// sources share one bucket per /64; IPv4 sources get one each.
+// sourceKey is the network a source is limited as. IPv4 sources get one
+// bucket each. An IPv6 home is delegated a whole prefix, and can pick a new
+// address, or a new /64, for every request: IPv6 sources share one bucket
+// per /56, the prefix most ISPs delegate to a home (RIPE-690 §4.2), so a
+// home is one source. A /48 would take more address space from someone
+// filling the table, but would put up to 256 homes of the same ISP in one
+// bucket; the table's room for clients with the token (Server.admit) is what
+// keeps them from being locked out.
 func sourceKey(src netip.Addr) netip.Prefix {
 	src = src.Unmap().WithZone("")
 	bits := 32
 	if src.Is6() {
-		bits = 64
+		bits = ipv6SourceBits
 	}
 	p, _ := src.Prefix(bits)
 	return p

@@ -43,6 +43,7 @@ func TestSourceLimiterClockStepsBack(t *testing.T) {
 func TestSourceKey(t *testing.T) {
 	tests := []struct{ a, b string }{
 		{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"}, // one /64: one host
+		{"2001:db8:1:200::1", "2001:db8:1:2ff::9"},  // one /56: one home
 		{"::ffff:198.51.100.7", "198.51.100.7"},     // mapped IPv4 is IPv4
 		{"fe80::1%eth0", "fe80::2%eth1"},            // zones do not split a source
 	}
@@ -53,6 +54,9 @@ func TestSourceKey(t *testing.T) {
 	}
 	if sourceKey(netip.MustParseAddr("198.51.100.7")) == sourceKey(netip.MustParseAddr("198.51.100.8")) {
 		t.Error("two IPv4 hosts share a bucket")
+	}
+	if sourceKey(netip.MustParseAddr("2001:db8:1:100::1")) == sourceKey(netip.MustParseAddr("2001:db8:1:200::1")) {
+		t.Error("two IPv6 /56s share a bucket")
 	}
 }
 

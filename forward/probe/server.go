@@ -47,6 +47,8 @@ const (
 // reach the services the host keeps from the internet.
 type Server struct {
 	// Token, when set, must be sent as "Authorization: Bearer <token>".
+	// Requests with it and without it are rate limited apart, so that
+	// clients without it cannot crowd out those with it.
 	Token string
 	// AllowPrivate lets private (RFC 1918, RFC 4193) and carrier-grade NAT
 	// (RFC 6598) addresses be probed: for a probe server on a LAN.
@@ -72,7 +74,8 @@ type Server struct {
 	Now func() time.Time
 
 	once     sync.Once
-	limiter  *sourceLimiter
+	limiter  *sourceLimiter // requests with the token, or all without one
+	failures *sourceLimiter // requests with a missing or wrong token
 	inFlight chan struct{}
 }
 
@@ -115,13 +118,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) (*wireResponse, 
 	if serr := s.checkClient(src); serr != nil {
 		return nil, serr
 	}
-	// Rate limit before the token check, so the token cannot be guessed
-	// faster than the rate allows.
-	if ok, wait := s.limiter.allow(src, s.now()); !ok {
-		return nil, &serverError{status: http.StatusTooManyRequests, msg: "rate limited", retryAfter: wait}
-	}
-	if !s.authorized(r) {
-		return nil, refusal(http.StatusUnauthorized, "missing or wrong token")
+	if serr := s.admit(r, src); serr != nil {
+		return nil, serr
 	}
 	probes, serr := s.readRequest(w, r)
 	if serr != nil {
@@ -140,7 +138,37 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) (*wireResponse, 
 // init fills in the state the zero Server lacks.
 func (s *Server) init() {
 	s.limiter = newSourceLimiter(s.rate(), s.burst())
+	s.failures = newSourceLimiter(s.rate(), s.burst())
 	s.inFlight = make(chan struct{}, maxInFlight)
+}
+
+// admit checks the token, then takes a token from the rate limit of src.
+// Requests without the right token spend from a table of their own, so
+// however many sources send them, they never use up the room of clients
+// that have it. They are rate limited all the same, so the token cannot be
+// guessed faster than the rate allows: a source out of failed attempts is
+// refused before its token is looked at, or a different answer would tell
+// a guesser when it had guessed right.
+func (s *Server) admit(r *http.Request, src netip.Addr) *serverError {
+	now := s.now()
+	if ok, wait := s.failures.peek(src, now); !ok {
+		return rateLimited(wait)
+	}
+	if !s.authorized(r) {
+		if ok, wait := s.failures.allow(src, now); !ok {
+			return rateLimited(wait)
+		}
+		return refusal(http.StatusUnauthorized, "missing or wrong token")
+	}
+	if ok, wait := s.limiter.allow(src, now); !ok {
+		return rateLimited(wait)
+	}
+	return nil
+}
+
+// rateLimited is the refusal of a source out of tokens for wait.
+func rateLimited(wait time.Duration) *serverError {
+	return &serverError{status: http.StatusTooManyRequests, msg: "rate limited", retryAfter: wait}
 }
 
 // authorized reports whether r carries the server's token, if it has one.
