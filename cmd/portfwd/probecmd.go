@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -119,30 +122,143 @@ func resolveTarget(ctx context.Context, s string) (netip.AddrPort, error) {
 	return ap, nil
 }
 
-func newCmdProbeServer(f *factory) *cobra.Command {
-	s := &probe.Server{}
-	var listen string
+// probeServerOptions is everything probe-server needs, resolved from its
+// flags and the environment.
+type probeServerOptions struct {
+	Log    io.Writer
+	Listen string
+	Server *probe.Server
+}
+
+// probeServerFlags are the flags of probe-server read after parsing: where
+// the token comes from, and the trusted proxies.
+type probeServerFlags struct {
+	token, tokenFile string
+	proxies          []string
+}
+
+// probeTokenEnv holds the probe server's token when no flag gives it.
+const probeTokenEnv = "PORTFWD_PROBE_TOKEN"
+
+// maxTokenFileBytes bounds a token file: a token is a line, and a wrong
+// path (/dev/zero, a log) must fail, not fill the memory.
+const maxTokenFileBytes = 4 << 10
+
+func newCmdProbeServer(f *factory) *cobra.Command { return newCmdProbeServerRun(f, nil) }
+
+// newCmdProbeServerRun is probe-server with the runF seam of the other
+// commands.
+func newCmdProbeServerRun(f *factory, runF func(context.Context, *probeServerOptions) error) *cobra.Command {
+	opts := &probeServerOptions{Server: &probe.Server{}}
+	var pf probeServerFlags
 	cmd := &cobra.Command{
 		Use:   "probe-server",
 		Short: "Serve outside checks for portfwd check --via (run it on a VPS or a friend's machine)",
 		Long: `probe-server answers portfwd check from outside your home: it probes the
 ports a request names, on the address the request came from, and on no other
-address, so it cannot be used to scan or flood anyone else. Requests are
-limited in ports, rate per source address and time. Put it behind TLS (or
-use a token over a trusted network).`,
-		Example: `  portfwd probe-server --listen :8443 --token "$(cat /etc/portfwd/token)"`,
-		Args:    cobra.NoArgs,
+address, so it cannot be used to scan or flood anyone else. It never probes
+its own host or link (loopback, link-local), nor private networks unless
+--allow-private. Requests are limited in ports, rate per source (an IPv4
+address or an IPv6 /56) and time; requests without the right token are
+limited apart, so they cannot crowd out those with it.
+
+The token comes from --token-file or --token (not both; --token shows in ps),
+else from $` + probeTokenEnv + `; a flag wins over the environment.
+
+Put it behind TLS (or use a token over a trusted network). Behind a reverse
+proxy every request comes from the proxy: name the proxy's address with
+--trusted-proxy and the header it writes the client's address in with
+--client-ip-header (X-Real-IP, X-Forwarded-For or Forwarded; the last address
+in it is used), and listen where only the proxy reaches. Headers from any
+other peer are ignored.`,
+		Example: `  portfwd probe-server --listen :8443 --token-file /etc/portfwd/token
+  portfwd probe-server --listen 127.0.0.1:8443 --token-file /etc/portfwd/token \
+      --trusted-proxy 127.0.0.1 --client-ip-header X-Real-IP`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(f.IO.ErrOut, "probe server listening on %s\n", listen)
-			return probe.ListenAndServe(cmd.Context(), listen, s, f.IO.ErrOut)
+			if err := pf.resolve(opts.Server, os.Getenv); err != nil {
+				return err
+			}
+			if pf.token != "" {
+				fmt.Fprintf(f.IO.ErrOut, "warning: --token is visible to every user of this machine (ps); use --token-file or %s\n", probeTokenEnv)
+			}
+			opts.Log = f.IO.ErrOut
+			return runOr(cmd.Context(), runF, runProbeServer, opts)
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&listen, "listen", ":8443", "address to listen on")
-	fl.StringVar(&s.Token, "token", "", "require this shared token (Authorization: Bearer)")
+	probeServerFlagSet(cmd, opts, &pf)
+	return cmd
+}
+
+// probeServerFlagSet declares probe-server's flags.
+func probeServerFlagSet(cmd *cobra.Command, opts *probeServerOptions, pf *probeServerFlags) {
+	s, fl := opts.Server, cmd.Flags()
+	fl.StringVar(&opts.Listen, "listen", ":8443", "address to listen on")
+	fl.StringVar(&pf.token, "token", "", "require this shared token (Authorization: Bearer); visible in ps, prefer --token-file or "+probeTokenEnv)
+	fl.StringVar(&pf.tokenFile, "token-file", "", "require the shared token in this file (its first line); wins over "+probeTokenEnv)
 	fl.IntVar(&s.MaxPorts, "max-ports", probe.DefaultMaxPorts, "most ports one request may ask for")
-	fl.Float64Var(&s.Rate, "rate", probe.DefaultRate, "requests per second allowed from one source address")
+	fl.Float64Var(&s.Rate, "rate", probe.DefaultRate, "requests per second allowed from one source (an IPv4 address or an IPv6 /56)")
 	fl.IntVar(&s.Burst, "burst", probe.DefaultBurst, "requests one source may make at once before the rate applies")
 	fl.DurationVar(&s.Timeout, "probe-timeout", 3*time.Second, "deadline of each probe")
-	return cmd
+	fl.BoolVar(&s.AllowPrivate, "allow-private", false, "probe private (RFC 1918, RFC 4193) and carrier-grade NAT addresses too: for a probe server on a LAN")
+	fl.StringSliceVar(&pf.proxies, "trusted-proxy", nil, "address of a reverse proxy in front of the server (repeatable); its requests are answered for the client named in --client-ip-header")
+	fl.StringVar(&s.ClientIPHeader, "client-ip-header", "", "header a --trusted-proxy writes the client's address in, e.g. X-Real-IP")
+}
+
+func runProbeServer(ctx context.Context, opts *probeServerOptions) error {
+	fmt.Fprintf(opts.Log, "probe server listening on %s\n", opts.Listen)
+	return probe.ListenAndServe(ctx, opts.Listen, opts.Server, opts.Log)
+}
+
+// resolve fills in s's token and trusted proxies from the flags and, for
+// the token, the environment.
+func (pf probeServerFlags) resolve(s *probe.Server, getenv func(string) string) error {
+	token, err := probeToken(pf.token, pf.tokenFile, getenv(probeTokenEnv))
+	if err != nil {
+		return err
+	}
+	s.Token = token
+	for _, p := range pf.proxies {
+		a, err := netip.ParseAddr(strings.TrimSpace(p))
+		if err != nil || a.Zone() != "" {
+			return fmt.Errorf("--trusted-proxy %q: want the proxy's IP address, such as 127.0.0.1", p)
+		}
+		s.TrustedProxies = append(s.TrustedProxies, a.Unmap())
+	}
+	return nil
+}
+
+// probeToken is the token of --token or --token-file, which may not both
+// be given, else of the environment ("" for none).
+func probeToken(flag, file, env string) (string, error) {
+	switch {
+	case flag != "" && file != "":
+		return "", errors.New("--token and --token-file both given; keep --token-file, which keeps the token out of ps")
+	case file != "":
+		return readTokenFile(file)
+	case flag != "":
+		return flag, nil
+	}
+	return strings.TrimSpace(env), nil
+}
+
+// readTokenFile reads a token from the first line of path.
+func readTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the token: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFileBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("reading the token from %s: %w", path, err)
+	}
+	if len(b) > maxTokenFileBytes {
+		return "", fmt.Errorf("token file %s is over %d bytes; it should hold the token alone", path, maxTokenFileBytes)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if token := strings.TrimSpace(line); token != "" {
+		return token, nil
+	}
+	return "", fmt.Errorf("token file %s is empty; put the token on its first line", path)
 }
