@@ -91,6 +91,7 @@ FUZZ_TARGETS := forward:FuzzLoad \
 	upnp:FuzzParseSSDPResponse upnp:FuzzParseSOAPFault upnp:FuzzParsePortListing \
 	forward/probe:FuzzReadVarInt forward/probe:FuzzDecodeJavaStatus forward/probe:FuzzDecodeLegacyPing \
 	forward/probe:FuzzDecodeBedrockPong forward/probe:FuzzDecodeA2SInfo forward/probe:FuzzParseProcNet \
+	forward/probe:FuzzClientFromHeader \
 	firewall:FuzzParseRule upnp/pcp:FuzzDecodeNATPMP upnp/pcp:FuzzDecodePCP
 fuzz: modules
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portfwd/portfwd/forward"
 	"github.com/portfwd/portfwd/forward/probe"
 	"github.com/spf13/cobra"
 )
@@ -94,7 +95,7 @@ func printProbe(out *printer, doc probeDoc, res probe.Result) error {
 		return out.JSON(doc)
 	}
 	if !res.Answered {
-		_, err := fmt.Fprintf(out.io.Out, "%s %s: no: %v\n", doc.Kind, doc.Address, res.Err)
+		_, err := fmt.Fprintf(out.io.Out, "%s %s: no: %s\n", doc.Kind, doc.Address, forward.Printable(fmt.Sprint(res.Err)))
 		return err
 	}
 	r := probe.Report{Verdict: probe.Reachable, Info: &res.Info, Latency: res.Latency}
@@ -206,7 +207,6 @@ func probeServerFlagSet(cmd *cobra.Command, opts *probeServerOptions, pf *probeS
 }
 
 func runProbeServer(ctx context.Context, opts *probeServerOptions) error {
-	fmt.Fprintf(opts.Log, "probe server listening on %s\n", opts.Listen)
 	return probe.ListenAndServe(ctx, opts.Listen, opts.Server, opts.Log)
 }
 
