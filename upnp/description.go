@@ -2,8 +2,11 @@ package upnp
 
 import (
 	"context"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -42,6 +45,10 @@ var services = []serviceKind{
 	{Type: "urn:schemas-upnp-org:service:WANPPPConnection:1", Short: "WANPPPConnection:1"},
 }
 
+// descriptionTimeout bounds the root description fetch, as goupnp's own
+// fetch does: a router answers it in milliseconds.
+const descriptionTimeout = 3 * time.Second
+
 // NewIGD returns a backend for the IGD whose root device description is at
 // rootDescURL (e.g. "http://192.168.1.1:5000/rootDesc.xml"), skipping SSDP.
 func NewIGD(ctx context.Context, rootDescURL string) (*IGD, error) {
@@ -49,7 +56,7 @@ func NewIGD(ctx context.Context, rootDescURL string) (*IGD, error) {
 	if err != nil || loc.Host == "" {
 		return nil, fmt.Errorf("UPnP description URL %q is not an absolute URL", rootDescURL)
 	}
-	root, err := goupnp.DeviceByURLCtx(ctx, loc)
+	root, err := fetchDescription(ctx, loc)
 	if err != nil {
 		return nil, fmt.Errorf("reading the UPnP description at %s: %w", rootDescURL, err)
 	}
@@ -62,6 +69,51 @@ func NewIGD(ctx context.Context, rootDescURL string) (*IGD, error) {
 		return nil, fmt.Errorf("finding this host's address toward %s: %w", loc.Host, err)
 	}
 	return newIGD(kind, rootDescURL, &svc.ControlURL.URL, shortType(root.Device.DeviceType), local), nil
+}
+
+// fetchDescription reads the root device description at loc, as
+// goupnp.DeviceByURLCtx does (UDA 1.1 §2.3: relative URLs resolve against
+// URLBase, else the description's own URL), but through gatewayClient, so
+// that its size is bounded.
+func fetchDescription(ctx context.Context, loc *url.URL) (*goupnp.RootDevice, error) {
+	ctx, cancel := context.WithTimeout(ctx, descriptionTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	hc := gatewayClient(descriptionTimeout)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %s", resp.Status)
+	}
+	return decodeDescription(resp.Body, loc)
+}
+
+// decodeDescription decodes a root device description fetched from loc
+// and resolves its URLs.
+func decodeDescription(r io.Reader, loc *url.URL) (*goupnp.RootDevice, error) {
+	root := new(goupnp.RootDevice)
+	dec := xml.NewDecoder(r)
+	dec.DefaultSpace = goupnp.DeviceXMLNamespace
+	dec.CharsetReader = goupnp.CharsetReaderDefault
+	if err := dec.Decode(root); err != nil {
+		return nil, err
+	}
+	base := loc
+	if root.URLBaseStr != "" {
+		u, err := url.Parse(root.URLBaseStr)
+		if err != nil {
+			return nil, fmt.Errorf("URLBase %q: %w", root.URLBaseStr, err)
+		}
+		base = u
+	}
+	root.SetURLBase(base)
+	return root, nil
 }
 
 // newIGD assembles an IGD from what discovery (or its cache) found.
@@ -106,10 +158,11 @@ func findService(root *goupnp.RootDevice, serviceType string) *goupnp.Service {
 // newClient wraps goupnp's generated client for kind around the control
 // URL. All three share the igdClient methods with identical signatures,
 // and need nothing of the description but the control URL, so the
-// discovery cache can rebuild them.
+// discovery cache can rebuild them. Their HTTP client is gatewayClient:
+// answers are bounded.
 func newClient(kind serviceKind, control *url.URL) (igdClient, *soap.SOAPClient) {
 	sc := goupnp.ServiceClient{SOAPClient: soap.NewSOAPClient(*control)}
-	sc.SOAPClient.HTTPClient.Timeout = soapTimeout
+	sc.SOAPClient.HTTPClient = gatewayClient(soapTimeout)
 	return typedClient(kind, sc), sc.SOAPClient
 }
 

@@ -51,6 +51,20 @@ func newFakeIGD(t testing.TB, desc string) *fakeIGD {
 	return f
 }
 
+// newServerOn is an httptest server on addr, a loopback address.
+func newServerOn(t testing.TB, addr string, h http.Handler) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h)
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // rootURL is the LOCATION of the fake's root description.
 func (f *fakeIGD) rootURL() string { return f.srv.URL + "/rootDesc.xml" }
 

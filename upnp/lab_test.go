@@ -192,7 +192,8 @@ func labIGDFrom(t *testing.T, g *IGD, src netip.Addr) *IGD {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}).DialContext}
+	tr := &gatewayTransport{ // the bounds stay
+		base: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}).DialContext}}
 	switch c := g2.client.(type) {
 	case *internetgateway2.WANIPConnection2:
 		c.SOAPClient.HTTPClient.Transport = tr
