@@ -59,10 +59,10 @@ func requestName(req *http.Request) string {
 	return req.Method + " " + req.URL.Redacted()
 }
 
-// answerBody is a gateway's answer as the XML decoders read it: whole, and
-// at most maxAnswer bytes. goupnp decodes straight from the body, so this
-// is where the bound must be. It is read on the first Read, which the
-// caller's timeout covers.
+// answerBody is a gateway's answer as the XML decoders read it: whole, at
+// most maxAnswer bytes, and made lenient (lenientXML). goupnp decodes
+// straight from the body, so this is where both must happen. It is read
+// on the first Read, which the caller's timeout covers.
 type answerBody struct {
 	body io.ReadCloser
 	size int64 // Content-Length; -1 when unknown
@@ -94,7 +94,7 @@ func (a *answerBody) load() {
 	case len(b) > maxAnswer:
 		a.err = tooLarge(a.what)
 	default:
-		a.r = bytes.NewReader(b)
+		a.r = bytes.NewReader(lenientXML(b))
 	}
 }
 

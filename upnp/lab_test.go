@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +71,7 @@ func igdChild(t *testing.T, c *lab.Child, v1 bool) {
 	if !v1 { // GetListOfPortMappings is WANIPConnection:2 only
 		t.Run("ListingMatchesGeneric", func(t *testing.T) { labListingMatchesGeneric(t, g, c) })
 	}
+	t.Run("ForeignControlChars", func(t *testing.T) { labForeignControlChars(t, g, c, v1) })
 	t.Run("ConflictWithUpnpc", func(t *testing.T) { labConflictUpnpc(t, g) })
 	t.Run("Conflict718", func(t *testing.T) { labConflict718(t, g, c) })
 	t.Run("SecureMode", func(t *testing.T) { labSecureMode(t, g, c) })
@@ -240,5 +243,57 @@ func labListingMatchesGeneric(t *testing.T, g *IGD, c *lab.Child) {
 		if !ok || want != m || d < -2*time.Second || d > 2*time.Second {
 			t.Errorf("listing %+v, generic %+v", m, byKey[m.Key])
 		}
+	}
+}
+
+// labForeignControlChars: mappings another program made whose descriptions
+// hold a control character or invalid UTF-8 (upnpc -e "$(printf
+// 'x\033y')"; miniupnpd answers them raw) no longer stop the backend:
+// every listing method lists them, their descriptions made printable,
+// beside this host's own mapping and upnpc's.
+func labForeignControlChars(t *testing.T, g *IGD, c *lab.Child, v1 bool) {
+	want := map[forward.Key]string{}
+	for sent, listed := range map[string]string{"x\x1by": "x\u241by", "a\x01b": "a\u2401b", "caf\xe9": "caf\ufffd"} {
+		port := uint16(44000 + len(want))
+		p := strconv.Itoa(int(port))
+		labUpnpc(t, c, "-e", sent, "-a", c.LANHost.String(), p, p, "UDP")
+		t.Cleanup(func() { exec.Command("upnpc", "-u", c.RootDescURL, "-d", p, "UDP").Run() })
+		want[forward.Key{Protocol: forward.UDP, ExternalPort: port}] = listed
+	}
+	ours := mapping(44010, c.LANHost.String(), time.Hour)
+	if _, err := g.Add(testCtx(t), ours); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	t.Cleanup(func() { g.Delete(context.Background(), ours) })
+	want[ours.Key] = ours.Description
+	want[forward.Key{Protocol: forward.TCP, ExternalPort: 41000}] = "libminiupnpc"
+	listers := map[string]func(context.Context) ([]forward.Mapping, error){"List": g.List, "GetGenericPortMappingEntry": g.listGeneric}
+	if !v1 {
+		listers["GetListOfPortMappings"] = g.listFast
+	}
+	for name, list := range listers {
+		got, err := list(testCtx(t))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		byKey := map[forward.Key]string{}
+		for _, m := range got {
+			byKey[m.Key] = m.Description
+		}
+		for k, d := range want {
+			if got, ok := byKey[k]; !ok || got != d {
+				t.Errorf("%s: %v has description %q (listed %v), want %q", name, k, got, ok, d)
+			}
+		}
+	}
+}
+
+// labUpnpc runs upnpc, miniupnpc's client, on the LAN host against the
+// lab's router.
+func labUpnpc(t *testing.T, c *lab.Child, args ...string) {
+	t.Helper()
+	out, err := exec.Command("upnpc", append([]string{"-u", c.RootDescURL}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("upnpc %q: %v\n%s", args, err, out)
 	}
 }

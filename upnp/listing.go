@@ -119,12 +119,15 @@ func (g *IGD) listingPage(ctx context.Context, p forward.Protocol, lo, hi uint16
 // parsePortListing reads a PortMappingList (WANIPConnection:2 §2.5.20 and
 // its schema, WANIPConnection-v2.xsd). Element names are matched by local
 // name, case-insensitively: miniupnpd prefixes them ("p:"), others use a
-// default namespace or none. Blank text is an empty list.
+// default namespace or none. Blank text is an empty list. The listing is
+// a document of its own inside the SOAP answer, so it is made lenient
+// again (lenientXML): a reference such as &#27; only becomes a character
+// here.
 func parsePortListing(b []byte) ([]forward.Mapping, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, nil
 	}
-	dec := xml.NewDecoder(bytes.NewReader(bytes.TrimSpace(b)))
+	dec := xml.NewDecoder(bytes.NewReader(lenientXML(bytes.TrimSpace(b))))
 	dec.Strict = false // bare "&" in descriptions
 	var out []forward.Mapping
 	sawList := false
