@@ -90,25 +90,42 @@ func readCache(path string) (cacheEntry, bool) {
 }
 
 // igdFromCache rebuilds the IGD e describes, with no network I/O. The
-// entry must be for gw, and this host must still reach the gateway from
-// the same address: a UDP "connect" picks the route and sends nothing. A
-// different address means another network that happens to use the same
-// gateway address, so the entry is not used.
+// entry must be for gw, its URLs on gw as discovery requires (onGateway: an
+// entry written by an older portfwd, or by anyone who can write the cache
+// directory, may point elsewhere), and this host must still reach the
+// gateway from the same address: a UDP "connect" picks the route and sends
+// nothing. A different address means another network that happens to use
+// the same gateway address, so the entry is not used.
 func igdFromCache(e cacheEntry, gw netip.Addr) (*IGD, error) {
 	kind, ok := serviceByType(e.ServiceType)
 	if !ok || e.Gateway != gw.String() || len(e.Protocols) != 2 {
 		return nil, fmt.Errorf("cache entry for %s does not fit", gw)
 	}
-	control, err := url.Parse(e.ControlURL)
-	if err != nil || control.Host == "" {
-		return nil, fmt.Errorf("cached control URL %q: not absolute", e.ControlURL)
+	control, err := cachedURL(e.ControlURL, gw)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cachedURL(e.RootURL, gw); err != nil {
+		return nil, err
 	}
 	local, err := localAddrToward(control)
 	if err != nil || local.String() != e.Local {
 		return nil, fmt.Errorf("this host now reaches %s from %v, not %s", gw, local, e.Local)
 	}
 	device := strings.TrimPrefix(e.Protocols[0], "UPnP ")
-	return newIGD(kind, e.RootURL, control, device, local), nil
+	return newIGD(kind, e.RootURL, control, device, local, gatewayHost(control)), nil
+}
+
+// cachedURL parses a URL from a cache entry for gw: absolute, and on gw.
+func cachedURL(s string, gw netip.Addr) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("cached URL %q: not absolute", s)
+	}
+	if err := onGateway(u, addrHost(gw)); err != nil {
+		return nil, fmt.Errorf("cached URL refused: %w", err)
+	}
+	return u, nil
 }
 
 // serviceByType finds the port-mapping service kind with type t.

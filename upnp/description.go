@@ -51,38 +51,50 @@ const descriptionTimeout = 3 * time.Second
 
 // NewIGD returns a backend for the IGD whose root device description is at
 // rootDescURL (e.g. "http://192.168.1.1:5000/rootDesc.xml"), skipping SSDP.
+// Every request goes to that URL's host (see onGateway).
 func NewIGD(ctx context.Context, rootDescURL string) (*IGD, error) {
 	loc, err := url.Parse(rootDescURL)
 	if err != nil || loc.Host == "" {
 		return nil, fmt.Errorf("UPnP description URL %q is not an absolute URL", rootDescURL)
 	}
-	root, err := fetchDescription(ctx, loc)
+	return newIGDAt(ctx, loc, gatewayHost(loc))
+}
+
+// newIGDAt reads the description at loc and builds the backend, requiring
+// the description, every redirect and the control URL to be on host, the
+// address that answered SSDP as the gateway.
+func newIGDAt(ctx context.Context, loc *url.URL, host string) (*IGD, error) {
+	root, err := fetchDescription(ctx, loc, host)
 	if err != nil {
-		return nil, fmt.Errorf("reading the UPnP description at %s: %w", rootDescURL, err)
+		return nil, fmt.Errorf("reading the UPnP description at %s: %w", loc, err)
 	}
 	kind, svc, err := pickService(root)
 	if err != nil {
-		return nil, fmt.Errorf("UPnP device at %s: %w", rootDescURL, err)
+		return nil, fmt.Errorf("UPnP device at %s: %w", loc, err)
+	}
+	control := &svc.ControlURL.URL
+	if err := onGateway(control, host); err != nil {
+		return nil, fmt.Errorf("the UPnP description at %s names a %s control URL elsewhere, refused: %w", loc, kind.Short, err)
 	}
 	local, err := localAddrToward(loc)
 	if err != nil {
 		return nil, fmt.Errorf("finding this host's address toward %s: %w", loc.Host, err)
 	}
-	return newIGD(kind, rootDescURL, &svc.ControlURL.URL, shortType(root.Device.DeviceType), local), nil
+	return newIGD(kind, loc.String(), control, shortType(root.Device.DeviceType), local, host), nil
 }
 
 // fetchDescription reads the root device description at loc, as
 // goupnp.DeviceByURLCtx does (UDA 1.1 §2.3: relative URLs resolve against
 // URLBase, else the description's own URL), but through gatewayClient, so
-// that its size is bounded.
-func fetchDescription(ctx context.Context, loc *url.URL) (*goupnp.RootDevice, error) {
+// that the fetch stays on host and its size is bounded.
+func fetchDescription(ctx context.Context, loc *url.URL, host string) (*goupnp.RootDevice, error) {
 	ctx, cancel := context.WithTimeout(ctx, descriptionTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
 	if err != nil {
 		return nil, err
 	}
-	hc := gatewayClient(descriptionTimeout)
+	hc := gatewayClient(host, descriptionTimeout)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
@@ -116,9 +128,10 @@ func decodeDescription(r io.Reader, loc *url.URL) (*goupnp.RootDevice, error) {
 	return root, nil
 }
 
-// newIGD assembles an IGD from what discovery (or its cache) found.
-func newIGD(kind serviceKind, rootURL string, control *url.URL, deviceType string, local netip.Addr) *IGD {
-	client, sc := newClient(kind, control)
+// newIGD assembles an IGD from what discovery (or its cache) found; host
+// is the gateway every request must go to.
+func newIGD(kind serviceKind, rootURL string, control *url.URL, deviceType string, local netip.Addr, host string) *IGD {
+	client, sc := newClient(kind, control, host)
 	return &IGD{
 		client:     client,
 		soap:       sc,
@@ -159,10 +172,10 @@ func findService(root *goupnp.RootDevice, serviceType string) *goupnp.Service {
 // URL. All three share the igdClient methods with identical signatures,
 // and need nothing of the description but the control URL, so the
 // discovery cache can rebuild them. Their HTTP client is gatewayClient:
-// answers are bounded.
-func newClient(kind serviceKind, control *url.URL) (igdClient, *soap.SOAPClient) {
+// requests stay on host, answers are bounded and read leniently.
+func newClient(kind serviceKind, control *url.URL, host string) (igdClient, *soap.SOAPClient) {
 	sc := goupnp.ServiceClient{SOAPClient: soap.NewSOAPClient(*control)}
-	sc.SOAPClient.HTTPClient = gatewayClient(soapTimeout)
+	sc.SOAPClient.HTTPClient = gatewayClient(host, soapTimeout)
 	return typedClient(kind, sc), sc.SOAPClient
 }
 

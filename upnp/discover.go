@@ -215,21 +215,23 @@ type searchState struct {
 	answered func()
 	tried    map[string]bool
 	failed   []error      // descriptions on the gateway that could not be used
-	foreign  []netip.Addr // devices that answered with a LOCATION elsewhere
+	foreign  []netip.Addr // devices that answered but are not the gateway, or that its answer named
 }
 
-// try uses answer a if its LOCATION is on the gateway and new. Answers that
-// point elsewhere are refused: any LAN device can answer SSDP, and only the
-// router itself may be believed to be the router.
+// try uses answer a if it came from the gateway, its LOCATION is on the
+// gateway too, and it is new. Other answers are refused: any LAN device can
+// answer SSDP, and only the router itself may be believed to be the router
+// — neither a device naming the router's address (its admin pages) nor the
+// router naming another device.
 func (s *searchState) try(ctx context.Context, gw netip.Addr, a ssdpAnswer) *IGD {
-	loc := a.resp.Location.String()
-	if host := locationHost(a.resp.Location); host != gw {
+	if host := answerHost(a, gw); host != gw {
 		if !slices.Contains(s.foreign, host) {
 			s.foreign = append(s.foreign, host)
 		}
 		return nil
 	}
 	s.answered()
+	loc := a.resp.Location.String()
 	if s.tried[loc] {
 		return nil
 	}
@@ -237,12 +239,21 @@ func (s *searchState) try(ctx context.Context, gw netip.Addr, a ssdpAnswer) *IGD
 		s.tried = map[string]bool{}
 	}
 	s.tried[loc] = true
-	igd, err := NewIGD(ctx, loc)
+	igd, err := newIGDAt(ctx, a.resp.Location, addrHost(gw))
 	if err != nil {
 		s.failed = append(s.failed, err)
 		return nil
 	}
 	return igd
+}
+
+// answerHost is the host answer a speaks for, which must be gw: its
+// sender when that is not gw, else the host its LOCATION names.
+func answerHost(a ssdpAnswer, gw netip.Addr) netip.Addr {
+	if from := a.from.WithZone(""); from != gw {
+		return from
+	}
+	return locationHost(a.resp.Location)
 }
 
 // failure is the error for a discovery that found nothing usable.

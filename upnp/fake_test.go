@@ -28,11 +28,12 @@ type fakeIGD struct {
 	mu       sync.Mutex
 	entries  []fakeEntry
 	extIP    string
-	secure   bool   // refuse internal clients other than the requester, with 718
-	finite   string // fault file answered to a finite lease ("" accepts)
-	addFault string // fault file answered to every AddPortMapping
-	listEnd  string // fault file past the end of the table
-	listing  string // testdata file answered to GetListOfPortMappings ("" lists entries)
+	secure   bool              // refuse internal clients other than the requester, with 718
+	finite   string            // fault file answered to a finite lease ("" accepts)
+	addFault string            // fault file answered to every AddPortMapping
+	listEnd  string            // fault file past the end of the table
+	listing  string            // testdata file answered to GetListOfPortMappings ("" lists entries)
+	descVars map[string]string // "{{NAME}}" in the description becomes the value
 	actions  []string
 	gets     int
 }
@@ -44,10 +45,13 @@ type fakeEntry struct {
 	enabled             bool
 }
 
-func newFakeIGD(t testing.TB, desc string) *fakeIGD {
+func newFakeIGD(t testing.TB, desc string) *fakeIGD { return newFakeIGDOn(t, desc, "127.0.0.1") }
+
+// newFakeIGDOn is a fake IGD listening on addr, a loopback address: on
+// 127.0.0.2 and up it is another host than the gateway at 127.0.0.1.
+func newFakeIGDOn(t testing.TB, desc, addr string) *fakeIGD {
 	f := &fakeIGD{t: t, desc: desc, extIP: "50.60.70.1", secure: true, listEnd: "soap-713-array-index-invalid.xml"}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
+	f.srv = newServerOn(t, addr, http.HandlerFunc(f.serve))
 	return f
 }
 
@@ -65,6 +69,13 @@ func newServerOn(t testing.TB, addr string, h http.Handler) *httptest.Server {
 	return srv
 }
 
+// requests is how many requests of any kind the fake got.
+func (f *fakeIGD) requests() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gets + len(f.actions)
+}
+
 // rootURL is the LOCATION of the fake's root description.
 func (f *fakeIGD) rootURL() string { return f.srv.URL + "/rootDesc.xml" }
 
@@ -74,7 +85,7 @@ func (f *fakeIGD) serve(w http.ResponseWriter, r *http.Request) {
 		f.gets++
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "text/xml")
-		w.Write(testdata(f.t, f.desc))
+		w.Write(f.description())
 		return
 	}
 	_, action, _ := strings.Cut(strings.Trim(r.Header.Get("SOAPAction"), `"`), "#")
@@ -94,6 +105,15 @@ func (f *fakeIGD) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><u:%sResponse xmlns:u="x">%s</u:%sResponse></s:Body></s:Envelope>`, action, out, action)
+}
+
+// description is the root description, its placeholders filled in.
+func (f *fakeIGD) description() []byte {
+	b := testdata(f.t, f.desc)
+	for k, v := range f.descVars {
+		b = bytes.ReplaceAll(b, []byte("{{"+k+"}}"), []byte(v))
+	}
+	return b
 }
 
 // act runs one action; it returns the response arguments or a fault file.
@@ -265,7 +285,13 @@ type ssdpResponder struct {
 }
 
 func newSSDPResponder(t testing.TB, location string) *ssdpResponder {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return newSSDPResponderOn(t, "127.0.0.1", location)
+}
+
+// newSSDPResponderOn is an ssdpResponder answering from addr, a loopback
+// address: on 127.0.0.2 and up, another host than the gateway at 127.0.0.1.
+func newSSDPResponderOn(t testing.TB, addr, location string) *ssdpResponder {
+	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(addr), 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +304,8 @@ func newSSDPResponder(t testing.TB, location string) *ssdpResponder {
 func (s *ssdpResponder) port() uint16 { return uint16(s.conn.LocalAddr().(*net.UDPAddr).Port) }
 
 func (s *ssdpResponder) addrPort() netip.AddrPort {
-	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), s.port())
+	ap := s.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 func (s *ssdpResponder) serve() {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -19,20 +21,74 @@ import (
 // measured 1.9 GB in 15 s) at once.
 const maxAnswer = 4 << 20
 
-// gatewayClient is the HTTP client for everything portfwd asks the
-// gateway: every answer is read through answerBody.
-func gatewayClient(timeout time.Duration) http.Client {
-	return http.Client{Transport: &gatewayTransport{}, Timeout: timeout}
+// gatewayClient is the HTTP client for everything portfwd asks the gateway
+// at host (see gatewayHost): every request and every redirect hop must go
+// to that host, and every answer is read through answerBody.
+func gatewayClient(host string, timeout time.Duration) http.Client {
+	return http.Client{
+		Transport:     &gatewayTransport{host: host},
+		CheckRedirect: redirectOnGateway(host),
+		Timeout:       timeout,
+	}
 }
 
-// gatewayTransport is the http.RoundTripper under gatewayClient. It wraps
-// each answer's body in an answerBody.
+// gatewayHost is the form of a URL's host the gateway rule compares: an IP
+// address unmapped and without a zone, or a lower-case name.
+func gatewayHost(u *url.URL) string {
+	h := u.Hostname()
+	if a, err := netip.ParseAddr(h); err == nil {
+		return addrHost(a)
+	}
+	return strings.ToLower(h)
+}
+
+// addrHost is gatewayHost for an address.
+func addrHost(a netip.Addr) string { return a.Unmap().WithZone("").String() }
+
+// onGateway refuses a URL on another host than the gateway's. Any LAN
+// device can answer SSDP or be named in a description, and a router that
+// redirects elsewhere is not to be followed there, so portfwd only sends
+// requests to the address that answered as the gateway; the port may
+// differ, since routers serve their control URLs on another port than the
+// description (URLBase) and miniupnpd picks a random one unless told.
+func onGateway(u *url.URL, host string) error {
+	if got := gatewayHost(u); got != host {
+		return fmt.Errorf("%s is on %s, not on the gateway %s; portfwd sends requests only to the gateway that answered", u.Redacted(), got, host)
+	}
+	return nil
+}
+
+// redirectOnGateway is an http.Client CheckRedirect that follows a
+// redirect only to the gateway itself, and at most 10 times, as
+// net/http does by default.
+func redirectOnGateway(host string) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return fmt.Errorf("stopped after 10 redirects")
+		}
+		if err := onGateway(req.URL, host); err != nil {
+			return fmt.Errorf("refusing the redirect from %s: %w", via[len(via)-1].URL.Redacted(), err)
+		}
+		return nil
+	}
+}
+
+// gatewayTransport is the http.RoundTripper under gatewayClient. It
+// checks each request's host again, so no path (redirect or not) reaches
+// another one, and wraps each answer's body in an answerBody.
 type gatewayTransport struct {
+	host string
 	base http.RoundTripper // nil: http.DefaultTransport
 }
 
-// RoundTrip sends req.
+// RoundTrip sends req if it is for the gateway.
 func (t *gatewayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := onGateway(req.URL, t.host); err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("refusing to send %s: %w", requestName(req), err)
+	}
 	base := t.base
 	if base == nil {
 		base = http.DefaultTransport

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -195,7 +196,11 @@ func labIGDFrom(t *testing.T, g *IGD, src netip.Addr) *IGD {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &gatewayTransport{ // the bounds stay
+	control, err := url.Parse(g2.controlURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &gatewayTransport{host: gatewayHost(control), // the checks and bounds stay
 		base: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}).DialContext}}
 	switch c := g2.client.(type) {
 	case *internetgateway2.WANIPConnection2:
