@@ -33,6 +33,7 @@ type fakeIGD struct {
 	addFault string            // fault file answered to every AddPortMapping
 	listEnd  string            // fault file past the end of the table
 	listing  string            // testdata file answered to GetListOfPortMappings ("" lists entries)
+	full     bool              // answer every GetListOfPortMappings with a full page, as a broken router did
 	descVars map[string]string // "{{NAME}}" in the description becomes the value
 	actions  []string
 	gets     int
@@ -198,6 +199,25 @@ func (f *fakeIGD) portListing(a map[string]string) (string, string) {
 			sel = append(sel, e)
 		}
 	}
+	if f.full {
+		sel = fullPage(a["NewProtocol"], start, end, n)
+	}
+	return listingXML(sel, n), ""
+}
+
+// fullPage is n entries in ports start–end, repeating ports when the
+// range is narrower than n: what a router that always fills the page sends.
+func fullPage(proto string, start, end, n int) []fakeEntry {
+	sel := make([]fakeEntry, n)
+	for i := range sel {
+		p := start + i%(end-start+1)
+		sel[i] = fakeEntry{proto: proto, ext: p, port: p, client: "192.168.77.11", desc: "full", enabled: true}
+	}
+	return sel
+}
+
+// listingXML is a NewPortListing argument holding the first n of sel.
+func listingXML(sel []fakeEntry, n int) string {
 	var b strings.Builder
 	b.WriteString(`<NewPortListing><![CDATA[<p:PortMappingList xmlns:p="urn:schemas-upnp-org:gw:WANIPConnection">`)
 	for i, e := range sel {
@@ -210,7 +230,7 @@ func (f *fakeIGD) portListing(a map[string]string) (string, string) {
 			e.ext, e.proto, e.port, e.client, boolInt(e.enabled), e.desc, e.lease)
 	}
 	b.WriteString(`</p:PortMappingList>]]></NewPortListing>`)
-	return b.String(), ""
+	return b.String()
 }
 
 func boolInt(b bool) int {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/portfwd/portfwd/forward"
 )
@@ -30,6 +31,25 @@ var listPage = 1000
 // that cannot be read.
 var errBadListing = errors.New("unreadable port listing")
 
+// maxListingRequests bounds the GetListOfPortMappings requests of one
+// List. A router answering every range with a full page would otherwise be
+// split down to single ports, 2×65,535 requests (a review saw 426 before
+// the timeout). Real tables need few: 10,000 mappings of one protocol,
+// spread evenly, take 31 requests in pages of listPage — far more mappings
+// than a home router keeps. Past the budget List falls back to
+// GetGenericPortMappingEntry.
+const maxListingRequests = 64
+
+// errListingBudget: the router kept answering full pages.
+var errListingBudget = fmt.Errorf("%w: every page came back full", errBadListing)
+
+// listBudget counts down the listing requests one List may still send; the
+// two protocols share it.
+type listBudget struct{ left atomic.Int32 }
+
+// take reports whether one more request may be sent.
+func (b *listBudget) take() bool { return b.left.Add(-1) >= 0 }
+
 // listFast reads the table with GetListOfPortMappings (WANIPConnection:2
 // §2.5.20), one call per protocol and both at once: two requests replace
 // one GetGenericPortMappingEntry per mapping, which on a slow router costs
@@ -38,9 +58,11 @@ func (g *IGD) listFast(ctx context.Context) ([]forward.Mapping, error) {
 	protos := []forward.Protocol{forward.TCP, forward.UDP}
 	got := make([][]forward.Mapping, len(protos))
 	errs := make([]error, len(protos))
+	budget := &listBudget{}
+	budget.left.Store(maxListingRequests)
 	var wg sync.WaitGroup
 	for i, p := range protos {
-		wg.Go(func() { got[i], errs[i] = g.listProtocol(ctx, p) })
+		wg.Go(func() { got[i], errs[i] = g.listRange(ctx, budget, p, 1, 65535) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -49,17 +71,15 @@ func (g *IGD) listFast(ctx context.Context) ([]forward.Mapping, error) {
 	return append(got[0], got[1]...), nil
 }
 
-// listProtocol reads the mappings of one protocol.
-func (g *IGD) listProtocol(ctx context.Context, p forward.Protocol) ([]forward.Mapping, error) {
-	return g.listRange(ctx, p, 1, 65535)
-}
-
 // listRange reads the mappings of protocol p on external ports lo–hi. A
 // full page may have been cut anywhere: miniupnpd cuts in rule order, not
 // port order (captured in testdata/listing-miniupnpd-page-of-2.xml), so
 // "continue after the last port" could skip mappings. Instead the range is
-// halved and each half asked for until no answer is full.
-func (g *IGD) listRange(ctx context.Context, p forward.Protocol, lo, hi uint16) ([]forward.Mapping, error) {
+// halved and each half asked for until no answer is full, within budget.
+func (g *IGD) listRange(ctx context.Context, budget *listBudget, p forward.Protocol, lo, hi uint16) ([]forward.Mapping, error) {
+	if !budget.take() {
+		return nil, fmt.Errorf("%w (%d GetListOfPortMappings requests)", errListingBudget, maxListingRequests)
+	}
 	page, err := g.listingPage(ctx, p, lo, hi)
 	if soapCode(err) == codePortMappingNotFound {
 		return nil, nil // IGD:2 §2.5.20: no mapping in the range
@@ -74,11 +94,11 @@ func (g *IGD) listRange(ctx context.Context, p forward.Protocol, lo, hi uint16) 
 		return page, nil
 	}
 	mid := lo + (hi-lo)/2
-	low, err := g.listRange(ctx, p, lo, mid)
+	low, err := g.listRange(ctx, budget, p, lo, mid)
 	if err != nil {
 		return nil, err
 	}
-	high, err := g.listRange(ctx, p, mid+1, hi)
+	high, err := g.listRange(ctx, budget, p, mid+1, hi)
 	return append(low, high...), err
 }
 

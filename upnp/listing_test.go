@@ -143,3 +143,24 @@ func envelopeListing(t testing.TB, file string) []byte {
 	}
 	return []byte(env.Listing)
 }
+
+// TestListFullPagesBounded: a router that answers every range with a full
+// page is not split down to single ports (2×65,535 requests; a review saw
+// 426 before the timeout): after maxListingRequests, List falls back to
+// GetGenericPortMappingEntry, which reads the table.
+func TestListFullPagesBounded(t *testing.T) {
+	f := newFakeIGD(t, "igd2-rootdesc.xml")
+	f.full = true
+	f.entries = []fakeEntry{{proto: "TCP", ext: 25565, port: 25565, client: "127.0.0.1", desc: "portfwd:mc", enabled: true}}
+	old := listPage
+	listPage = 4
+	t.Cleanup(func() { listPage = old })
+	got, err := newTestIGD(t, f).List(testCtx(t))
+	if err != nil {
+		t.Fatalf("List: %v after %d listing requests", err, f.count("GetListOfPortMappings"))
+	}
+	if n := f.count("GetListOfPortMappings"); n > maxListingRequests || f.count("GetGenericPortMappingEntry") != 2 || len(got) != 1 {
+		t.Errorf("%d listing requests, %d entry requests, %d mappings; want at most %d, then the table entry by entry",
+			n, f.count("GetGenericPortMappingEntry"), len(got), maxListingRequests)
+	}
+}
