@@ -6,12 +6,18 @@
 // Discovery is built for speed: the default gateway comes from
 // github.com/jackpal/gateway, and one UDP socket sends SSDP M-SEARCH both
 // unicast to gateway:1900 and multicast to 239.255.255.250:1900 at once,
-// re-sending a couple of times in case of loss. The first answer whose
-// LOCATION points at the gateway itself wins; answers naming another host are
-// ignored, so a rogue LAN device cannot pose as the router. The root device
-// description is parsed by github.com/huin/goupnp, and the port-mapping
-// service is chosen by service type whatever device version is advertised:
-// WANIPConnection:2, then WANIPConnection:1, then WANPPPConnection:1.
+// re-sending a couple of times in case of loss. The first answer sent by
+// the gateway whose LOCATION points at the gateway itself wins; answers
+// from or naming another host are ignored, so a rogue LAN device cannot
+// pose as the router. Every request after that — the description, each
+// redirect hop, the control URL, also as remembered in the discovery cache
+// — must go to that same address (another port is fine), and every answer
+// is read whole up to a bound no router reaches, with the characters XML
+// forbids (raw or referenced) made printable instead of failing the whole
+// answer. The root device description is parsed into github.com/huin/goupnp's
+// types, and the port-mapping service is chosen by service type whatever
+// device version is advertised: WANIPConnection:2, then WANIPConnection:1,
+// then WANPPPConnection:1.
 //
 // The backend (IGD) turns the UPnP error codes routers really send into the
 // errors forward callers branch on: 718 becomes a *forward.ConflictError
@@ -30,11 +36,13 @@
 //
 // Files: ssdp.go (M-SEARCH and response parsing), discover.go (the search),
 // cache.go (the discovery cache), stale.go (proving a cached IGD),
-// description.go (root description and service choice), igd.go (the
-// backend), listing.go (GetListOfPortMappings), snapshot.go (what List
-// saw, for Add), add.go (AddPortMapping and its quirks), soaperror.go (SOAP
-// faults and UPnP error codes), diagnose.go (WAN address checks), arp.go
-// (the gateway's hardware address for the cache key).
+// description.go (root description and service choice), gatewayhttp.go
+// (the HTTP client every request goes through: the gateway rule and the
+// size bound), lenient.go (characters XML forbids, as routers send them),
+// igd.go (the backend), listing.go (GetListOfPortMappings), snapshot.go
+// (what List saw, for Add), add.go (AddPortMapping and its quirks),
+// soaperror.go (SOAP faults and UPnP error codes), diagnose.go (WAN address
+// checks), arp.go (the gateway's hardware address for the cache key).
 package upnp
 
 // otherProtocols is the advice when UPnP cannot do the job.
