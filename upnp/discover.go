@@ -90,7 +90,12 @@ func search(ctx context.Context, gw netip.Addr, timeout time.Duration, opts Disc
 	go readAnswers(ctx, conn, answers)
 	sendCtx, stopSending := context.WithCancel(ctx)
 	defer stopSending()
-	go sendSearches(sendCtx, conn, searchDestinations(gw, opts))
+	dsts := searchDestinations(gw, opts)
+	// The first round goes out before any answer is read: a fast answer
+	// ends the search and closes conn, and the multicast search must not
+	// lose that race (UDA 1.1 §1.3.2 has both reach the gateway at once).
+	sendRound(conn, dsts, 0)
+	go sendSearches(sendCtx, conn, dsts)
 	s := searchState{answered: stopSending}
 	return s.await(ctx, gw, timeout, answers)
 }
@@ -133,22 +138,28 @@ func searchDestinations(gw netip.Addr, opts DiscoverOptions) []netip.AddrPort {
 	return dsts
 }
 
-// sendSearches sends M-SEARCHes to every destination at each resendAfter
-// offset: the first round only for firstTarget, the re-sends for every
-// search target. Send errors are ignored: multicast fails on hosts without
-// a multicast route, and the unicast search may still succeed.
+// sendSearches sends the re-send rounds of M-SEARCHes, each at its
+// resendAfter offset from the first round, sent just before.
 func sendSearches(ctx context.Context, conn *net.UDPConn, dsts []netip.AddrPort) {
 	start := time.Now()
-	for round, at := range resendAfter {
+	for round := 1; round < len(resendAfter); round++ {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Until(start.Add(at))):
+		case <-time.After(time.Until(start.Add(resendAfter[round]))):
 		}
-		for _, dst := range dsts {
-			for _, st := range roundTargets(round) {
-				_, _ = conn.WriteToUDPAddrPort(mSearch(dst, st), dst)
-			}
+		sendRound(conn, dsts, round)
+	}
+}
+
+// sendRound sends round n's M-SEARCHes to every destination: the first
+// round only for firstTarget, the re-sends for every search target. Send
+// errors are ignored: multicast fails on hosts without a multicast route,
+// and the unicast search may still succeed.
+func sendRound(conn *net.UDPConn, dsts []netip.AddrPort, n int) {
+	for _, dst := range dsts {
+		for _, st := range roundTargets(n) {
+			_, _ = conn.WriteToUDPAddrPort(mSearch(dst, st), dst)
 		}
 	}
 }
