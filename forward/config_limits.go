@@ -26,14 +26,14 @@ import (
 // the parser itself bounds is nesting (10,000 levels).
 const (
 	// maxConfigBytes is the largest file read: 1,000 rules written out in
-	// full, every key set, take some 300 kB. Parsing takes about 150 ms
+	// full, every key set, take under 300 kB. Parsing takes about 150 ms
 	// and 27 MB of memory per MiB (a 40 MB file took 5.8 s and 1.1 GB).
 	maxConfigBytes = 1 << 20
 	// maxRules is the most rules a file may list. A rule is a forward the
-	// router keeps and portfwd renews, and checks on every pass; routers
-	// that state a limit keep 256 forwards or fewer (Actiontec's MI424WR
-	// documents 256 UPnP mappings), and a home forwards a handful of
-	// services. A block of ports is one rule with a range.
+	// router keeps and portfwd renews, and checks on every pass. Routers
+	// that document a limit hold a few hundred (Actiontec's MI424WR: 256
+	// UPnP mappings), and a home forwards a handful of services; a block
+	// of ports is one rule with a range.
 	maxRules = 1000
 	// maxKeys is the most key: value pairs a load reads, counting every
 	// key a merge key (<<) or an alias brings in each time it does. A rule
@@ -71,7 +71,7 @@ func (l *loader) tooBig(data []byte) bool {
 		return false
 	}
 	line := bytes.Count(data[:maxConfigBytes], []byte("\n")) + 1
-	l.fatalf(line, "", "the file is over 1 MiB (%d bytes), far more than a config takes (%d rules written out in full take some 300 kB); portfwd does not read it: is it the right file?", maxConfigBytes, maxRules)
+	l.fatalf(line, "", "the file is over 1 MiB (%d bytes), far more than a config takes (%d rules written out in full take under 300 kB); portfwd does not read it: is it the right file?", maxConfigBytes, maxRules)
 	return true
 }
 
@@ -81,7 +81,7 @@ func (l *loader) tooManyRules(n *yaml.Node) bool {
 	if len(n.Content) <= maxRules {
 		return false
 	}
-	l.fatalf(n.Content[maxRules].Line, "rules", "%d rules, more than the %d portfwd takes: each is a forward the router keeps and portfwd renews on every pass, and home routers keep a few hundred at most; forward a block of ports with one rule and a range (external_port: 2000-2099)", len(n.Content), maxRules)
+	l.fatalf(n.Content[maxRules].Line, "rules", "%d rules, more than the %d portfwd takes: each is a forward the router keeps and portfwd renews on every pass, far more than a home router holds; forward a block of ports with one rule and a range (external_port: 2000-2099)", len(n.Content), maxRules)
 	return true
 }
 
