@@ -12,8 +12,9 @@ import (
 
 // loadBudget is the time any Load must finish in, whatever the input: a
 // load that did not in the tests below was an exponential one, and it
-// went on to take gigabytes.
-const loadBudget = 2 * time.Second
+// went on to take gigabytes. The slowest input here takes under 0.1 s;
+// the margin is for a machine busy with other tests.
+const loadBudget = 5 * time.Second
 
 // loadWithin loads data as file, failing the test, with the input, if the
 // load is still running after loadBudget.
@@ -73,7 +74,7 @@ func TestLoadBombs(t *testing.T) {
 		{"merge fan-out 6", "rules:\n  - &r\n    name: a\n    <<: [" + aliases("r", 6) + "]\n",
 			want{4, "rules[0].<<", "counting every key a merge key (<<) or an alias brings in each time it does"}},
 		{"merges of merges", mergeChain(7), want{7, "rules[5].<<", "the file expands to more than 50000 keys"}},
-		{"a merge list of 250,000", "rules:\n  - &r {name: a}\n  - <<: [" + aliases("r", 250_000) + "]\n",
+		{"a merge list of 60,000", "rules:\n  - &r {name: a}\n  - <<: [" + aliases("r", 60_000) + "]\n",
 			want{3, "rules[1].<<", "the file expands to more than 50000 keys"}},
 		{"a big mapping through aliases", "gateway: &g {" + manyKeys(900) + "}\nrules: [" + aliases("g", 999) + "]\n",
 			want{2, "rules[54]", "the file expands to more than 50000 keys"}},
@@ -99,8 +100,10 @@ func TestLoadBombs(t *testing.T) {
 			if len(got) > maxProblemsShown+1 || len(err.Error()) > 64<<10 {
 				t.Errorf("%d problems in %d bytes, want at most %d lines", len(got), len(err.Error()), maxProblemsShown+1)
 			}
-			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 256<<20 {
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
 				t.Errorf("the load allocated %d MB", alloc>>20)
+			} else {
+				t.Logf("%d kB allocated", alloc>>10)
 			}
 		})
 	}
