@@ -93,7 +93,7 @@ FUZZTIME ?= 20s
 # more it took up to that minute per new input, at 0 execs/s: a stall.
 FUZZMINIMIZETIME ?= 3s
 FUZZ_TARGETS := forward:FuzzLoad \
-	upnp:FuzzParseSSDPResponse upnp:FuzzParseSOAPFault upnp:FuzzParsePortListing \
+	upnp:FuzzParseSSDPResponse upnp:FuzzParseSOAPFault upnp:FuzzParsePortListing upnp:FuzzLenientXML \
 	forward/probe:FuzzReadVarInt forward/probe:FuzzDecodeJavaStatus forward/probe:FuzzDecodeLegacyPing \
 	forward/probe:FuzzDecodeBedrockPong forward/probe:FuzzDecodeA2SInfo forward/probe:FuzzParseProcNet \
 	forward/probe:FuzzClientFromHeader \

@@ -78,8 +78,18 @@ func redirectOnGateway(host string) func(*http.Request, []*http.Request) error {
 // another one, and wraps each answer's body in an answerBody.
 type gatewayTransport struct {
 	host string
-	base http.RoundTripper // nil: http.DefaultTransport
+	base http.RoundTripper // nil: directTransport
 }
+
+// directTransport is net/http's default transport without the proxy of
+// the environment (HTTP_PROXY): the gateway is on the LAN, a proxy would
+// not reach it, and the host check above must be where the connection
+// really goes.
+var directTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	return t
+}()
 
 // RoundTrip sends req if it is for the gateway.
 func (t *gatewayTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -91,7 +101,7 @@ func (t *gatewayTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	base := t.base
 	if base == nil {
-		base = http.DefaultTransport
+		base = directTransport
 	}
 	resp, err := base.RoundTrip(req)
 	if err != nil {

@@ -173,3 +173,13 @@ func TestGatewayTransportRefuses(t *testing.T) {
 		t.Errorf("Get = %v; want it refused and nothing sent", err)
 	}
 }
+
+// TestGatewayIgnoresProxy: requests to the gateway never go through the
+// environment's HTTP proxy. (net/http never proxies loopback, and reads
+// the environment once per process, so a fake cannot show it: the
+// transport's setting is what is checked.)
+func TestGatewayIgnoresProxy(t *testing.T) {
+	if directTransport.Proxy != nil {
+		t.Error("the gateway's transport has a proxy function; the gateway is on the LAN and must be reached directly")
+	}
+}
