@@ -216,3 +216,35 @@ func TestStaleTempFilesRemoved(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadRecords: whatever a state file holds, opening it never fails
+// (what does not parse is set aside) and keeps only records portfwd can
+// act on.
+func FuzzReadRecords(f *testing.F) {
+	f.Add([]byte(todaysFile))
+	f.Add([]byte(`{"format_version": 1, "gateways": [{"protocol": "natpmp", "gateway": "127.0.0.1", "entries": [` + entryJSON("sctp", 9000) + `]}, null]}`))
+	f.Add([]byte(`{"format_version": 1, "gateways": [{"protocol": "pcp", "gateway": "::1", "external": "x", "entries": [1, {}]}]}`))
+	dir := f.TempDir() // one for all inputs: a t.TempDir each stalls the fuzzer
+	f.Fuzz(func(t *testing.T, b []byte) {
+		os.Remove(filepath.Join(dir, "state.json.corrupt"))
+		if err := os.WriteFile(filepath.Join(dir, "state.json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r, err := OpenRecords(dir)
+		if err != nil {
+			t.Fatalf("OpenRecords: %v", err)
+		}
+		var kept []*gatewayRecord
+		for _, g := range r.file.Gateways {
+			if err := checkGateway(g, kept); err != nil {
+				t.Fatalf("kept an invalid gateway record: %v", err)
+			}
+			kept = append(kept, g)
+			for i, e := range g.Entries {
+				if err := checkEntry(e, g.Entries[:i]); err != nil {
+					t.Fatalf("kept an invalid entry: %v", err)
+				}
+			}
+		}
+	})
+}
