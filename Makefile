@@ -97,7 +97,7 @@ FUZZ_TARGETS := forward:FuzzLoad \
 	forward/probe:FuzzReadVarInt forward/probe:FuzzDecodeJavaStatus forward/probe:FuzzDecodeLegacyPing \
 	forward/probe:FuzzDecodeBedrockPong forward/probe:FuzzDecodeA2SInfo forward/probe:FuzzParseProcNet \
 	forward/probe:FuzzClientFromHeader \
-	firewall:FuzzParseRule upnp/pcp:FuzzDecodeNATPMP upnp/pcp:FuzzDecodePCP
+	firewall:FuzzParseRule upnp/pcp:FuzzDecodeNATPMP upnp/pcp:FuzzDecodePCP upnp/pcp:FuzzReadRecords
 fuzz: modules
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \

@@ -54,7 +54,8 @@ func allocatedDuring(f func()) uint64 {
 
 // TestEndlessAnswersBounded: an endless description, SOAP answer, fault
 // and listing each stop at maxAnswer with an error that names the request,
-// in bounded memory and well before the timeout.
+// in bounded memory, not at the timeout (no time is asserted: a loaded
+// machine may be slow; an unbounded read fails as the timeout's error).
 func TestEndlessAnswersBounded(t *testing.T) {
 	tests := []struct {
 		name, desc, prefix, want string
@@ -81,10 +82,9 @@ func TestEndlessAnswersBounded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			url := endlessGateway(t, tt.desc, tt.status, tt.prefix)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			var err error
-			start := time.Now()
 			alloc := allocatedDuring(func() {
 				var g *IGD
 				g, err = NewIGD(ctx, url)
@@ -93,8 +93,8 @@ func TestEndlessAnswersBounded(t *testing.T) {
 				}
 			})
 			checkTooLarge(t, err, tt.want)
-			if alloc > 64<<20 || time.Since(start) > time.Second {
-				t.Errorf("took %v and allocated %d MiB; want the answer cut at %d MiB at once", time.Since(start), alloc>>20, maxAnswer>>20)
+			if alloc > 64<<20 {
+				t.Errorf("allocated %d MiB; want the answer cut at %d MiB", alloc>>20, maxAnswer>>20)
 			}
 		})
 	}
