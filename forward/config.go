@@ -90,7 +90,16 @@ func (d Diagnostic) String() string {
 
 // ConfigError holds every error found in one file, so a user fixes them all
 // in one round instead of one per run.
-type ConfigError struct{ Problems []Diagnostic }
+type ConfigError struct {
+	Problems []Diagnostic
+	// Total is how many problems the file has: more than Problems holds
+	// when the list was cut (its last entry then says how many more).
+	// Zero means len(Problems).
+	Total int
+}
+
+// Count is how many problems the file has, shown or not.
+func (e *ConfigError) Count() int { return max(e.Total, len(e.Problems)) }
 
 // Error lists the problems, one per line.
 func (e *ConfigError) Error() string {
@@ -116,7 +125,8 @@ func Load(ctx context.Context, file string, data []byte, opts LoadOptions) (*Con
 	cfg := l.load(ctx, data)
 	sortDiagnostics(l.warns)
 	if len(l.errs)+len(l.fatal) > 0 {
-		return nil, l.warns, &ConfigError{Problems: l.problems()}
+		problems, total := l.problems()
+		return nil, l.warns, &ConfigError{Problems: problems, Total: total}
 	}
 	return cfg, l.warns, nil
 }

@@ -123,16 +123,17 @@ func (l *loader) keep(d Diagnostic) {
 
 // problems are the errors to report: what stopped the load, then the rest
 // by line, at most maxProblemsShown of them and a last line saying how
-// many more there were.
-func (l *loader) problems() []Diagnostic {
+// many more there were; and how many problems there are in all.
+func (l *loader) problems() ([]Diagnostic, int) {
 	sortDiagnostics(l.errs)
 	all := append(slices.Clip(l.fatal), l.errs...)
 	omitted := l.omitted + max(0, len(all)-maxProblemsShown)
 	if omitted == 0 {
-		return all
+		return all, len(all)
 	}
 	all = all[:min(len(all), maxProblemsShown)]
-	return append(all, Diagnostic{File: l.file, Message: fmt.Sprintf("… and %d more problems not shown", omitted)})
+	total := len(all) + omitted
+	return append(all, Diagnostic{File: l.file, Message: fmt.Sprintf("… and %d more problems not shown", omitted)}), total
 }
 
 // sortDiagnostics orders by line, so output reads top to bottom like the file.

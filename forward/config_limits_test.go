@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -152,6 +153,10 @@ func TestLoadProblemsCapped(t *testing.T) {
 	}
 	if last := got[maxProblemsShown]; last.String() != "portfwd.yaml: … and 70 more problems not shown" {
 		t.Errorf("last line %q", last)
+	}
+	var ce *ConfigError
+	if errors.As(err, &ce); ce.Count() != 120 {
+		t.Errorf("Count = %d, want all 120 problems", ce.Count())
 	}
 }
 

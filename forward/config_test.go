@@ -50,11 +50,11 @@ func checkDiags(t *testing.T, got []Diagnostic, wants []want) {
 			}
 		}
 		if !found {
-			t.Errorf("missing %d: %s: %s in:\n%s", w.line, w.key, w.msg, (&ConfigError{got}).Error())
+			t.Errorf("missing %d: %s: %s in:\n%s", w.line, w.key, w.msg, (&ConfigError{Problems: got}).Error())
 		}
 	}
 	if len(got) != len(wants) {
-		t.Errorf("got %d diagnostics, want %d:\n%s", len(got), len(wants), (&ConfigError{got}).Error())
+		t.Errorf("got %d diagnostics, want %d:\n%s", len(got), len(wants), (&ConfigError{Problems: got}).Error())
 	}
 }
 

@@ -46,7 +46,7 @@ func (f *factory) loadFile(ctx context.Context, path string) (*forward.Config, e
 	if err != nil {
 		var ce *forward.ConfigError
 		if errors.As(err, &ce) {
-			return nil, fmt.Errorf("%s has %d problem(s), nothing was changed:\n%w", path, len(ce.Problems), err)
+			return nil, fmt.Errorf("%s has %d problem(s), nothing was changed:\n%w", path, ce.Count(), err)
 		}
 		return nil, err
 	}
