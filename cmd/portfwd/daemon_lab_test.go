@@ -48,9 +48,16 @@ func startDaemon(t *testing.T, l *lab.Lab, args ...string) *daemonProc {
 // ends (SIGTERM).
 func startDaemonIn(t *testing.T, l *lab.Lab, h lab.Host, args ...string) *daemonProc {
 	t.Helper()
-	d := &daemonProc{log: &syncBuffer{}, done: make(chan struct{})}
-	d.cmd = l.Command(h, binary(t), append([]string{"daemon"}, args...)...)
-	d.cmd.Env = labEnv(l)
+	cmd := l.Command(h, binary(t), append([]string{"daemon"}, args...)...)
+	cmd.Env = labEnv(l)
+	return startDaemonCmd(t, cmd, args)
+}
+
+// startDaemonCmd starts cmd, a portfwd daemon run with args, and stops it
+// when t ends.
+func startDaemonCmd(t *testing.T, cmd *exec.Cmd, args []string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("starting portfwd daemon: %v", err)

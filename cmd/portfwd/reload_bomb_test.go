@@ -67,23 +67,9 @@ func writeFile(t *testing.T, path, content string) {
 // holds its gateway.
 func startLocalDaemon(t *testing.T, env []string, args ...string) *daemonProc {
 	t.Helper()
-	d := &daemonProc{log: &syncBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command("portfwd", append([]string{"daemon"}, args...)...)
-	d.cmd.Env = env
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("starting portfwd daemon: %v", err)
-	}
-	go func() {
-		_ = d.cmd.Wait()
-		d.code = d.cmd.ProcessState.ExitCode()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		d.stop(t)
-		t.Logf("portfwd daemon %s → exit %d\n%s", strings.Join(args, " "), d.code, d.log)
-	})
-	return d
+	cmd := exec.Command("portfwd", append([]string{"daemon"}, args...)...)
+	cmd.Env = env
+	return startDaemonCmd(t, cmd, args)
 }
 
 // metricsAddr is the address the daemon's JSON log says it serves
