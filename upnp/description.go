@@ -49,17 +49,6 @@ var services = []serviceKind{
 // fetch does: a router answers it in milliseconds.
 const descriptionTimeout = 3 * time.Second
 
-// NewIGD returns a backend for the IGD whose root device description is at
-// rootDescURL (e.g. "http://192.168.1.1:5000/rootDesc.xml"), skipping SSDP.
-// Every request goes to that URL's host (see onGateway).
-func NewIGD(ctx context.Context, rootDescURL string) (*IGD, error) {
-	loc, err := url.Parse(rootDescURL)
-	if err != nil || loc.Host == "" {
-		return nil, fmt.Errorf("UPnP description URL %q is not an absolute URL", rootDescURL)
-	}
-	return newIGDAt(ctx, loc, gatewayHost(loc))
-}
-
 // newIGDAt reads the description at loc and builds the backend, requiring
 // the description, every redirect and the control URL to be on host, the
 // address that answered SSDP as the gateway.

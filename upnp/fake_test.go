@@ -2,6 +2,7 @@ package upnp
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -378,4 +380,15 @@ func (s *ssdpResponder) setDrop(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.drop = n
+}
+
+// NewIGD (tests only) returns a backend for the IGD whose root device description is at
+// rootDescURL (e.g. "http://192.168.1.1:5000/rootDesc.xml"), skipping SSDP.
+// Every request goes to that URL's host (see onGateway).
+func NewIGD(ctx context.Context, rootDescURL string) (*IGD, error) {
+	loc, err := url.Parse(rootDescURL)
+	if err != nil || loc.Host == "" {
+		return nil, fmt.Errorf("UPnP description URL %q is not an absolute URL", rootDescURL)
+	}
+	return newIGDAt(ctx, loc, gatewayHost(loc))
 }

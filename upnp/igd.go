@@ -26,7 +26,7 @@ type igdClient interface {
 }
 
 // IGD is a forward.Backend for a UPnP Internet Gateway Device. Create it
-// with Discover or NewIGD.
+// with Discover.
 //
 // Requests are few, because each costs a round trip and some routers are
 // slow to answer (miniupnpd rescans its firewall rules on every pass of its
