@@ -28,14 +28,11 @@ func loopbackOptions(gw string, unicast, multicast *ssdpResponder) DiscoverOptio
 func TestDiscoverUnicast(t *testing.T) {
 	f := newFakeIGD(t, "igd2-rootdesc.xml")
 	r := newSSDPResponder(t, f.rootURL())
-	start := time.Now()
 	g, err := Discover(context.Background(), loopbackOptions("127.0.0.1", r, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took > 90*time.Millisecond {
-		t.Errorf("discovery took %v; the first answer should end it", took)
-	}
+	// That the first answer ends the search: TestDiscoverFirstRoundAsksOnce.
 	if g.Properties().Gateway != f.rootURL() || g.service.Short != "WANIPConnection:2" {
 		t.Errorf("Properties = %+v", g.Properties())
 	}
@@ -66,12 +63,11 @@ func TestDiscoverResendsAfterLoss(t *testing.T) {
 	f := newFakeIGD(t, "igd1-rootdesc.xml")
 	r := newSSDPResponder(t, f.rootURL())
 	r.setDrop(len(roundTargets(0)))
-	start := time.Now()
 	if _, err := Discover(context.Background(), loopbackOptions("127.0.0.1", r, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took < 90*time.Millisecond || took > time.Second {
-		t.Errorf("discovery took %v; want the 100ms re-send to answer", took)
+	if n := r.count(); n <= len(roundTargets(0)) {
+		t.Errorf("the gateway got %d M-SEARCH; want the re-send round after the lost first", n)
 	}
 }
 
@@ -99,8 +95,10 @@ func TestDiscoverNothingAnswers(t *testing.T) {
 	opts.Timeout = 250 * time.Millisecond
 	start := time.Now()
 	_, err := Discover(context.Background(), opts)
-	if took := time.Since(start); took > 400*time.Millisecond {
-		t.Errorf("took %v, want about the timeout", took)
+	// A hang detector, not a speed test: the 250ms asked for, never the
+	// default 2s.
+	if took := time.Since(start); took >= DefaultDiscoverTimeout {
+		t.Errorf("took %v; want the 250ms timeout honoured", took)
 	}
 	if !errors.Is(err, forward.ErrNoGateway) {
 		t.Fatalf("Discover = %v; want ErrNoGateway", err)
@@ -166,11 +164,10 @@ func TestDiscoverOtherSTInResend(t *testing.T) {
 	r.mu.Lock()
 	r.onlyST = "urn:schemas-upnp-org:service:WANIPConnection:1"
 	r.mu.Unlock()
-	start := time.Now()
 	if _, err := Discover(context.Background(), loopbackOptions("127.0.0.1", r, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took < 90*time.Millisecond || took > time.Second {
-		t.Errorf("discovery took %v; want the 100ms re-send to find it", took)
+	if n := r.count(); n <= len(roundTargets(0)) {
+		t.Errorf("the gateway got %d M-SEARCH; want it found by the re-send round", n)
 	}
 }
