@@ -98,10 +98,23 @@ FUZZ_TARGETS := forward:FuzzLoad \
 	forward/probe:FuzzDecodeBedrockPong forward/probe:FuzzDecodeA2SInfo forward/probe:FuzzParseProcNet \
 	forward/probe:FuzzClientFromHeader \
 	firewall:FuzzParseRule upnp/pcp:FuzzDecodeNATPMP upnp/pcp:FuzzDecodePCP upnp/pcp:FuzzReadRecords
+# A target that fails with a bare "context deadline exceeded" at the end of
+# its time and writes no failing input hit the fuzz coordinator's own race
+# (golang/go#75804, fixed in Go 1.27; this toolchain is 1.26): it runs once
+# more. Any other failure, or a failing input written to testdata/fuzz, or
+# the race twice, fails the run.
 fuzz: modules
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn"; \
-		$(LOOPBACK_ONLY) $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg; \
+	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		for try in 1 2; do \
+			echo "== $$pkg $$fn"; \
+			if $(LOOPBACK_ONLY) $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./$$pkg >$$log 2>&1; then \
+				cat $$log; break; fi; \
+			cat $$log; \
+			if [ $$try = 1 ] && grep -qx '    context deadline exceeded' $$log && [ -z "$$(git status --porcelain -- $$pkg/testdata/fuzz/$$fn)" ]; then \
+				echo "== $$fn: the fuzz coordinator's end-of-time race (golang/go#75804), no failing input: once more"; continue; fi; \
+			exit 1; \
+		done; \
 	done
 
 ## bench: portfwd against upnpc in the lab, in one run, with ratios. Every
