@@ -234,16 +234,18 @@ func FuzzReadRecords(f *testing.F) {
 		if err != nil {
 			t.Fatalf("OpenRecords: %v", err)
 		}
-		var kept []*gatewayRecord
+		kept := make(map[[2]string]bool)
 		for _, g := range r.file.Gateways {
 			if err := checkGateway(g, kept); err != nil {
 				t.Fatalf("kept an invalid gateway record: %v", err)
 			}
-			kept = append(kept, g)
-			for i, e := range g.Entries {
-				if err := checkEntry(e, g.Entries[:i]); err != nil {
+			kept[[2]string{g.Protocol, g.Gateway}] = true
+			keys := make(map[forward.Key]bool)
+			for _, e := range g.Entries {
+				if err := checkEntry(e, keys); err != nil {
 					t.Fatalf("kept an invalid entry: %v", err)
 				}
+				keys[e.Key] = true
 			}
 		}
 	})

@@ -98,6 +98,7 @@ type gatewayAsRead struct {
 // lease runs out.
 func (r *Records) keepValid(raws []json.RawMessage) []*gatewayRecord {
 	var out []*gatewayRecord
+	seen := make(map[[2]string]bool) // protocol, gateway
 	for i, raw := range raws {
 		if string(raw) == "null" {
 			continue // an older portfwd's empty slot
@@ -106,13 +107,14 @@ func (r *Records) keepValid(raws []json.RawMessage) []*gatewayRecord {
 		var g gatewayAsRead
 		err := json.Unmarshal(raw, &g)
 		if err == nil {
-			err = checkGateway(&g.gatewayRecord, out)
+			err = checkGateway(&g.gatewayRecord, seen)
 		}
 		if err != nil {
 			r.dropped(where, err)
 			continue
 		}
 		rec := &g.gatewayRecord
+		seen[[2]string{rec.Protocol, rec.Gateway}] = true
 		rec.Entries = r.keepValidEntries(where, g.Entries)
 		if rec.External != "" && !parses(rec.External) {
 			r.dropped(where+".external", fmt.Errorf("%q is not an address", rec.External))
@@ -127,16 +129,18 @@ func (r *Records) keepValid(raws []json.RawMessage) []*gatewayRecord {
 // keeps the valid ones.
 func (r *Records) keepValidEntries(where string, raws []json.RawMessage) []entry {
 	var out []entry
+	seen := make(map[forward.Key]bool)
 	for i, raw := range raws {
 		var e entry
 		err := json.Unmarshal(raw, &e)
 		if err == nil {
-			err = checkEntry(e, out)
+			err = checkEntry(e, seen)
 		}
 		if err != nil {
 			r.dropped(fmt.Sprintf("%s.entries[%d]", where, i), err)
 			continue
 		}
+		seen[e.Key] = true
 		out = append(out, e)
 	}
 	return out
@@ -151,27 +155,27 @@ func (r *Records) dropped(where string, why error) {
 }
 
 // checkGateway says what is wrong with g, a gateway's record read after
-// those in kept.
-func checkGateway(g *gatewayRecord, kept []*gatewayRecord) error {
+// those whose protocol and gateway are in seen. (A map, not a walk over
+// what was kept: the file may be large, and checking it must stay linear.)
+func checkGateway(g *gatewayRecord, seen map[[2]string]bool) error {
 	switch {
 	case g.Protocol != natpmpFacts.name && g.Protocol != pcpFacts.name:
 		return fmt.Errorf("protocol %q, want %q or %q", g.Protocol, natpmpFacts.name, pcpFacts.name)
 	case !parses(g.Gateway):
 		return fmt.Errorf("gateway %q is not an address", g.Gateway)
 	}
-	for _, k := range kept {
-		if k.Protocol == g.Protocol && k.Gateway == g.Gateway {
-			return fmt.Errorf("a second record of %s gateway %s", g.Protocol, g.Gateway)
-		}
+	if seen[[2]string{g.Protocol, g.Gateway}] {
+		return fmt.Errorf("a second record of %s gateway %s", g.Protocol, g.Gateway)
 	}
 	return nil
 }
 
-// checkEntry says what is wrong with e, an entry read after those in kept:
+// checkEntry says what is wrong with e, an entry read after those whose
+// keys are in seen:
 // what every request about it needs (RFC 6886 §3.3, RFC 6887 §11.1: a
 // protocol of the two, an internal port — 0 would mean all of them — and
 // an external one) and what the planner needs (one record per key).
-func checkEntry(e entry, kept []entry) error {
+func checkEntry(e entry, seen map[forward.Key]bool) error {
 	switch {
 	case e.Protocol != forward.TCP && e.Protocol != forward.UDP:
 		return fmt.Errorf("protocol %q, want tcp or udp", e.Protocol)
@@ -180,10 +184,8 @@ func checkEntry(e entry, kept []entry) error {
 	case !e.InternalHost.IsValid():
 		return fmt.Errorf("%s: no internal host", e.Key)
 	}
-	for _, k := range kept {
-		if k.Key == e.Key {
-			return fmt.Errorf("a second record of %s", e.Key)
-		}
+	if seen[e.Key] {
+		return fmt.Errorf("a second record of %s", e.Key)
 	}
 	return nil
 }
