@@ -93,6 +93,45 @@ func OpenStateFile(path string, flag int, perm os.FileMode) (*os.File, error) {
 	return f, nil
 }
 
+// WriteFileAtomic replaces path with data so that a reader, or a run
+// killed at any moment, sees the old file or the new one, never half of
+// either: data goes to a temp file in path's directory named after
+// pattern (as os.CreateTemp takes it), is synced, and renamed over path;
+// the directory is then synced so the rename survives a power cut, where
+// the system allows it. The temp file is removed after a failure (a kill
+// -9 leaves it: a caller sweeps its own pattern).
+func WriteFileAtomic(path, pattern string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // gone after the rename; cleans up after a failure
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err == nil {
+		syncDir(dir)
+	}
+	return err
+}
+
+// syncDir makes a rename durable; where a directory cannot be synced it is
+// skipped, the rename itself is still atomic.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
 // notRegular is the refusal of path, which fi shows is not a regular
 // file.
 func notRegular(path string, fi fs.FileInfo) error {

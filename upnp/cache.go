@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/portfwd/portfwd/forward"
 )
 
 // cacheFormat is the version of the cache file layout; an entry of any
@@ -56,23 +58,7 @@ func writeCache(path string, e cacheEntry) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".upnp-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return forward.WriteFileAtomic(path, ".upnp-*.tmp", append(b, '\n'))
 }
 
 // readCache reads the entry at path; ok is false when there is none or it

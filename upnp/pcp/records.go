@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -157,7 +156,7 @@ func (r *Records) write() error {
 	if err != nil {
 		return fmt.Errorf("saving state: %w", err)
 	}
-	if err := writeAtomic(r.dir, r.path(), append(raw, '\n')); err != nil {
+	if err := forward.WriteFileAtomic(r.path(), tempPattern, append(raw, '\n')); err != nil {
 		return fmt.Errorf("saving state: %w", err)
 	}
 	r.changed = false
@@ -170,38 +169,6 @@ func (r *Records) write() error {
 // tempPattern names the temp files of a save (os.CreateTemp puts digits
 // for the star); removeStaleTemps removes the ones a killed run left.
 const tempPattern = ".state-*.json"
-
-// writeAtomic replaces path with data by way of a temp file in dir.
-func writeAtomic(dir, path string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, tempPattern)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // gone after the rename; cleans up after a failure
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err == nil {
-		syncDir(dir)
-	}
-	return err
-}
-
-// syncDir makes a rename durable; where a directory cannot be synced it is
-// skipped, the rename itself is still atomic.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-}
 
 // gateway is the record of gateway gw speaking protocol, created empty on
 // first use. r.mu must be held.

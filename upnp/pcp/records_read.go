@@ -204,7 +204,8 @@ const staleTempAge = time.Minute
 
 // removeStaleTemps removes the temp files a save killed between creating
 // and renaming left in dir (kill -9 skips the deferred remove): only
-// regular files named as writeAtomic names them, older than staleTempAge.
+// regular files named as a save names them (tempPattern), older than
+// staleTempAge.
 // It is best effort; a file it cannot remove is left.
 func removeStaleTemps(dir string, now time.Time) {
 	names, err := os.ReadDir(dir)
