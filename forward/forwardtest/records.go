@@ -99,7 +99,8 @@ func (h RecordsHarness) foreign(t *testing.T, g RecordsGateway, offset uint16, p
 // lease is a lease the gateway grants in full.
 func (h RecordsHarness) lease() time.Duration { return min(time.Hour, h.MaxLease/2) }
 
-func recordsAdd(t *testing.T, b forward.Backend, m forward.Mapping) forward.Mapping {
+// MustAdd adds m on b and returns the mapping granted, or ends the test.
+func MustAdd(t *testing.T, b forward.Backend, m forward.Mapping) forward.Mapping {
 	t.Helper()
 	got, err := b.Add(ctx(t), m)
 	if err != nil {
@@ -139,8 +140,8 @@ func recordsSurviveReopen(t *testing.T, h RecordsHarness) {
 	g := h.New(t)
 	b := g.Open(t)
 	tcp, udp := h.mapping(0, forward.TCP, h.lease()), h.mapping(0, forward.UDP, h.lease())
-	granted := recordsAdd(t, b, tcp).Lease
-	recordsAdd(t, b, udp)
+	granted := MustAdd(t, b, tcp).Lease
+	MustAdd(t, b, udp)
 	g.Advance(10 * time.Minute)
 	next := g.Open(t)
 	ms := recordsList(t, next)
@@ -160,7 +161,7 @@ func recordsSurviveReopen(t *testing.T, h RecordsHarness) {
 func recordsExpiredNotListed(t *testing.T, h RecordsHarness) {
 	g := h.New(t)
 	b := g.Open(t)
-	granted := recordsAdd(t, b, h.mapping(1, forward.UDP, time.Minute))
+	granted := MustAdd(t, b, h.mapping(1, forward.UDP, time.Minute))
 	g.Advance(granted.Lease - 500*time.Millisecond)
 	if ms := recordsList(t, b); len(ms) != 0 {
 		t.Errorf("List with half a second of the lease left = %+v; want nothing (never a zero, permanent, lease)", ms)
@@ -172,8 +173,8 @@ func recordsExpiredNotListed(t *testing.T, h RecordsHarness) {
 func recordsRestartForgets(t *testing.T, h RecordsHarness) {
 	g := h.New(t)
 	b := g.Open(t)
-	recordsAdd(t, b, h.mapping(0, forward.TCP, h.lease()))
-	recordsAdd(t, b, h.mapping(0, forward.UDP, h.lease()))
+	MustAdd(t, b, h.mapping(0, forward.TCP, h.lease()))
+	MustAdd(t, b, h.mapping(0, forward.UDP, h.lease()))
 	g.Advance(10 * time.Minute)
 	g.Restart()
 	g.Advance(30 * time.Second)
@@ -199,10 +200,10 @@ func recordsRestartForgets(t *testing.T, h RecordsHarness) {
 func recordsRestartNoticedOnAdd(t *testing.T, h RecordsHarness) {
 	g := h.New(t)
 	b := g.Open(t)
-	recordsAdd(t, b, h.mapping(2, forward.TCP, h.lease()))
+	MustAdd(t, b, h.mapping(2, forward.TCP, h.lease()))
 	g.Restart()
 	g.Advance(time.Minute)
-	m := recordsAdd(t, b, h.mapping(3, forward.TCP, h.lease()))
+	m := MustAdd(t, b, h.mapping(3, forward.TCP, h.lease()))
 	if w := forward.WarningsOf(b); len(w) != 1 || !strings.Contains(w[0], "restarted") {
 		t.Errorf("Warnings = %q; want one saying the gateway restarted", w)
 	}
@@ -216,7 +217,7 @@ func recordsRestartNoticedOnAdd(t *testing.T, h RecordsHarness) {
 func recordsListFailsWithoutGateway(t *testing.T, h RecordsHarness) {
 	g := h.New(t)
 	b := g.Open(t)
-	recordsAdd(t, b, h.mapping(4, forward.TCP, h.lease()))
+	MustAdd(t, b, h.mapping(4, forward.TCP, h.lease()))
 	g.Silence()
 	if ms, err := b.List(ctx(t)); !forward.IsSilence(err) {
 		t.Errorf("List of a silent gateway = %+v, %v; want an error that says it did not answer", ms, err)
@@ -245,7 +246,7 @@ func recordsGrantedLease(t *testing.T, h RecordsHarness) {
 	g := h.New(t)
 	b := g.Open(t)
 	for i, asked := range []time.Duration{0, 2 * h.MaxLease} {
-		got := recordsAdd(t, b, h.mapping(6+uint16(i), forward.TCP, asked))
+		got := MustAdd(t, b, h.mapping(6+uint16(i), forward.TCP, asked))
 		if got.Lease != h.MaxLease {
 			t.Errorf("Add with lease %v granted %v; want the gateway's %v", asked, got.Lease, h.MaxLease)
 		}
@@ -267,7 +268,7 @@ func recordsAnyPortKeepsGrant(t *testing.T, h RecordsHarness) {
 	h.foreign(t, g, 8, forward.TCP)
 	m := h.mapping(8, forward.TCP, h.lease())
 	m.AnyExternal = true
-	got := recordsAdd(t, b, m)
+	got := MustAdd(t, b, m)
 	if got.ExternalPort == m.ExternalPort || !g.Has(got.Key) || !g.Has(m.Key) {
 		t.Fatalf("Add = %v; want another port, held, and the taken one left to its holder", got)
 	}
@@ -277,7 +278,7 @@ func recordsAnyPortKeepsGrant(t *testing.T, h RecordsHarness) {
 	}
 	renew := m
 	renew.ExternalPort = got.ExternalPort
-	if again := recordsAdd(t, b, renew); again.Key != got.Key || !slices.Equal(recordsKeys(recordsList(t, b)), []forward.Key{got.Key}) {
+	if again := MustAdd(t, b, renew); again.Key != got.Key || !slices.Equal(recordsKeys(recordsList(t, b)), []forward.Key{got.Key}) {
 		t.Errorf("renewal = %v; want it kept on %v", again, got.Key)
 	}
 }

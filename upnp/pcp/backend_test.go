@@ -83,21 +83,11 @@ func key(p forward.Protocol, port uint16) forward.Key {
 	return forward.Key{Protocol: p, ExternalPort: port}
 }
 
-// mustAdd adds m on b, or ends the test.
-func mustAdd(t *testing.T, b forward.Backend, m forward.Mapping) forward.Mapping {
-	t.Helper()
-	got, err := b.Add(testCtx(t), m)
-	if err != nil {
-		t.Fatalf("Add %v: %v", m.Key, err)
-	}
-	return got
-}
-
 // primed returns b once a mapping has been made and deleted, so that a
 // PCP backend knows the external address, as after any run that mapped.
 func primed(t *testing.T, b *Backend) *Backend {
 	t.Helper()
-	m := mustAdd(t, b, mapping(forward.TCP, 40003, time.Minute))
+	m := forwardtest.MustAdd(t, b, mapping(forward.TCP, 40003, time.Minute))
 	if err := b.Delete(testCtx(t), m); err != nil {
 		t.Fatalf("priming: %v", err)
 	}
@@ -221,11 +211,11 @@ func TestRestartWarning(t *testing.T) {
 		title string
 	}{{OpenNATPMP, "NAT-PMP"}, {OpenPCP, "PCP"}} {
 		e := newEnv(t, tc.open)
-		mustAdd(t, e.b, mapping(forward.UDP, 19132, time.Hour))
+		forwardtest.MustAdd(t, e.b, mapping(forward.UDP, 19132, time.Hour))
 		e.fake.clock.Advance(10 * time.Minute)
 		// A renewal writes the epoch it saw (a List that changes nothing
 		// would not: TestNothingChangedWritesNothing).
-		mustAdd(t, e.reopen(t), mapping(forward.UDP, 19132, time.Hour))
+		forwardtest.MustAdd(t, e.reopen(t), mapping(forward.UDP, 19132, time.Hour))
 		e.fake.clock.Advance(10 * time.Minute)
 		e.fake.reboot()
 		e.fake.clock.Advance(30 * time.Second)

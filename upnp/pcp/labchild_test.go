@@ -98,7 +98,7 @@ func (r *labRun) routerHolds(t *testing.T, m forward.Mapping) bool {
 // on the router, on records of its own.
 func (r *labRun) mapPhase(t *testing.T) {
 	for _, m := range labMappings(r.c.LANHost) {
-		if got := mustAdd(t, r.b, m); got.Key != m.Key || got.InternalHost != m.InternalHost || got.Lease != m.Lease {
+		if got := forwardtest.MustAdd(t, r.b, m); got.Key != m.Key || got.InternalHost != m.InternalHost || got.Lease != m.Lease {
 			t.Fatalf("Add %v = %+v; want it granted as asked", m, got)
 		}
 	}
@@ -126,7 +126,7 @@ func (r *labRun) mapPhase(t *testing.T) {
 func (r *labRun) renew(t *testing.T) {
 	m := labMappings(r.c.LANHost)[0]
 	before, _ := r.record(t, r.c.Dir, m.Key)
-	got := mustAdd(t, r.b, m)
+	got := forwardtest.MustAdd(t, r.b, m)
 	after, ok := r.record(t, r.c.Dir, m.Key)
 	if !ok || got.Key != m.Key || got.Lease != m.Lease || after.GrantedPort != m.ExternalPort || !after.Expires.After(before.Expires) {
 		t.Errorf("renewal = %+v, recorded %+v then %+v; want the same port for a new lifetime", got, before, after)
@@ -141,7 +141,7 @@ func (r *labRun) renew(t *testing.T) {
 func (r *labRun) permanentLease(t *testing.T) {
 	b := r.reopen(t, t.TempDir())
 	m := r.mapping(forward.TCP, 41602, 0)
-	got := mustAdd(t, b, m)
+	got := forwardtest.MustAdd(t, b, m)
 	t.Logf("a permanent lease, asked as %d s, was granted %v", seconds(forward.PermanentLeaseCap), got.Lease)
 	if got.Lease <= 0 || got.Lease > forward.PermanentLeaseCap || !r.routerHolds(t, m) {
 		t.Errorf("Add with a permanent lease = %+v; want a lease of at most a week, on the router", got)
@@ -210,7 +210,7 @@ func (r *labRun) anyPort(t *testing.T) {
 	foreign := r.foreign(t, forward.UDP, 41608)
 	m := r.mapping(forward.UDP, 41608, time.Hour)
 	m.AnyExternal = true
-	got := mustAdd(t, b, m)
+	got := forwardtest.MustAdd(t, b, m)
 	if got.ExternalPort == m.ExternalPort || !r.routerHolds(t, got) || !r.routerHolds(t, foreign) {
 		t.Fatalf("Add with any port = %+v; want another port, held, beside %v's", got, foreign.InternalHost)
 	}
@@ -280,7 +280,7 @@ func (r *labRun) conformance(t *testing.T) {
 func (r *labRun) primed(t *testing.T, b *Backend) *Backend {
 	t.Helper()
 	m := r.mapping(forward.TCP, 42603, time.Minute)
-	mustAdd(t, b, m)
+	forwardtest.MustAdd(t, b, m)
 	r.mustDelete(t, b, m)
 	return b
 }
@@ -312,7 +312,7 @@ func (r *labRun) deletePhase(t *testing.T) {
 // back), so that the reboot shows.
 func (r *labRun) beforeReboot(t *testing.T) {
 	for _, m := range labMappings(r.c.LANHost) {
-		mustAdd(t, r.b, m)
+		forwardtest.MustAdd(t, r.b, m)
 	}
 	a := r.announce(t)
 	for ; a.epoch < 3; a = r.announce(t) {
@@ -355,7 +355,7 @@ func (r *labRun) afterReboot(t *testing.T) {
 		t.Errorf("the run after lists %+v, warns %q; want nothing", ms, w)
 	}
 	for _, m := range labMappings(r.c.LANHost) {
-		mustAdd(t, next, m)
+		forwardtest.MustAdd(t, next, m)
 	}
 	if ms := r.list(t, next); len(ms) != 2 {
 		t.Errorf("List after re-creating = %+v; want the two mappings", ms)
@@ -371,7 +371,7 @@ func (r *labRun) leaseRunsOut(t *testing.T) {
 	b := r.reopen(t, t.TempDir())
 	m := r.mapping(forward.UDP, 41609, 2*time.Second)
 	want := max(m.Lease, r.leaseFloor)
-	if got := mustAdd(t, b, m); got.Lease != want {
+	if got := forwardtest.MustAdd(t, b, m); got.Lease != want {
 		t.Fatalf("Add with a %v lease granted %v; want %v", m.Lease, got.Lease, want)
 	}
 	if ms := r.list(t, b); len(ms) != 1 || ms[0].Lease > want || ms[0].Lease < want-time.Second {

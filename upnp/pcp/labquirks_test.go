@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/forward/forwardtest"
 )
 
 // labSameInternal are two rules forwarding two external ports to one
@@ -20,8 +21,8 @@ func (r *labRun) labSameInternal() (first, second forward.Mapping) {
 // addBoth adds both rules on b and checks the router holds both.
 func (r *labRun) addBoth(t *testing.T, b *Backend, first, second forward.Mapping) {
 	t.Helper()
-	mustAdd(t, b, first)
-	mustAdd(t, b, second)
+	forwardtest.MustAdd(t, b, first)
+	forwardtest.MustAdd(t, b, second)
 	if !r.routerHolds(t, first) || !r.routerHolds(t, second) {
 		t.Fatalf("the router holds %v %v, %v %v; want both", first.Key, r.routerHolds(t, first), second.Key, r.routerHolds(t, second))
 	}
@@ -74,7 +75,7 @@ func (r *labRun) pcpSameInternal(t *testing.T) {
 		t.Errorf("after deleting the newer rule the router holds %v %v, %v %v; want only %v",
 			first.Key, r.routerHolds(t, first), second.Key, r.routerHolds(t, second), first.Key)
 	}
-	mustAdd(t, b, first) // renewed with its nonce, alone on the port now
+	forwardtest.MustAdd(t, b, first) // renewed with its nonce, alone on the port now
 	r.mustDelete(t, b, first)
 	if r.routerHolds(t, first) {
 		t.Errorf("%v is still on the router after deleting the newer rule, then it", first.Key)
@@ -86,7 +87,7 @@ func (r *labRun) pcpSameInternal(t *testing.T) {
 // the conformance suite's mapping for another host is granted too.
 func (r *labRun) thirdPartyMap(t *testing.T) {
 	m := labThirdParty(r.c.LANHost2)
-	got := mustAdd(t, r.b, m)
+	got := forwardtest.MustAdd(t, r.b, m)
 	if got.InternalHost != m.InternalHost || got.Key != m.Key {
 		t.Fatalf("Add for %v = %+v; want it granted as asked", m.InternalHost, got)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/forward/forwardtest"
 )
 
 // TestNATPMPOnTheWire: the requests Add and Delete send (RFC 6886 §3.3,
@@ -15,7 +16,7 @@ import (
 func TestNATPMPOnTheWire(t *testing.T) {
 	e := newEnv(t, OpenNATPMP)
 	m := mapping(forward.TCP, 25565, time.Hour)
-	mustAdd(t, e.b, m)
+	forwardtest.MustAdd(t, e.b, m)
 	if req := e.fake.lastNATPMP(); req != (natpmpRequest{natpmpOpMapTCP, 25565, 25565, 3600}) {
 		t.Errorf("map request %+v", req)
 	}
@@ -55,7 +56,7 @@ func TestNATPMPSameInternalPort(t *testing.T) {
 	e := newEnv(t, OpenNATPMP)
 	e.fake.set(func(f *fakeGateway) { f.rfc6886 = true })
 	first := mapping(forward.TCP, 8080, time.Hour)
-	mustAdd(t, e.b, first)
+	forwardtest.MustAdd(t, e.b, first)
 	second := mapping(forward.TCP, 8081, 2*time.Hour)
 	second.InternalPort = 8080
 	_, err := e.b.Add(testCtx(t), second)
@@ -78,7 +79,7 @@ func TestNATPMPDeleteRestoresSibling(t *testing.T) {
 	first, second := mapping(forward.TCP, 8080, time.Hour), mapping(forward.TCP, 8081, 2*time.Hour)
 	second.InternalPort = 8080
 	for _, m := range []forward.Mapping{first, second} {
-		mustAdd(t, e.b, m)
+		forwardtest.MustAdd(t, e.b, m)
 	}
 	e.fake.clock.Advance(time.Minute)
 	if err := e.b.Delete(testCtx(t), second); err != nil {
@@ -154,8 +155,8 @@ func TestNATPMPLapsedSiblingNotRestored(t *testing.T) {
 	e := newEnv(t, OpenNATPMP)
 	short, long := mapping(forward.TCP, 8080, time.Minute), mapping(forward.TCP, 8081, time.Hour)
 	long.InternalPort = 8080
-	mustAdd(t, e.b, short)
-	mustAdd(t, e.b, long)
+	forwardtest.MustAdd(t, e.b, short)
+	forwardtest.MustAdd(t, e.b, long)
 	e.fake.clock.Advance(2 * time.Minute)
 	sent := e.fake.count()
 	if err := e.b.Delete(testCtx(t), long); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/forward/forwardtest"
 )
 
 // TestPCPNonces: a renewal, in this run or the next, repeats the nonce
@@ -16,19 +17,19 @@ import (
 func TestPCPNonces(t *testing.T) {
 	e := newEnv(t, OpenPCP)
 	m := mapping(forward.UDP, 19132, time.Hour)
-	mustAdd(t, e.b, m)
+	forwardtest.MustAdd(t, e.b, m)
 	first := e.fake.lastMAP(1)
 	if r, _ := e.recorded(t, m.Key); first.nonce == ([12]byte{}) || r.Nonce != encodeNonce(first.nonce) {
 		t.Fatalf("nonce %x recorded as %q", first.nonce, r.Nonce)
 	}
 	e.fake.clock.Advance(30 * time.Minute)
-	mustAdd(t, e.reopen(t), m)
+	forwardtest.MustAdd(t, e.reopen(t), m)
 	if again := e.fake.lastMAP(1).nonce; again != first.nonce {
 		t.Errorf("renewal in the next run: nonce %x, want the recorded %x", again, first.nonce)
 	}
 	seen := map[[12]byte]bool{first.nonce: true}
 	for port := uint16(1000); port < 1005; port++ {
-		mustAdd(t, e.b, mapping(forward.UDP, port, time.Hour))
+		forwardtest.MustAdd(t, e.b, mapping(forward.UDP, port, time.Hour))
 		if n := e.fake.lastMAP(1).nonce; seen[n] {
 			t.Errorf("new mapping on %d reused nonce %x", port, n)
 		}
@@ -47,7 +48,7 @@ func TestPCPNonces(t *testing.T) {
 func TestPCPNewInternalPort(t *testing.T) {
 	e := newEnv(t, OpenPCP)
 	m := mapping(forward.UDP, 19132, time.Hour)
-	mustAdd(t, e.b, m)
+	forwardtest.MustAdd(t, e.b, m)
 	first := e.fake.lastMAP(1).nonce
 	moved := m
 	moved.InternalPort++
@@ -124,7 +125,7 @@ func TestPCPResultCodes(t *testing.T) {
 func TestPCPNetworkFailureBehindCGNAT(t *testing.T) {
 	e := newEnv(t, OpenPCP)
 	e.fake.set(func(f *fakeGateway) { f.ext = netip.MustParseAddr("100.64.0.1") })
-	mustAdd(t, e.b, mapping(forward.TCP, 25565, time.Hour))
+	forwardtest.MustAdd(t, e.b, mapping(forward.TCP, 25565, time.Hour))
 	e.fake.set(func(f *fakeGateway) { f.pcpCode = NetworkFailure })
 	_, err := e.b.Add(testCtx(t), mapping(forward.TCP, 25566, time.Hour))
 	if !errors.Is(err, forward.ErrDoubleNAT) || !strings.Contains(err.Error(), "WAN address 100.64.0.1 is private or shared") {
@@ -137,7 +138,7 @@ func TestPCPNetworkFailureBehindCGNAT(t *testing.T) {
 func TestPCPDeleteAbsent(t *testing.T) {
 	e := newEnv(t, OpenPCP)
 	m := mapping(forward.TCP, 25565, time.Hour)
-	mustAdd(t, e.b, m)
+	forwardtest.MustAdd(t, e.b, m)
 	e.fake.set(func(f *fakeGateway) { clear(f.table) }) // lapsed, say, with no restart
 	if err := e.b.Delete(testCtx(t), m); err != nil {
 		t.Errorf("Delete of a mapping the gateway lost = %v; want success", err)
@@ -172,7 +173,7 @@ func TestPCPExternalAddr(t *testing.T) {
 		t.Errorf("ExternalAddr before any mapping = %v, %v; want unknown, after an ANNOUNCE", a, err)
 	}
 	m := mapping(forward.TCP, 25565, time.Hour)
-	mustAdd(t, e.b, m)
+	forwardtest.MustAdd(t, e.b, m)
 	if err := e.b.Delete(testCtx(t), m); err != nil {
 		t.Fatal(err)
 	}

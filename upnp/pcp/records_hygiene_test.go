@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/forward/forwardtest"
 )
 
 // entryJSON is an entry of the state file for the fake gateway's clock,
@@ -143,7 +144,7 @@ func TestNothingChangedWritesNothing(t *testing.T) {
 		if _, err := os.Stat(path); !os.IsNotExist(err) {
 			t.Errorf("%s: a first plan with nothing recorded wrote the state file (%v)", p.name, err)
 		}
-		mustAdd(t, e.reopen(t), mapping(forward.TCP, 25565, time.Hour))
+		forwardtest.MustAdd(t, e.reopen(t), mapping(forward.TCP, 25565, time.Hour))
 		before := fileID(t, path)
 		for range 3 {
 			e.fake.clock.Advance(5 * time.Minute)
@@ -158,7 +159,7 @@ func TestNothingChangedWritesNothing(t *testing.T) {
 		if after := fileID(t, path); after != before {
 			t.Errorf("%s: runs that changed nothing rewrote the state file (%s, then %s)", p.name, before, after)
 		}
-		mustAdd(t, e.reopen(t), mapping(forward.TCP, 25566, 2*baselineAge))
+		forwardtest.MustAdd(t, e.reopen(t), mapping(forward.TCP, 25566, 2*baselineAge))
 		e.fake.clock.Advance(time.Hour) // 25565 lapses
 		if _, err := e.reopen(t).List(testCtx(t)); err != nil || fileID(t, path) == before {
 			t.Errorf("%s: a lapsed mapping was not written away (%v)", p.name, err)
