@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/portfwd/portfwd/forward"
@@ -83,7 +82,7 @@ func readCache(path string) (cacheEntry, bool) {
 // nothing. A different address means another network that happens to use
 // the same gateway address, so the entry is not used.
 func igdFromCache(e cacheEntry, gw netip.Addr) (*IGD, error) {
-	kind, ok := serviceByType(e.ServiceType)
+	kind, ok := parseServiceKind(e.ServiceType)
 	if !ok || e.Gateway != gw.String() || len(e.Protocols) != 2 {
 		return nil, fmt.Errorf("cache entry for %s does not fit", gw)
 	}
@@ -112,15 +111,6 @@ func cachedURL(s string, gw netip.Addr) (*url.URL, error) {
 		return nil, fmt.Errorf("cached URL refused: %w", err)
 	}
 	return u, nil
-}
-
-// serviceByType finds the port-mapping service kind with type t.
-func serviceByType(t string) (serviceKind, bool) {
-	i := slices.IndexFunc(services, func(k serviceKind) bool { return k.Type == t })
-	if i < 0 {
-		return serviceKind{}, false
-	}
-	return services[i], true
 }
 
 // fromCache is the IGD cached for gw, unproven, or nil when there is no

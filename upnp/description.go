@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/huin/goupnp"
-	"github.com/huin/goupnp/dcps/internetgateway2"
 	"github.com/huin/goupnp/soap"
 
 	"github.com/portfwd/portfwd/forward"
@@ -24,26 +23,6 @@ import (
 // hang portfwd. miniupnpd takes up to ~0.5 s for an AddPortMapping with a
 // hundred mappings present (LAB.md), so this is generous.
 const soapTimeout = 10 * time.Second
-
-// serviceKind is one of the port-mapping services, in order of preference.
-type serviceKind struct {
-	Type  string // full service type URN
-	Short string // "WANIPConnection:2"
-	// MaxLease is the longest lease the service grants; 0 means a zero
-	// (permanent) lease is honoured. WANIPConnection:2 §2.3.16: "a value of
-	// 0 … is interpreted as 604800 seconds", and it caps leases there.
-	MaxLease uint32
-}
-
-// services lists the port-mapping services by preference. WANIPConnection:2
-// first: it is what IGD:2 routers (and miniupnpd's default build) offer.
-// The choice is by service type only, whatever the device version, since
-// routers mix them (IGD:1 devices with WANIPConnection:2 services exist).
-var services = []serviceKind{
-	{Type: "urn:schemas-upnp-org:service:WANIPConnection:2", Short: "WANIPConnection:2", MaxLease: 604800},
-	{Type: "urn:schemas-upnp-org:service:WANIPConnection:1", Short: "WANIPConnection:1"},
-	{Type: "urn:schemas-upnp-org:service:WANPPPConnection:1", Short: "WANPPPConnection:1"},
-}
 
 // descriptionTimeout bounds the root description fetch, as goupnp's own
 // fetch does: a router answers it in milliseconds.
@@ -57,14 +36,18 @@ func newIGDAt(ctx context.Context, loc *url.URL, host string) (*IGD, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the UPnP description at %s: %w", loc, err)
 	}
-	kind, svc, err := pickService(root)
-	if err != nil {
-		return nil, fmt.Errorf("UPnP device at %s: %w", loc, err)
+	cands := candidates(root)
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("UPnP device at %s: %s (%s) offers no WANIPConnection or WANPPPConnection service, so it cannot forward ports; %s",
+			loc, root.Device.FriendlyName, shortType(root.Device.DeviceType), otherProtocols)
 	}
-	control := &svc.ControlURL.URL
-	if err := onGateway(control, host); err != nil {
-		return nil, fmt.Errorf("the UPnP description at %s names a %s control URL elsewhere, refused: %w", loc, kind.Short, err)
+	for _, c := range cands {
+		if err := onGateway(c.control, host); err != nil {
+			return nil, fmt.Errorf("the UPnP description at %s names a %s control URL elsewhere, refused: %w", loc, c.kind.Short, err)
+		}
 	}
+	c := chooseConnection(ctx, cands, func(u *url.URL) *soap.SOAPClient { return soapClient(u, host) })
+	kind, control := c.kind, c.control
 	local, err := localAddrToward(loc)
 	if err != nil {
 		return nil, fmt.Errorf("finding this host's address toward %s: %w", loc.Host, err)
@@ -132,52 +115,21 @@ func newIGD(kind serviceKind, rootURL string, control *url.URL, deviceType strin
 	}
 }
 
-// pickService finds the most preferred port-mapping service anywhere in the
-// device tree (it usually sits in WANDevice/WANConnectionDevice).
-func pickService(root *goupnp.RootDevice) (serviceKind, *goupnp.Service, error) {
-	for _, kind := range services {
-		if svc := findService(root, kind.Type); svc != nil {
-			return kind, svc, nil
-		}
-	}
-	return serviceKind{}, nil, fmt.Errorf("%s (%s) offers no WANIPConnection or WANPPPConnection service, so it cannot forward ports; %s",
-		root.Device.FriendlyName, shortType(root.Device.DeviceType), otherProtocols)
-}
-
-// findService is Device.FindService, tolerating whitespace around the
-// serviceType (seen in hand-written router descriptions) and skipping
-// services without a usable controlURL.
-func findService(root *goupnp.RootDevice, serviceType string) *goupnp.Service {
-	var found *goupnp.Service
-	root.Device.VisitServices(func(s *goupnp.Service) {
-		if found == nil && strings.TrimSpace(s.ServiceType) == serviceType && s.ControlURL.Ok {
-			found = s
-		}
-	})
-	return found
-}
-
-// newClient wraps goupnp's generated client for kind around the control
-// URL. All three share the igdClient methods with identical signatures,
-// and need nothing of the description but the control URL, so the
-// discovery cache can rebuild them. Their HTTP client is gatewayClient:
-// requests stay on host, answers are bounded and read leniently.
+// newClient is the client for kind's service at the control URL. It
+// needs nothing of the description but the control URL, so the discovery
+// cache can rebuild it. Its HTTP client is gatewayClient: requests stay on
+// host, answers are bounded and read leniently.
 func newClient(kind serviceKind, control *url.URL, host string) (igdClient, *soap.SOAPClient) {
-	sc := goupnp.ServiceClient{SOAPClient: soap.NewSOAPClient(*control)}
-	sc.SOAPClient.HTTPClient = gatewayClient(host, soapTimeout)
-	return typedClient(kind, sc), sc.SOAPClient
+	sc := soapClient(control, host)
+	return serviceClient{sc: sc, urn: kind.Type}, sc
 }
 
-// typedClient is goupnp's generated client for kind.
-func typedClient(kind serviceKind, sc goupnp.ServiceClient) igdClient {
-	switch kind.Short {
-	case "WANIPConnection:2":
-		return &internetgateway2.WANIPConnection2{ServiceClient: sc}
-	case "WANIPConnection:1":
-		return &internetgateway2.WANIPConnection1{ServiceClient: sc}
-	default:
-		return &internetgateway2.WANPPPConnection1{ServiceClient: sc}
-	}
+// soapClient is goupnp's SOAP client for the control URL, through
+// gatewayClient.
+func soapClient(control *url.URL, host string) *soap.SOAPClient {
+	sc := soap.NewSOAPClient(*control)
+	sc.HTTPClient = gatewayClient(host, soapTimeout)
+	return sc
 }
 
 // shortType turns "urn:schemas-upnp-org:device:InternetGatewayDevice:2"

@@ -22,8 +22,10 @@ const DefaultDiscoverTimeout = 2 * time.Second
 
 // resendAfter are the offsets at which the M-SEARCHes are (re)sent. SSDP is
 // UDP and UDA 1.1 §1.3.2 recommends sending more than once; short gaps keep
-// discovery fast when the first packet is lost.
-var resendAfter = []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond}
+// discovery fast when the first packet is lost. The last round is the
+// fallback search (fallbackTargets), sent only when the gateway has not
+// answered the others by then.
+var resendAfter = []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond, time.Second}
 
 // DiscoverOptions tunes Discover.
 type DiscoverOptions struct {
@@ -165,13 +167,16 @@ func sendRound(conn *net.UDPConn, dsts []netip.AddrPort, n int) {
 }
 
 // roundTargets are the search targets of re-send round n (0 is the first
-// send). miniupnpd answers each M-SEARCH only after ~50 ms and serves
+// send; the last is the fallback). miniupnpd answers each M-SEARCH only after ~50 ms and serves
 // nothing else meanwhile: ten M-SEARCHes at once kept it busy long enough
 // to slow the description fetch and the first SOAP call that follow ten
 // times over (measured in the lab). So the first round asks once.
 func roundTargets(n int) []string {
-	if n == 0 {
+	switch n {
+	case 0:
 		return []string{firstTarget}
+	case len(resendAfter) - 1:
+		return fallbackTargets
 	}
 	return searchTargets
 }

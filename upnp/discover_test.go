@@ -171,3 +171,30 @@ func TestDiscoverOtherSTInResend(t *testing.T) {
 		t.Errorf("the gateway got %d M-SEARCH; want it found by the re-send round", n)
 	}
 }
+
+// TestDiscoverSSDPAllFallback: a box that answers nothing but ssdp:all
+// (reported for Huawei HG531) is found by the fallback round, which is
+// sent only when nothing answered the narrower searches.
+func TestDiscoverSSDPAllFallback(t *testing.T) {
+	f := newFakeIGD(t, "igd1-rootdesc.xml")
+	r := newSSDPResponder(t, f.rootURL())
+	r.mu.Lock()
+	r.onlyST = "ssdp:all"
+	r.mu.Unlock()
+	opts := loopbackOptions("127.0.0.1", r, nil)
+	opts.Timeout = DefaultDiscoverTimeout
+	if _, err := Discover(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	quick := newSSDPResponder(t, f.rootURL())
+	if _, err := Discover(context.Background(), loopbackOptions("127.0.0.1", quick, nil)); err != nil {
+		t.Fatal(err)
+	}
+	quick.mu.Lock()
+	defer quick.mu.Unlock()
+	for _, req := range quick.requests {
+		if strings.Contains(string(req), "ST: ssdp:all\r\n") {
+			t.Errorf("ssdp:all was sent although the gateway answered the IGD search")
+		}
+	}
+}

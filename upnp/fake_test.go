@@ -30,7 +30,9 @@ type fakeIGD struct {
 	mu       sync.Mutex
 	entries  []fakeEntry
 	extIP    string
-	secure   bool              // refuse internal clients other than the requester, with 718
+	secure   bool              // refuse internal clients other than the requester, with otherHost
+	other    string            // fault file answered then: 718 as miniupnpd, 606 as others
+	v2       bool              // WANIPConnection:2: leases capped at a week, GetListOfPortMappings
 	finite   string            // fault file answered to a finite lease ("" accepts)
 	addFault string            // fault file answered to every AddPortMapping
 	listEnd  string            // fault file past the end of the table
@@ -53,7 +55,8 @@ func newFakeIGD(t testing.TB, desc string) *fakeIGD { return newFakeIGDOn(t, des
 // newFakeIGDOn is a fake IGD listening on addr, a loopback address: on
 // 127.0.0.2 and up it is another host than the gateway at 127.0.0.1.
 func newFakeIGDOn(t testing.TB, desc, addr string) *fakeIGD {
-	f := &fakeIGD{t: t, desc: desc, extIP: "50.60.70.1", secure: true, listEnd: "soap-713-array-index-invalid.xml"}
+	f := &fakeIGD{t: t, desc: desc, extIP: "50.60.70.1", secure: true, other: "soap-718-conflict.xml",
+		listEnd: "soap-713-array-index-invalid.xml", v2: strings.HasPrefix(desc, "igd2")}
 	f.srv = newServerOn(t, addr, http.HandlerFunc(f.serve))
 	return f
 }
@@ -163,9 +166,9 @@ func (f *fakeIGD) add(a map[string]string, requester string) string {
 	case f.finite != "" && e.lease > 0:
 		return f.finite
 	case f.secure && e.client != requester:
-		return "soap-718-conflict.xml"
+		return f.other
 	}
-	if strings.HasPrefix(f.desc, "igd2") && (e.lease == 0 || e.lease > 604800) {
+	if f.v2 && (e.lease == 0 || e.lease > 604800) {
 		e.lease = 604800 // WANIPConnection:2 §2.3.16, as miniupnpd does
 	}
 	if i := f.find(a); i >= 0 {
@@ -189,7 +192,7 @@ func (f *fakeIGD) portListing(a map[string]string) (string, string) {
 		}
 		return string(testdata(f.t, f.listing)), ""
 	}
-	if !strings.HasPrefix(f.desc, "igd2") {
+	if !f.v2 {
 		return "", "soap-402-invalid-args.xml" // miniupnpd: 401; either is a fault
 	}
 	start, _ := strconv.Atoi(a["NewStartPort"])

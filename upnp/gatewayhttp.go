@@ -84,10 +84,16 @@ type gatewayTransport struct {
 // directTransport is net/http's default transport without the proxy of
 // the environment (HTTP_PROXY): the gateway is on the LAN, a proxy would
 // not reach it, and the host check above must be where the connection
-// really goes.
+// really goes. Nor does it keep connections alive: routers' HTTP servers
+// are small, and some (Linksys WRT120N) answer HTTP/1.1 without
+// "Connection: close" and then close anyway, so the next request on the
+// kept connection fails with a reset or EOF — and a SOAP POST is not
+// retried by net/http. A new connection per request costs a LAN round
+// trip; miniupnpd closes after every answer regardless.
 var directTransport = func() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil
+	t.DisableKeepAlives = true
 	return t
 }()
 

@@ -103,7 +103,7 @@ func (g *IGD) List(ctx context.Context) ([]forward.Mapping, error) {
 // cancelled context, and a transport failure on an unproven cached IGD,
 // which guard answers by rediscovering.
 func (g *IGD) list(ctx context.Context) ([]forward.Mapping, error) {
-	if g.service.Short != "WANIPConnection:2" || g.soap == nil {
+	if !g.service.listsPages() || g.soap == nil {
 		return g.listGeneric(ctx)
 	}
 	out, err := g.listFast(ctx)

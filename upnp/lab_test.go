@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/huin/goupnp/dcps/internetgateway2"
-
 	"github.com/portfwd/portfwd/forward"
 	"github.com/portfwd/portfwd/forward/forwardtest"
 	"github.com/portfwd/portfwd/internal/lab"
@@ -202,14 +200,7 @@ func labIGDFrom(t *testing.T, g *IGD, src netip.Addr) *IGD {
 	}
 	tr := &gatewayTransport{host: gatewayHost(control), // the checks and bounds stay
 		base: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}).DialContext}}
-	switch c := g2.client.(type) {
-	case *internetgateway2.WANIPConnection2:
-		c.SOAPClient.HTTPClient.Transport = tr
-	case *internetgateway2.WANIPConnection1:
-		c.SOAPClient.HTTPClient.Transport = tr
-	default:
-		t.Fatalf("unexpected client %T", c)
-	}
+	g2.client.(serviceClient).sc.HTTPClient.Transport = tr
 	g2.local = src
 	return g2
 }

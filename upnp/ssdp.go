@@ -19,8 +19,9 @@ var ssdpMulticast = netip.MustParseAddrPort("239.255.255.250:1900")
 // §1.3.2: "unicast M-SEARCH … to the device's port 1900").
 const ssdpPort = 1900
 
-// searchTargets are the STs portfwd searches for: both IGD versions and the
-// three port-mapping services. A router answers with a LOCATION that points
+// searchTargets are the STs portfwd searches for: both IGD versions, the
+// three common port-mapping services, and the DSL Forum's IGD (TR-064
+// boxes declare every type under urn:dslforum-org). A router answers with a LOCATION that points
 // at its root description whichever ST matched, so any one answer is
 // enough; asking for all of them finds routers that only answer for the
 // exact service type (seen on some ISP boxes) or only for IGD:1.
@@ -30,7 +31,16 @@ var searchTargets = []string{
 	"urn:schemas-upnp-org:service:WANIPConnection:2",
 	"urn:schemas-upnp-org:service:WANIPConnection:1",
 	"urn:schemas-upnp-org:service:WANPPPConnection:1",
+	"urn:dslforum-org:device:InternetGatewayDevice:1",
 }
+
+// fallbackTargets are searched when the gateway answered none of
+// searchTargets within a second: ssdp:all, which every SSDP device must
+// answer (UDA 1.1 §1.3.2), for ISP boxes that answer nothing narrower
+// (reported for Huawei HG531). It is the last resort because a device
+// answers it once per device and service it has: a dozen datagrams from a
+// router, more from every other device on the LAN.
+var fallbackTargets = []string{"ssdp:all"}
 
 // firstTarget is the one ST of the first search round. IGD:1 because every
 // IGD answers it: UDA 1.1 §1.3.2 has a device answer a search for an older

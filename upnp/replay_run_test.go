@@ -1,0 +1,133 @@
+package upnp
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portfwd/portfwd/forward"
+)
+
+// replayConfig is what every replayed router is asked to forward: a
+// Minecraft server, a Valheim world's range, and a port that another host
+// on the router's LAN already holds (replayHeld).
+const replayConfig = `rules:
+  - name: minecraft
+    protocol: tcp
+    external_port: 25565
+  - name: valheim
+    protocol: udp
+    external_port: 2456-2458
+  - name: held
+    protocol: tcp
+    external_port: 27015
+`
+
+// replayHeld is the mapping another LAN host made before portfwd ran.
+var replayHeld = fakeEntry{proto: "TCP", ext: 27015, port: 27015, client: "192.168.1.77", desc: "steam", enabled: true}
+
+// TestReplayRouters runs portfwd's discovery and UPnP backend against every
+// router of the corpus in testdata/routers, as a user's apply, re-apply,
+// plan and down would: discovered; apply makes every free rule and names
+// the other host on the held port; a second apply sends no change; a plan
+// then has nothing to do but the conflict; down leaves the router's own
+// mappings and the other host's.
+func TestReplayRouters(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join("testdata", "routers", "*", "desc.http"))
+	if len(dirs) == 0 {
+		t.Fatal("no routers in testdata/routers")
+	}
+	for _, d := range dirs {
+		name := filepath.Base(filepath.Dir(d))
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := loadRouter(t, name)
+			g := startReplay(t, r)
+			replayRun(t, g)
+		})
+	}
+}
+
+// replayDiscover finds the replayed router as portfwd does.
+func replayDiscover(t *testing.T, g *replayGateway) *IGD {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	igd, err := Discover(ctx, DiscoverOptions{Gateway: g.gatewayAddr(), unicastPort: g.ssdpPort(), noMulticast: true,
+		Timeout: g.router.beh.ssdpDelay + DefaultDiscoverTimeout})
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	return igd
+}
+
+func replayRun(t *testing.T, g *replayGateway) {
+	g.igd.mu.Lock()
+	g.igd.entries = append(g.igd.entries, replayHeld)
+	g.igd.mu.Unlock()
+	gw := forward.NewGateway(replayDiscover(t, g))
+	ctx := context.Background()
+	cfg, _, err := forward.Load(ctx, "replay.yaml", []byte(replayConfig), forward.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := replayReconcile(t, gw, cfg, forward.ModeApply)
+	replayCheckApply(t, res)
+	writes := g.count("AddPortMapping") + g.count("DeletePortMapping")
+	if res := replayReconcile(t, gw, cfg, forward.ModeApply); res.Result.Made() != 0 {
+		t.Errorf("re-apply made %d changes: %+v", res.Result.Made(), res.Result.Outcomes)
+	}
+	if n := g.count("AddPortMapping") + g.count("DeletePortMapping"); n != writes {
+		t.Errorf("re-apply sent %d writes to the router", n-writes)
+	}
+	plan := replayReconcile(t, gw, cfg, forward.ModePlan).Plan
+	for _, c := range plan.Changes {
+		if c.Action != forward.Noop && c.Action != forward.Conflict {
+			t.Errorf("plan after apply: %s %s", c.Action, c.Key)
+		}
+	}
+	replayReconcile(t, gw, cfg, forward.ModeDown)
+	want := append(slices.Clone(g.router.beh.own), replayHeld)
+	g.igd.mu.Lock()
+	defer g.igd.mu.Unlock()
+	if !slices.EqualFunc(g.igd.entries, want, func(a, b fakeEntry) bool { return a.proto == b.proto && a.ext == b.ext && a.client == b.client }) {
+		t.Errorf("after down the router holds %+v; want only %+v", g.igd.entries, want)
+	}
+}
+
+// replayReconcile runs one reconcile; a failure to list is fatal.
+func replayReconcile(t *testing.T, gw *forward.Gateway, cfg *forward.Config, mode forward.Mode) *forward.Reconciliation {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := forward.Reconcile(ctx, gw, cfg, forward.ReconcileOptions{Mode: mode})
+	if err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	return r
+}
+
+// replayCheckApply: every free rule made, the held port a conflict naming
+// its holder.
+func replayCheckApply(t *testing.T, r *forward.Reconciliation) {
+	t.Helper()
+	for _, o := range r.Result.Outcomes {
+		var ce *forward.ConflictError
+		switch {
+		case int(o.Change.Key.ExternalPort) == replayHeld.ext:
+			if !errors.As(o.Err, &ce) || ce.Holder.InternalHost.String() != replayHeld.client ||
+				!strings.Contains(o.Err.Error(), replayHeld.client) {
+				t.Errorf("held port: %v; want a conflict naming %s", o.Err, replayHeld.client)
+			}
+		case o.Err != nil:
+			t.Errorf("%s: %v", o.Change.Key, o.Err)
+		}
+	}
+	if n := r.Result.Made(); n != 4 {
+		t.Errorf("apply made %d changes, want 4 (tcp/25565, udp/2456-2458): %+v", n, r.Result.Outcomes)
+	}
+}
