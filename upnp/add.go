@@ -233,14 +233,19 @@ func (g *IGD) explainConflict(ctx context.Context, m forward.Mapping, err error)
 
 // notAuthorized explains 606 Action not authorized (UDA 1.1 §3.2.2) and a
 // secure-mode 718. Secure mode, on by default in routers, maps ports only to
-// the host that asks; otherwise the router's UPnP rules exclude the port.
+// the host that asks; otherwise the router refuses this host, and the fix
+// is in its settings, which depend on the router's family.
 func (g *IGD) notAuthorized(m forward.Mapping, err error) error {
 	if g.local.IsValid() && m.InternalHost != g.local {
 		return fmt.Errorf("the gateway only maps ports to the host that asks for them (UPnP secure mode); run portfwd on %s, or use the iptables backend on the router: %w: %w",
 			m.InternalHost, forward.ErrNotAuthorized, err)
 	}
-	return fmt.Errorf("the gateway's UPnP rules do not allow %s to %s; allow it in the router's UPnP settings, pick a port the router allows (often 1024 and up), or use the iptables backend on the router: %w: %w",
-		m.Key, m.InternalHost, forward.ErrNotAuthorized, err)
+	router := "the gateway"
+	if g.family != "" {
+		router = "the " + g.family
+	}
+	return fmt.Errorf("%s refused %s to this host (%s): %s: %w: %w",
+		router, m.Key, m.InternalHost, ownRefusedFix(g.family), forward.ErrNotAuthorized, err)
 }
 
 // addHint says what to do about the AddPortMapping errors that need no

@@ -27,7 +27,8 @@ type cacheEntry struct {
 	RootURL       string   `json:"root_url"`    // the root description, for people
 	ControlURL    string   `json:"control_url"` // the port-mapping service's control URL
 	ServiceType   string   `json:"service_type"`
-	Protocols     []string `json:"protocols"` // Properties().Protocols
+	Protocols     []string `json:"protocols"`        // Properties().Protocols
+	Family        string   `json:"family,omitempty"` // routerFamily.Name
 }
 
 // cachePath is the entry file for gateway gw in dir, one per gateway:
@@ -43,7 +44,7 @@ func cachePath(dir string, gw netip.Addr) string {
 // entryFor describes g, found at gateway gw.
 func entryFor(gw netip.Addr, g *IGD) cacheEntry {
 	return cacheEntry{FormatVersion: cacheFormat, Gateway: gw.String(), Local: g.local.String(),
-		RootURL: g.rootURL, ControlURL: g.controlURL, ServiceType: g.service.Type, Protocols: g.protocols()}
+		RootURL: g.rootURL, ControlURL: g.controlURL, ServiceType: g.service.Type, Protocols: g.protocols(), Family: g.family}
 }
 
 // writeCache stores e atomically: a temp file in the same directory,
@@ -98,7 +99,9 @@ func igdFromCache(e cacheEntry, gw netip.Addr) (*IGD, error) {
 		return nil, fmt.Errorf("this host now reaches %s from %v, not %s", gw, local, e.Local)
 	}
 	device := strings.TrimPrefix(e.Protocols[0], "UPnP ")
-	return newIGD(kind, e.RootURL, control, device, local, gatewayHost(control)), nil
+	g := newIGD(kind, e.RootURL, control, device, local, gatewayHost(control))
+	g.family = e.Family
+	return g, nil
 }
 
 // cachedURL parses a URL from a cache entry for gw: absolute, and on gw.

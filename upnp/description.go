@@ -32,7 +32,7 @@ const descriptionTimeout = 3 * time.Second
 // the description, every redirect and the control URL to be on host, the
 // address that answered SSDP as the gateway.
 func newIGDAt(ctx context.Context, loc *url.URL, host string) (*IGD, error) {
-	root, err := fetchDescription(ctx, loc, host)
+	root, server, err := fetchDescription(ctx, loc, host)
 	if err != nil {
 		return nil, fmt.Errorf("reading the UPnP description at %s: %w", loc, err)
 	}
@@ -52,30 +52,34 @@ func newIGDAt(ctx context.Context, loc *url.URL, host string) (*IGD, error) {
 	if err != nil {
 		return nil, fmt.Errorf("finding this host's address toward %s: %w", loc.Host, err)
 	}
-	return newIGD(kind, loc.String(), control, shortType(root.Device.DeviceType), local, host), nil
+	g := newIGD(kind, loc.String(), control, shortType(root.Device.DeviceType), local, host)
+	g.family = familyOf(root, server)
+	return g, nil
 }
 
 // fetchDescription reads the root device description at loc, as
 // goupnp.DeviceByURLCtx does (UDA 1.1 §2.3: relative URLs resolve against
 // URLBase, else the description's own URL), but through gatewayClient, so
-// that the fetch stays on host and its size is bounded.
-func fetchDescription(ctx context.Context, loc *url.URL, host string) (*goupnp.RootDevice, error) {
+// that the fetch stays on host and its size is bounded. It returns the
+// answer's Server header too, which names the firmware (familyOf).
+func fetchDescription(ctx context.Context, loc *url.URL, host string) (*goupnp.RootDevice, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, descriptionTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	hc := gatewayClient(host, descriptionTimeout)
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %s", resp.Status)
+		return nil, "", fmt.Errorf("HTTP %s", resp.Status)
 	}
-	return decodeDescription(resp.Body, loc)
+	root, err := decodeDescription(resp.Body, loc)
+	return root, resp.Header.Get("Server"), err
 }
 
 // decodeDescription decodes a root device description fetched from loc

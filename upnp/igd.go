@@ -44,6 +44,7 @@ type IGD struct {
 	controlURL string
 	deviceType string // "InternetGatewayDevice:2"
 	service    serviceKind
+	family     string // routerFamily.Name, "" when unknown
 	local      netip.Addr
 	snap       snapshot
 	check      *staleCheck // non-nil when built from the discovery cache

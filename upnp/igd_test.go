@@ -113,7 +113,7 @@ func TestAddQuirks(t *testing.T) {
 		{name: "718 with lower-case UPnPError detail", setup: func(f *fakeIGD) { f.addFault = "soap-718-lowercase-upnperror.xml" },
 			m: mapping(25565, "192.168.77.11", 0), wantIs: forward.ErrNotAuthorized, wantCode: 718, wantAdds: 1},
 		{name: "606 for this host: UPnP rules", setup: func(f *fakeIGD) { f.addFault = "soap-606-not-authorized.xml" },
-			m: mapping(80, "127.0.0.1", 0), wantIs: forward.ErrNotAuthorized, wantCode: 606, wantText: "UPnP rules do not allow tcp/80", wantAdds: 1},
+			m: mapping(80, "127.0.0.1", 0), wantIs: forward.ErrNotAuthorized, wantCode: 606, wantText: "the gateway refused tcp/80 to this host (127.0.0.1): allow it in the router's UPnP settings", wantAdds: 1},
 		{name: "606 for another host: secure mode", setup: func(f *fakeIGD) { f.addFault = "soap-606-not-authorized.xml" },
 			m: mapping(8080, "192.168.77.11", 0), wantIs: forward.ErrNotAuthorized, wantCode: 606, wantText: "run portfwd on 192.168.77.11", wantAdds: 1},
 		{name: "501 behind carrier-grade NAT", setup: func(f *fakeIGD) { f.addFault = "soap-501-action-failed.xml"; f.extIP = "100.64.12.34" },

@@ -46,8 +46,10 @@ func TestReplayRouters(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			r := loadRouter(t, name)
-			g := startReplay(t, r)
-			replayRun(t, g)
+			replayRun(t, startReplay(t, r))
+			if r.beh.fix606 != "" {
+				replayRefused(t, startReplay(t, r))
+			}
 		})
 	}
 }
@@ -129,5 +131,34 @@ func replayCheckApply(t *testing.T, r *forward.Reconciliation) {
 	}
 	if n := r.Result.Made(); n != 4 {
 		t.Errorf("apply made %d changes, want 4 (tcp/25565, udp/2456-2458): %+v", n, r.Result.Outcomes)
+	}
+}
+
+// replayRefused: a router that refuses this host its mappings (606, as a
+// FRITZ!Box does while "Permit independent port sharing" is off for the
+// device) gets an error that names the router's family and its own fix.
+func replayRefused(t *testing.T, g *replayGateway) {
+	g.igd.mu.Lock()
+	g.igd.addFault = faultFiles["606"]
+	g.igd.mu.Unlock()
+	igd := replayDiscover(t, g)
+	if igd.family == "" {
+		t.Fatalf("the router's family is not recognised, so its fix (%s) cannot be given", g.router.beh.fix606)
+	}
+	ctx := context.Background()
+	cfg, _, err := forward.Load(ctx, "replay.yaml", []byte(replayConfig), forward.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := replayReconcile(t, forward.NewGateway(igd), cfg, forward.ModeApply).Result
+	fix := ownRefusedFix(igd.family)
+	for _, o := range res.Outcomes {
+		if int(o.Change.Key.ExternalPort) == replayHeld.ext {
+			continue
+		}
+		if !errors.Is(o.Err, forward.ErrNotAuthorized) || !strings.Contains(o.Err.Error(), "the "+igd.family+" refused") ||
+			!strings.Contains(o.Err.Error(), fix) {
+			t.Errorf("%s: %v; want the %s's fix: %s", o.Change.Key, o.Err, igd.family, fix)
+		}
 	}
 }

@@ -88,7 +88,7 @@ func (g *IGD) guarded(ctx context.Context, call func() error) error {
 func (g *IGD) adopt(fresh *IGD) {
 	g.client, g.soap = fresh.client, fresh.soap
 	g.rootURL, g.controlURL, g.deviceType = fresh.rootURL, fresh.controlURL, fresh.deviceType
-	g.service, g.local = fresh.service, fresh.local
+	g.service, g.local, g.family = fresh.service, fresh.local, fresh.family
 	g.snap.forget()
 }
 
