@@ -29,10 +29,10 @@ var families = []routerFamily{
 	{
 		Name:    "FRITZ!Box",
 		markers: []string{"fritz!box", "avm berlin", "avm gmbh"},
-		// FRITZ!OS answers 606 while "Permit independent port sharing"
-		// (older: "Selbstständige Portfreigaben für dieses Gerät
-		// erlauben") is off for the requesting device, the default.
-		ownRefused: `on the FRITZ!Box open Internet > Permit Access > Port Sharing, edit this device (or "Add Device for Sharing" and choose it), tick "Permit independent port sharing for this device", click OK, and run portfwd again`,
+		// FRITZ!OS answers 606 while the requesting device may not open
+		// ports, which is the default; the switch is per device and moved
+		// between FRITZ!OS versions (AVM knowledge base article 894).
+		ownRefused: `allow this device to open ports in the FRITZ!Box: on current FRITZ!OS open Home Network > Network > Network Connections, edit this device and tick "Permit this device to create port sharings via PCP or UPnP"; on older FRITZ!OS, Internet > Permit Access > Port Sharing, edit the device and tick "Permit independent port sharing for this device"; then run portfwd again`,
 	},
 	{
 		Name:       "MikroTik",

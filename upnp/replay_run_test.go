@@ -1,10 +1,16 @@
 package upnp
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,4 +167,50 @@ func replayRefused(t *testing.T, g *replayGateway) {
 			t.Errorf("%s: %v; want the %s's fix: %s", o.Change.Key, o.Err, igd.family, fix)
 		}
 	}
+}
+
+// TestReplayCapturedFaults: every fault captured from a real router
+// (testdata/routers/*/<Action>-<code>.http) reaches portfwd as its UPnP
+// error code, whatever the router's spelling of the envelope — the ARRIS
+// one too, whose description is not public.
+func TestReplayCapturedFaults(t *testing.T) {
+	paths, _ := filepath.Glob(filepath.Join("testdata", "routers", "*", "*-[0-9]*.http"))
+	if len(paths) == 0 {
+		t.Fatal("no captured faults")
+	}
+	for _, p := range paths {
+		name := strings.TrimSuffix(filepath.Base(p), ".http")
+		action, code, _ := strings.Cut(name, "-")
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := serveRawOnce(t, raw)
+		u, _ := url.Parse("http://" + addr + "/ctl")
+		c := serviceClient{sc: soapClient(u, "127.0.0.1"), urn: "urn:schemas-upnp-org:service:WANIPConnection:1"}
+		err = asSOAPError(action, c.do(context.Background(), action, nil, nil))
+		if got := soapCode(err); strconv.Itoa(got) != code {
+			t.Errorf("%s: got %v (code %d), want code %s", p, err, got, code)
+		}
+	}
+}
+
+// serveRawOnce answers one HTTP request on loopback with raw.
+func serveRawOnce(t *testing.T, raw []byte) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			c.Write(raw)
+		}
+	}()
+	return l.Addr().String()
 }

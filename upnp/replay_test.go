@@ -52,6 +52,7 @@ type replayRouter struct {
 type behaviour struct {
 	search     string // "all-targets" (default), "ssdp-all-only", or the one ST answered
 	ssdpDelay  time.Duration
+	ephemeral  bool   // SSDP answers come from a random port, not the one searched
 	finite     string // "ok" (default), "725", "402": the answer to a finite lease
 	endOfTable string // "713" (default), "714", "402"
 	otherHost  string // "718" (default), "606": the answer to a mapping for another host
@@ -117,6 +118,8 @@ func (b *behaviour) set(k, v string) error {
 		b.search = v
 	case "ssdp-delay":
 		b.ssdpDelay, err = time.ParseDuration(v)
+	case "ssdp-source-port":
+		b.ephemeral = v == "ephemeral"
 	case "finite-lease":
 		b.finite = v
 	case "end-of-table":
@@ -169,7 +172,11 @@ func startReplay(t testing.TB, r replayRouter) *replayGateway {
 	if err != nil {
 		t.Fatalf("%s/ssdp.http: %v", r.dir, err)
 	}
-	g.listen(loc.Location.Hostname(), append(append([]byte{}, r.ssdp...), r.desc...))
+	all := append(append([]byte{}, r.ssdp...), r.desc...)
+	for _, b := range r.files {
+		all = append(all, b...)
+	}
+	g.listen(loc.Location.Hostname(), all)
 	moved, err := parseSSDPResponse(g.move(r.ssdp))
 	if err != nil {
 		t.Fatal(err)
@@ -253,9 +260,9 @@ func (g *replayGateway) connections() {
 		g.t.Fatalf("%s/desc.http: %v", g.router.dir, err)
 	}
 	for i, c := range portMappingServices(root) {
-		g.urn[c.control.Path] = c.kind.Type
-		g.down[c.control.Path] = i != g.router.beh.wan
-		g.igd.v2 = g.igd.v2 || (!g.down[c.control.Path] && c.kind.listsPages())
+		g.urn[c.control.RequestURI()] = c.kind.Type
+		g.down[c.control.RequestURI()] = i != g.router.beh.wan
+		g.igd.v2 = g.igd.v2 || (!g.down[c.control.RequestURI()] && c.kind.listsPages())
 	}
 }
 
@@ -265,33 +272,54 @@ func body(raw []byte) []byte {
 	return b
 }
 
-// serveSSDP answers M-SEARCHes as the router does.
+// serveSSDP answers M-SEARCHes as the router does: ssdp.http, then
+// ssdp-extra.http when the router sent a second datagram, from the
+// searched socket or, as some routers do, from another one.
 func (g *replayGateway) serveSSDP() {
+	conn := g.udp()
+	g.ssdp = conn
+	from := conn
+	if g.router.beh.ephemeral {
+		from = g.udp()
+	}
+	answers := [][]byte{g.move(g.router.ssdp)}
+	if extra, ok := g.router.files["ssdp-extra"]; ok {
+		answers = append(answers, g.move(extra))
+	}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, to, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			if st := headerValue(buf[:n], "ST"); g.answers(st) {
+				time.AfterFunc(g.router.beh.ssdpDelay, func() { g.sendSSDP(from, to, st, answers) })
+			}
+		}
+	}()
+}
+
+// udp is a loopback UDP socket closed with the test.
+func (g *replayGateway) udp() *net.UDPConn {
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		g.t.Fatal(err)
 	}
 	g.t.Cleanup(func() { conn.Close() })
-	g.ssdp = conn
-	answer := g.move(g.router.ssdp)
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := conn.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			st := headerValue(buf[:n], "ST")
-			if !g.answers(st) {
-				continue
-			}
-			out := answer
-			if st != "ssdp:all" {
-				out = regexp.MustCompile(`(?im)^(ST:[ \t]*).*$`).ReplaceAll(answer, []byte("${1}"+st+"\r"))
-			}
-			time.AfterFunc(g.router.beh.ssdpDelay, func() { conn.WriteToUDP(out, from) })
+	return conn
+}
+
+// sendSSDP sends the answers to a search for st; each names st as its ST
+// unless the search was ssdp:all or the answer names a device's uuid.
+func (g *replayGateway) sendSSDP(from *net.UDPConn, to *net.UDPAddr, st string, answers [][]byte) {
+	stLine := regexp.MustCompile(`(?im)^(ST:[ \t]*)(.*)\r?$`)
+	for _, a := range answers {
+		if m := stLine.FindSubmatch(a); st != "ssdp:all" && m != nil && !bytes.HasPrefix(m[2], []byte("uuid:")) {
+			a = stLine.ReplaceAll(a, []byte("${1}"+st+"\r"))
 		}
-	}()
+		from.WriteToUDP(a, to)
+	}
 }
 
 // answers reports whether the router answers a search for st.
@@ -356,17 +384,27 @@ func (g *replayGateway) serveConn(c net.Conn) {
 // respond is the raw answer to req, and whether the connection stays open.
 func (g *replayGateway) respond(req *http.Request) ([]byte, bool) {
 	if req.Method == http.MethodGet {
-		if req.URL.Path != g.loc.Path {
-			return []byte("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), false
-		}
-		return g.desc, keepsOpen(g.desc)
+		return g.get(req.URL.Path)
 	}
 	_, action, _ := strings.Cut(strings.Trim(req.Header.Get("SOAPAction"), `"`), "#")
-	status, xmlBody := g.soap(req.URL.Path, action, soapArgs(io.LimitReader(req.Body, 1<<16)), "127.0.0.1")
+	status, xmlBody := g.soap(req.URL.RequestURI(), action, soapArgs(io.LimitReader(req.Body, 1<<16)), "127.0.0.1")
 	if captured, ok := g.router.files[action+"-"+strconv.Itoa(faultCode(xmlBody))]; ok && status != 200 {
 		return captured, false
 	}
 	return g.frame(status, xmlBody)
+}
+
+// get answers a GET: the root description at its LOCATION, a second tree
+// (tr64desc.http) at its usual path.
+func (g *replayGateway) get(path string) ([]byte, bool) {
+	switch {
+	case path == g.loc.Path:
+		return g.desc, keepsOpen(g.desc)
+	case path == "/tr64desc.xml" && g.router.files["tr64desc"] != nil:
+		b := fixContentLength(g.move(g.router.files["tr64desc"]))
+		return b, keepsOpen(b)
+	}
+	return []byte("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), false
 }
 
 // keepsOpen reports whether a raw response lets the connection be reused.
