@@ -214,3 +214,31 @@ func serveRawOnce(t *testing.T, raw []byte) string {
 	}()
 	return l.Addr().String()
 }
+
+// TestReplayReportedQuirks replays miniupnpd's captured bytes with the
+// behaviours users reported of routers whose bytes are not public: a
+// Linksys WRT120N answering HTTP/1.1 without "Connection: close" and then
+// closing (the next request on that connection gets EOF), a late SSDP
+// answer (D-Link DSL-2730E, scaled down), 714 or 402 at the end of the
+// table, 402 to any finite lease (ARRIS), and SSDP answers from another
+// port.
+func TestReplayReportedQuirks(t *testing.T) {
+	quirks := map[string]func(*behaviour){
+		"close-without-header": func(b *behaviour) { b.connection = "close-without-header" },
+		"keep-open":            func(b *behaviour) { b.connection = "keep-open" },
+		"late-ssdp":            func(b *behaviour) { b.ssdpDelay = 1500 * time.Millisecond },
+		"end-714":              func(b *behaviour) { b.endOfTable = "714" },
+		"end-402":              func(b *behaviour) { b.endOfTable = "402" },
+		"finite-402":           func(b *behaviour) { b.finite = "402" },
+		"finite-725":           func(b *behaviour) { b.finite = "725" },
+		"ssdp-ephemeral-port":  func(b *behaviour) { b.ephemeral = true },
+	}
+	for name, set := range quirks {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := loadRouter(t, "miniupnpd-igd1")
+			set(&r.beh)
+			replayRun(t, startReplay(t, r))
+		})
+	}
+}
