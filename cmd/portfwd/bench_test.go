@@ -199,17 +199,21 @@ func (c *slowConn) Read(p []byte) (int, error) {
 // the second run on the same machine, the same cache and state, both as a
 // timer would run it (the forward is there: a no-op) and after a router
 // reboot that lost the records too (the forward is made again, as natpmpc
-// -a makes it); and how long auto detection takes to give up on a gateway
-// that drops every UPnP, NAT-PMP and PCP packet.
+// -a makes it); for scale, the same second run with the backend named
+// (no detection at all) and `portfwd version` (starting the process); and
+// how long auto detection takes to give up on a gateway that drops every
+// UPnP, NAT-PMP and PCP packet.
 func BenchmarkLabAutoDetect(b *testing.B) {
 	l := lab.ForTest(b, lab.Options{NoUPnP: true})
 	cfg := writeBenchConfig(b, 1)
-	var auto, warm, warmCreate, natpmpc, silent []time.Duration
+	var auto, warm, warmCreate, named, version, natpmpc, silent []time.Duration
 	for i := 0; i < b.N; i++ {
 		reboot(b, l)
 		cache := b.TempDir()
 		auto = append(auto, timed(b, withCache(l.Command(lab.LAN, binary(b), "apply", "--no-probe", cfg), cache)))
 		warm = append(warm, timed(b, withCache(l.Command(lab.LAN, binary(b), "apply", "--no-probe", cfg), cache)))
+		named = append(named, timed(b, withCache(l.Command(lab.LAN, binary(b), "apply", "--no-probe", "--backend", "pcp", cfg), cache)))
+		version = append(version, timed(b, l.Command(lab.LAN, binary(b), "version")))
 		// A reboot within seconds of the first run may not show in the
 		// protocol's epoch (RFC 6886 §3.6 forgives 2 s): without the
 		// records too, the forward is surely made again.
@@ -242,8 +246,11 @@ func BenchmarkLabAutoDetect(b *testing.B) {
 	b.ReportMetric(ms(median(natpmpc)), "natpmpc-ms")
 	b.ReportMetric(float64(median(natpmpc))/float64(median(auto)), "natpmpc/auto")
 	b.ReportMetric(ms(median(warm)), "auto-second-run-ms")
+	b.ReportMetric(float64(median(natpmpc))/float64(median(warm)), "natpmpc/second-run")
 	b.ReportMetric(ms(median(warmCreate)), "auto-second-run-after-reboot-ms")
 	b.ReportMetric(float64(median(natpmpc))/float64(median(warmCreate)), "natpmpc/second-run-after-reboot")
+	b.ReportMetric(ms(median(named)), "backend-pcp-second-run-ms")
+	b.ReportMetric(ms(median(version)), "portfwd-version-ms")
 	b.ReportMetric(ms(median(silent)), "silent-gateway-ms")
 }
 
