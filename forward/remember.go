@@ -81,8 +81,11 @@ type choiceFile struct {
 
 // Recall implements Memory.
 func (f *DetectionFiles) Recall(otherHost bool) (Choice, bool) {
+	if f.Refresh {
+		return Choice{}, false
+	}
 	key, path := f.path(otherHost)
-	if path == "" || f.Refresh {
+	if path == "" {
 		return Choice{}, false
 	}
 	raw, err := readBounded(path, maxChoiceBytes)
