@@ -12,6 +12,8 @@
 //	                         found through decorators with As; readonly.go is one decorator
 //	gateway.go               Open and Detect: the backend a config names, or the best of
 //	                         those that answer, chosen by their Properties
+//	remember.go              Memory: the protocol detection chose, kept between runs
+//	                         (DetectionFiles in the cache directory)
 //	loop.go, dialer.go       the daemon's reconcile Loop, and the Dialer that lends it a
 //	reload.go, observer.go   gateway per pass; config reloads; what a pass reports
 //	lock.go                  the run lock every changing run holds

@@ -26,6 +26,8 @@ type Opener struct {
 	// auto detection is opening every protocol at once: the backend must
 	// not write portfwd's records, and detection opens the one it keeps
 	// again without trial if it keeps records (Properties.ListsFromState).
+	// A protocol detection remembered (Memory) is opened without trial,
+	// alone.
 	Open func(ctx context.Context, trial bool) (Backend, error)
 }
 
@@ -47,6 +49,9 @@ type Gateway struct {
 type Detection struct {
 	Answered []string // the backends that answered, in order of preference
 	Why      string   // why the chosen one, for people
+	// Remembered: the choice of an earlier run (Memory) was opened alone,
+	// and Answered is that one backend.
+	Remembered bool
 }
 
 // NewGateway is the Gateway of backend b, with Self from b (Locator).
@@ -63,10 +68,11 @@ func (g *Gateway) Done(err error) {
 const Auto = "auto"
 
 // Open opens the backend called name among openers, or with name "" or
-// Auto the best of those that answer for rules (Detect).
-func Open(ctx context.Context, openers []Opener, name string, rules []Rule) (*Gateway, error) {
+// Auto the best of those that answer for rules (Detect), remembered in
+// mem (nil: nothing is remembered).
+func Open(ctx context.Context, openers []Opener, name string, rules []Rule, mem Memory) (*Gateway, error) {
 	if name == "" || name == Auto {
-		return Detect(ctx, openers, rules)
+		return Detect(ctx, openers, rules, mem)
 	}
 	i := slices.IndexFunc(openers, func(o Opener) bool { return o.Name == name })
 	if i < 0 {
@@ -104,9 +110,14 @@ const (
 )
 
 // Detect opens every opener with Detect set, at once and on trial, and
-// keeps the best that answered for rules (choose).
-func Detect(ctx context.Context, openers []Opener, rules []Rule) (*Gateway, error) {
+// keeps the best that answered for rules (choose). With a Memory, it first
+// opens the choice an earlier run made alone (recall), and remembers what
+// it chose when it asked every protocol.
+func Detect(ctx context.Context, openers []Opener, rules []Rule, mem Memory) (*Gateway, error) {
 	auto := slices.DeleteFunc(slices.Clone(openers), func(o Opener) bool { return !o.Detect })
+	if g := recall(ctx, auto, rules, mem); g != nil {
+		return g, nil
+	}
 	found := detect(ctx, auto, DetectBudget)
 	if len(found) == 0 && ctx.Err() == nil {
 		found = detect(ctx, auto, DetectLongBudget)
@@ -124,9 +135,81 @@ func Detect(ctx context.Context, openers []Opener, rules []Rule) (*Gateway, erro
 			return nil, err
 		}
 	}
+	if mem != nil {
+		mem.Remember(Choice{Backend: chosen.opener.Name, Answered: det.Answered, OtherHost: otherHostRule(rules) != "", At: time.Now()})
+	}
 	g := NewGateway(b)
 	g.Detection = det
 	return g, nil
+}
+
+// A remembered choice (Memory) is used for DetectMemoryAge after the
+// detection that asked every protocol; then they are all asked again. That
+// is when a protocol detection would now prefer — UPnP switched on in the
+// router, which lists every mapping — is noticed: at the first run a day
+// later, at once with --rediscover (which recalls nothing), or as soon as
+// the remembered protocol stops answering. Until then portfwd keeps the
+// protocol whose mappings it made, as a daemon keeps its backend (Dialer):
+// the mappings one protocol made look foreign to UPnP.
+const DetectMemoryAge = 24 * time.Hour
+
+// recall opens the choice mem remembers for rules alone, for real, within
+// DetectBudget, and returns its gateway. It returns nil when there is no
+// memory or no choice; when the choice names no opener in auto, is older
+// than DetectMemoryAge (or from the future), or was made for the other
+// kind of rules; and when its backend does not open or does not fit the
+// rules (a rule for another host needs a backend that may map for one):
+// the last two are forgotten, and the full detection that follows
+// remembers anew.
+func recall(ctx context.Context, auto []Opener, rules []Rule, mem Memory) *Gateway {
+	if mem == nil || ctx.Err() != nil {
+		return nil
+	}
+	other := otherHostRule(rules)
+	c, ok := mem.Recall(other != "")
+	i := slices.IndexFunc(auto, func(o Opener) bool { return o.Name == c.Backend })
+	if !ok || i < 0 || !usable(c, other != "", time.Now()) {
+		return nil
+	}
+	b, err := openAlone(ctx, auto[i])
+	if err == nil && (other == "" || b.Properties().ThirdParty != ThirdPartyNo) {
+		g := NewGateway(b)
+		g.Detection = remembered(c, auto)
+		return g
+	}
+	if ctx.Err() == nil { // an interruption says nothing about the gateway
+		mem.Forget(other != "")
+	}
+	return nil
+}
+
+// usable reports whether choice c may be used at now for rules of which
+// one forwards to another host (otherHost).
+func usable(c Choice, otherHost bool, now time.Time) bool {
+	age := now.Sub(c.At)
+	return c.OtherHost == otherHost && age >= 0 && age < DetectMemoryAge
+}
+
+// openAlone opens o for real, the only protocol asked, within DetectBudget.
+func openAlone(ctx context.Context, o Opener) (Backend, error) {
+	ctx, cancel := context.WithTimeout(ctx, DetectBudget)
+	defer cancel()
+	return o.Open(ctx, false)
+}
+
+// remembered is the Detection of the recalled choice c. Of the names
+// Answered held, only those of openers in auto are shown: the memory is a
+// file anyone with the user's rights may write.
+func remembered(c Choice, auto []Opener) *Detection {
+	var then []string
+	for _, o := range auto {
+		if o.Name == c.Backend || slices.Contains(c.Answered, o.Name) {
+			then = append(then, o.Name)
+		}
+	}
+	return &Detection{Answered: []string{c.Backend}, Remembered: true,
+		Why: fmt.Sprintf("remembered from the detection of %s, when %s answered and %s was chosen; every protocol is asked again %.0f h after it, or at once with --rediscover",
+			c.At.Local().Format("2006-01-02 15:04"), strings.Join(then, ", "), c.Backend, DetectMemoryAge.Hours())}
 }
 
 // answer is an opener that answered, with its backend opened on trial.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -94,7 +95,7 @@ func TestDetectChoosesByProperties(t *testing.T) {
 			for i, a := range tt.answer {
 				ps[i].silent = !a
 			}
-			g, err := forward.Detect(context.Background(), openers(ps...), tt.rules)
+			g, err := forward.Detect(context.Background(), openers(ps...), tt.rules, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,14 +112,14 @@ func TestDetectChoosesByProperties(t *testing.T) {
 func TestDetectReopensRecordsForReal(t *testing.T) {
 	up, pcp := lister(), successor()
 	up.silent = true
-	if _, err := forward.Detect(context.Background(), openers(up, pcp), nil); err != nil {
+	if _, err := forward.Detect(context.Background(), openers(up, pcp), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if pcp.trials.Load() == 0 || pcp.reales.Load() != 1 {
 		t.Errorf("pcp opened %d times on trial, %d for real; want the chosen one opened again for real, once", pcp.trials.Load(), pcp.reales.Load())
 	}
 	up, pcp = lister(), successor()
-	if _, err := forward.Detect(context.Background(), openers(up, pcp), nil); err != nil {
+	if _, err := forward.Detect(context.Background(), openers(up, pcp), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if up.reales.Load() != 0 || pcp.reales.Load() != 0 {
@@ -129,7 +130,7 @@ func TestDetectReopensRecordsForReal(t *testing.T) {
 func TestDetectRefusesOtherHostWithoutAWay(t *testing.T) {
 	up, pcp, nat := lister(), successor(), elder()
 	up.silent, pcp.silent = true, true
-	_, err := forward.Detect(context.Background(), openers(up, pcp, nat), forOther)
+	_, err := forward.Detect(context.Background(), openers(up, pcp, nat), forOther, nil)
 	if err == nil || !strings.Contains(err.Error(), `rule "nas" forwards to another host`) || !strings.Contains(err.Error(), "natpmp") {
 		t.Errorf("err = %v; want the rule named and what answered", err)
 	}
@@ -141,7 +142,7 @@ func TestDetectNothingAnswers(t *testing.T) {
 		p.silent = true
 	}
 	start := time.Now()
-	_, err := forward.Detect(context.Background(), openers(ps...), nil)
+	_, err := forward.Detect(context.Background(), openers(ps...), nil, nil)
 	if !errors.Is(err, forward.ErrNoGateway) || !strings.Contains(err.Error(), "answered none of upnp, pcp") {
 		t.Errorf("err = %v; want ErrNoGateway naming what was asked", err)
 	}
@@ -154,7 +155,7 @@ func TestDetectFirstAnswerEndsTheWait(t *testing.T) {
 	up, slow := lister(), successor()
 	slow.silent = true
 	start := time.Now()
-	if _, err := forward.Detect(context.Background(), openers(up, slow), nil); err != nil {
+	if _, err := forward.Detect(context.Background(), openers(up, slow), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took > forward.DetectBudget {
@@ -165,7 +166,7 @@ func TestDetectFirstAnswerEndsTheWait(t *testing.T) {
 func TestDetectInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := forward.Detect(ctx, openers(lister()), nil)
+	_, err := forward.Detect(ctx, openers(lister()), nil, nil)
 	if !errors.Is(err, context.Canceled) || errors.Is(err, forward.ErrNoGateway) {
 		t.Errorf("err = %v; want the interruption, not 'no gateway'", err)
 	}
@@ -174,15 +175,15 @@ func TestDetectInterrupted(t *testing.T) {
 func TestOpenByName(t *testing.T) {
 	up, ipt := lister(), &protocol{props: forward.Properties{Name: "iptables", Gateway: "i", Local: true}}
 	os := []forward.Opener{up.opener(true), ipt.opener(false)}
-	g, err := forward.Open(context.Background(), os, "iptables", nil)
+	g, err := forward.Open(context.Background(), os, "iptables", nil, nil)
 	if err != nil || g.Backend.Properties().Name != "iptables" || g.Detection != nil || ipt.reales.Load() != 1 {
 		t.Errorf("Open iptables = %v, %v", g, err)
 	}
-	if _, err := forward.Open(context.Background(), os, "carrier-pigeon", nil); err == nil ||
+	if _, err := forward.Open(context.Background(), os, "carrier-pigeon", nil, nil); err == nil ||
 		!strings.Contains(err.Error(), `"carrier-pigeon" is not available`) || !strings.Contains(err.Error(), "use auto, upnp or iptables") {
 		t.Errorf("unknown backend: %v", err)
 	}
-	g, err = forward.Open(context.Background(), os, forward.Auto, nil)
+	g, err = forward.Open(context.Background(), os, forward.Auto, nil, nil)
 	if err != nil || g.Backend.Properties().Name != "upnp" || ipt.trials.Load() != 0 {
 		t.Errorf("auto chose %v (%v); iptables tried %d times, want never", g, err, ipt.trials.Load())
 	}
@@ -209,5 +210,131 @@ func TestAsFindsCapabilitiesThroughDecorators(t *testing.T) {
 	}
 	if adds, dels := b.Calls(); adds+dels != 0 {
 		t.Errorf("ReadOnly let %d adds and %d deletes through", adds, dels)
+	}
+}
+
+// memo is a Memory in memory that counts what detection asks of it. A
+// careless one recalls its one choice whatever the kind of rules asked.
+type memo struct {
+	choices          map[bool]forward.Choice
+	careless         bool
+	recalls, forgets int
+}
+
+func (m *memo) Recall(other bool) (forward.Choice, bool) {
+	m.recalls++
+	if m.careless {
+		other = !other
+		if c, ok := m.choices[other]; ok {
+			return c, true
+		}
+		other = !other
+	}
+	c, ok := m.choices[other]
+	return c, ok
+}
+
+func (m *memo) Remember(c forward.Choice) {
+	if m.choices == nil {
+		m.choices = map[bool]forward.Choice{}
+	}
+	m.choices[c.OtherHost] = c
+}
+
+func (m *memo) Forget(other bool) { m.forgets++; delete(m.choices, other) }
+
+// remembering is a memo holding one choice of backend, made at.
+func remembering(backend string, other bool, at time.Time) *memo {
+	return &memo{choices: map[bool]forward.Choice{other: {Backend: backend, Answered: []string{backend}, OtherHost: other, At: at}}}
+}
+
+func TestDetectRemembersAndOpensTheChoiceAlone(t *testing.T) {
+	up, pcp, nat := lister(), successor(), elder()
+	up.silent = true
+	mem := &memo{}
+	g, err := forward.Detect(context.Background(), openers(up, pcp, nat), nil, mem)
+	if err != nil || g.Backend.Properties().Name != "pcp" || g.Detection.Remembered {
+		t.Fatalf("first run: %v, %+v", err, g)
+	}
+	c := mem.choices[false]
+	if c.Backend != "pcp" || !slices.Equal(c.Answered, []string{"pcp", "natpmp"}) || c.OtherHost || time.Since(c.At) > time.Minute {
+		t.Errorf("remembered %+v", c)
+	}
+	trials := up.trials.Load() + pcp.trials.Load() + nat.trials.Load()
+	g, err = forward.Detect(context.Background(), openers(up, pcp, nat), nil, mem)
+	if err != nil || g.Backend.Properties().Name != "pcp" {
+		t.Fatalf("second run: %v, %+v", err, g)
+	}
+	if n := up.trials.Load() + pcp.trials.Load() + nat.trials.Load(); n != trials || pcp.reales.Load() != 2 {
+		t.Errorf("second run asked %d protocols on trial and opened pcp %d times for real; want none, and pcp opened once more", n-trials, pcp.reales.Load())
+	}
+	d := g.Detection
+	if !d.Remembered || !slices.Equal(d.Answered, []string{"pcp"}) || !strings.Contains(d.Why, "when pcp, natpmp answered") || !strings.Contains(d.Why, "--rediscover") {
+		t.Errorf("detection %+v; want the remembered choice said so", d)
+	}
+}
+
+func TestDetectFallsBackWhenTheChoiceIsSilent(t *testing.T) {
+	up, pcp, nat := lister(), successor(), elder()
+	up.silent, pcp.silent = true, true // the router now speaks NAT-PMP alone
+	mem := remembering("pcp", false, time.Now())
+	g, err := forward.Detect(context.Background(), openers(up, pcp, nat), nil, mem)
+	if err != nil || g.Backend.Properties().Name != "natpmp" || g.Detection.Remembered {
+		t.Fatalf("%v, %+v; want natpmp from a full detection", err, g)
+	}
+	if pcp.reales.Load() != 1 || up.trials.Load() != 1 || mem.forgets != 1 {
+		t.Errorf("pcp opened alone %d times, UPnP asked %d times, memory forgotten %d times; want 1 each", pcp.reales.Load(), up.trials.Load(), mem.forgets)
+	}
+	if c := mem.choices[false]; c.Backend != "natpmp" {
+		t.Errorf("memory after the fallback: %+v; want natpmp", c)
+	}
+}
+
+func TestDetectDoesNotUseAChoiceThatDoesNotFit(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		name  string
+		mem   *memo
+		rules []forward.Rule
+		want  string
+	}{
+		{"a day old", remembering("natpmp", false, now.Add(-forward.DetectMemoryAge-time.Minute)), nil, "pcp"},
+		{"from the future", remembering("natpmp", false, now.Add(time.Hour)), nil, "pcp"},
+		{"a backend not detected", remembering("iptables", false, now), nil, "pcp"},
+		{"a backend unknown", remembering("carrier-pigeon", false, now), nil, "pcp"},
+		// With UPnP on, it is chosen for rules of this host; but PCP is made
+		// for rules that forward to another host.
+		{"made for rules of this host only", &memo{careless: true, choices: remembering("upnp", false, now).choices}, forOther, "pcp"},
+		{"for another host, a backend that cannot", remembering("natpmp", true, now), forOther, "pcp"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			up, pcp, nat, ipt := lister(), successor(), elder(), &protocol{props: forward.Properties{Name: "iptables", Local: true}}
+			up.silent = tt.mem.choices[false].Backend != "upnp"
+			os := append(openers(up, pcp, nat), ipt.opener(false))
+			g, err := forward.Detect(context.Background(), os, tt.rules, tt.mem)
+			if err != nil || g.Backend.Properties().Name != tt.want || g.Detection.Remembered {
+				t.Fatalf("%v, %+v; want %s from a full detection", err, g, tt.want)
+			}
+			if up.trials.Load() != 1 || ipt.reales.Load()+ipt.trials.Load() != 0 {
+				t.Errorf("UPnP asked %d times, iptables opened %d times; want a full detection, iptables never", up.trials.Load(), ipt.reales.Load()+ipt.trials.Load())
+			}
+			if c := tt.mem.choices[tt.rules != nil]; c.Backend != tt.want || time.Since(c.At) > time.Minute {
+				t.Errorf("memory after the full detection: %+v; want %s, now", c, tt.want)
+			}
+		})
+	}
+}
+
+func TestDetectRecallInterrupted(t *testing.T) {
+	for _, silent := range []bool{false, true} {
+		pcp := successor()
+		pcp.silent = silent
+		mem := remembering("pcp", false, time.Now())
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := forward.Detect(ctx, openers(lister(), pcp), nil, mem)
+		if !errors.Is(err, context.Canceled) || mem.forgets != 0 || mem.choices[false].Backend != "pcp" {
+			t.Errorf("pcp silent %v: err = %v, memory forgotten %d times; want the interruption, and the memory kept", silent, err, mem.forgets)
+		}
 	}
 }

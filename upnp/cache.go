@@ -31,14 +31,21 @@ type cacheEntry struct {
 	Family        string   `json:"family,omitempty"` // routerFamily.Name
 }
 
-// cachePath is the entry file for gateway gw in dir, one per gateway:
-// its address and, where the ARP table tells, its hardware address.
+// cachePath is the entry file for gateway gw in dir, one per gateway
+// (GatewayKey).
 func cachePath(dir string, gw netip.Addr) string {
-	name := "upnp-" + strings.ReplaceAll(gw.String(), ":", "_")
+	return filepath.Join(dir, "upnp-"+GatewayKey(gw)+".json")
+}
+
+// GatewayKey names gateway gw in file names of the cache directory: its
+// address and, where the ARP table tells, its hardware address (see
+// gatewayMAC). Auto detection's memory is keyed the same way.
+func GatewayKey(gw netip.Addr) string {
+	key := strings.ReplaceAll(gw.String(), ":", "_")
 	if mac := gatewayMAC(gw); mac != "" {
-		name += "-" + mac
+		key += "-" + mac
 	}
-	return filepath.Join(dir, name+".json")
+	return key
 }
 
 // entryFor describes g, found at gateway gw.

@@ -59,7 +59,7 @@ func (f *factory) open(ctx context.Context, cfg *forward.Config, a access, enabl
 	if backend == "" {
 		backend = cfg.Gateway.Backend
 	}
-	g, err := forward.Open(ctx, f.Openers(o), backend, cfg.Rules)
+	g, err := forward.Open(ctx, f.Openers(o), backend, cfg.Rules, f.memory(o))
 	if err != nil {
 		return nil, err
 	}

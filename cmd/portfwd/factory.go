@@ -18,6 +18,10 @@ type factory struct {
 	// preference (openers.go, the one place that names them). Tests hand
 	// in an in-memory gateway here.
 	Openers func(o openOptions) []forward.Opener
+	// Memory is where auto detection remembers its choice between runs
+	// (openers.go); nil, or a nil Memory, remembers nothing. Tests that
+	// replace Openers leave it nil.
+	Memory func(o openOptions) forward.Memory
 
 	out *printer
 }
@@ -25,5 +29,13 @@ type factory struct {
 // newFactory is the factory of a real run on io.
 func newFactory(io IOStreams) *factory {
 	io.ErrOut = forward.SyncWriter(io.ErrOut) // warnings and the daemon's log come from several goroutines
-	return &factory{IO: io, Openers: defaultOpeners, out: &printer{io: io}}
+	return &factory{IO: io, Openers: defaultOpeners, Memory: detectMemory, out: &printer{io: io}}
+}
+
+// memory is the Memory for a run with o, or nil.
+func (f *factory) memory(o openOptions) forward.Memory {
+	if f.Memory == nil {
+		return nil
+	}
+	return f.Memory(o)
 }

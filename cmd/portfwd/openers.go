@@ -51,16 +51,43 @@ func defaultOpeners(o openOptions) []forward.Opener {
 // run, so a re-apply skips discovery; without a cache directory every run
 // discovers.
 func (o openOptions) openUPnP(ctx context.Context, _ bool) (forward.Backend, error) {
-	opts := upnp.DiscoverOptions{Refresh: o.Rediscover}
-	if dir, err := os.UserCacheDir(); err == nil {
-		opts.CacheDir = filepath.Join(dir, "portfwd")
-	}
+	opts := upnp.DiscoverOptions{Refresh: o.Rediscover, CacheDir: cacheDir()}
 	addr, err := gatewayAddress(o.Gateway)
 	if err != nil {
 		return nil, err
 	}
 	opts.Gateway = addr
 	return upnp.Discover(ctx, opts)
+}
+
+// cacheDir is where portfwd remembers gateways between runs
+// (~/.cache/portfwd), or "" when the system has no cache directory.
+func cacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "portfwd")
+}
+
+// detectMemory is where auto detection remembers which protocol the
+// gateway o names answered: beside the UPnP discovery cache, keyed the
+// same way (upnp.GatewayKey), and with --rediscover recalling nothing.
+// Without a cache directory or a gateway address every run asks every
+// protocol. The key is looked up only when detection uses the memory.
+func detectMemory(o openOptions) forward.Memory {
+	dir := cacheDir()
+	if dir == "" {
+		return nil
+	}
+	key := func() string {
+		gw, err := o.defaultGateway()
+		if err != nil {
+			return ""
+		}
+		return upnp.GatewayKey(gw)
+	}
+	return &forward.DetectionFiles{Dir: dir, Key: key, Refresh: o.Rediscover}
 }
 
 // openRecorded opens NAT-PMP or PCP, which cannot list mappings and

@@ -104,6 +104,9 @@ type gatewayView struct {
 	ThisHost  string   `json:"this_host"`
 	Answered  []string `json:"answered,omitempty"` // backend: auto: the protocols that answered
 	Why       string   `json:"why,omitempty"`      // and why this one was chosen
+	// Remembered: auto detection opened the protocol an earlier run
+	// chose, alone; answered is that one.
+	Remembered bool `json:"remembered,omitempty"`
 	// FromState: the protocol cannot list mappings, so those shown are
 	// the ones portfwd recorded making (NAT-PMP, PCP).
 	FromState bool `json:"mappings_from_state,omitempty"`
@@ -113,7 +116,7 @@ func viewGateway(g *forward.Gateway) gatewayView {
 	p := g.Backend.Properties()
 	v := gatewayView{Backend: p.Name, URL: p.Gateway, Protocols: p.Protocols, ThisHost: g.Self.String(), FromState: p.ListsFromState}
 	if g.Detection != nil {
-		v.Answered, v.Why = g.Detection.Answered, g.Detection.Why
+		v.Answered, v.Why, v.Remembered = g.Detection.Answered, g.Detection.Why, g.Detection.Remembered
 	}
 	return v
 }

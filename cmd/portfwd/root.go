@@ -77,7 +77,7 @@ func globalFlags(root *cobra.Command) *viper.Viper {
 	fl := root.PersistentFlags()
 	fl.StringP("output", "o", "table", "output format: table or json")
 	fl.Duration("timeout", 15*time.Second, "give up on the gateway after this long")
-	fl.Bool("rediscover", false, "discover the gateway again instead of using the one remembered from the last run")
+	fl.Bool("rediscover", false, "discover the gateway again, and with backend auto ask every protocol, instead of using what earlier runs remembered")
 	fl.String("backend", "", "gateway protocol: auto, upnp, natpmp, pcp, or iptables on the router itself (overrides gateway.backend; env PORTFWD_GATEWAY_BACKEND)")
 	fl.String("wan-interface", "", "iptables backend: the router's uplink interface (overrides gateway.wan_interface; default: the default route's; env PORTFWD_GATEWAY_WAN_INTERFACE)")
 	fl.String("state-dir", "", "where portfwd keeps its run lock and records the mappings NAT-PMP and PCP cannot list (default /var/lib/portfwd as root, else ~/.local/state/portfwd; env PORTFWD_STATE_DIR)")

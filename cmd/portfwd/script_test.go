@@ -37,6 +37,7 @@ func portfwdMain() {
 	f := newFactory(systemStreams())
 	if path := os.Getenv("PORTFWD_TEST_GATEWAY"); path != "" {
 		f.Openers = func(openOptions) []forward.Opener { return fileGatewayOpeners(path) }
+		f.Memory = nil
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], f)
