@@ -118,9 +118,9 @@ func Detect(ctx context.Context, openers []Opener, rules []Rule, mem Memory) (*G
 	if g := recall(ctx, auto, rules, mem); g != nil {
 		return g, nil
 	}
-	found := detect(ctx, auto, DetectBudget)
+	found := detect(ctx, auto, DetectBudget, otherHostRule(rules) == "")
 	if len(found) == 0 && ctx.Err() == nil {
-		found = detect(ctx, auto, DetectLongBudget)
+		found = detect(ctx, auto, DetectLongBudget, otherHostRule(rules) == "")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("detecting the gateway's protocol: %w", err)
@@ -219,8 +219,11 @@ type answer struct {
 }
 
 // detect opens every opener at once within budget and returns those that
-// answered, in the openers' order.
-func detect(ctx context.Context, openers []Opener, budget time.Duration) []answer {
+// answered, in the openers' order. With firstEnds, the first opener
+// answering ends the wait; without it (a rule for another host, where a
+// later opener made for third parties ranks higher) the others get the
+// DetectWindow too.
+func detect(ctx context.Context, openers []Opener, budget time.Duration, firstEnds bool) []answer {
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	found := make([]Backend, len(openers))
@@ -233,7 +236,7 @@ func detect(ctx context.Context, openers []Opener, budget time.Duration) []answe
 				return
 			}
 			found[i] = b
-			if i == 0 {
+			if i == 0 && firstEnds {
 				cancel() // the first choice answered: nothing better can come
 			}
 			once.Do(func() { time.AfterFunc(DetectWindow, cancel) })

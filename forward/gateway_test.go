@@ -39,6 +39,7 @@ func (b *fakeBackend) Warnings() []string {
 type protocol struct {
 	props          forward.Properties
 	silent         bool
+	delay          time.Duration // before it answers
 	trials, reales atomic.Int32
 }
 
@@ -52,6 +53,11 @@ func (p *protocol) opener(detect bool) forward.Opener {
 		if p.silent {
 			<-ctx.Done()
 			return nil, ctx.Err()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(p.delay):
 		}
 		return &fakeBackend{Memory: forwardtest.NewMemory(lanSelf), props: p.props}, nil
 	}}
@@ -160,6 +166,21 @@ func TestDetectFirstAnswerEndsTheWait(t *testing.T) {
 	}
 	if took := time.Since(start); took > forward.DetectBudget {
 		t.Errorf("the preferred protocol answered at once, yet detection took %v", took)
+	}
+}
+
+// TestDetectOtherHostWaitsForTheOneMadeForIt: with a rule for another
+// host, the first opener answering does not end the wait, since a later
+// one made for third parties (PCP) is better.
+func TestDetectOtherHostWaitsForTheOneMadeForIt(t *testing.T) {
+	up, pcp := lister(), successor()
+	pcp.delay = forward.DetectWindow / 4
+	g, err := forward.Detect(context.Background(), openers(up, pcp), forOther, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Backend.Properties().Name; got != "pcp" {
+		t.Errorf("chose %s; want pcp, made for rules to another host", got)
 	}
 }
 
