@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -25,6 +26,7 @@ const (
 type system struct {
 	geteuid    func() int
 	lookPath   func(string) (string, error)
+	realPath   func(string) (string, error) // the file a path names, links followed
 	readFile   func(string) ([]byte, error)
 	writeFile  func(string, []byte) error
 	interfaces func() ([]netIface, error)
@@ -41,6 +43,7 @@ func hostSystem() system {
 	return system{
 		geteuid:  os.Geteuid,
 		lookPath: exec.LookPath,
+		realPath: filepath.EvalSymlinks,
 		readFile: os.ReadFile,
 		writeFile: func(name string, b []byte) error {
 			return os.WriteFile(name, b, 0o644)
@@ -165,4 +168,26 @@ func (sys system) flavour() string {
 		return "legacy"
 	}
 	return ""
+}
+
+// multiBinary names the xtables multi-binaries, which run as the tool
+// their argv[0] names, iptables-restore among them: xtables-nft-multi and
+// xtables-legacy-multi (iptables 1.8), xtables-multi and iptables-multi
+// before.
+var multiBinary = regexp.MustCompile(`^(xtables|iptables)(-nft|-legacy)?-multi$`)
+
+// restoreBinary is the xtables multi-binary the iptables command in PATH
+// runs, or "" when it runs no such binary. Run as iptables-restore, it
+// writes the flavour (nf_tables or legacy) the iptables calls write; an
+// iptables-restore looked up in PATH may be the other flavour's.
+func restoreBinary(sys system) string {
+	p, err := sys.lookPath("iptables")
+	if err != nil {
+		return ""
+	}
+	real, err := sys.realPath(p)
+	if err != nil || !multiBinary.MatchString(filepath.Base(real)) {
+		return ""
+	}
+	return real
 }
