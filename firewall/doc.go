@@ -33,8 +33,8 @@
 // iptables-restore --noflush (the Firewall is a forward.Batcher): the same
 // rules Add and Delete would write with an iptables call each, staged as
 // the lines of one script, run by the xtables multi-binary the iptables
-// command is, so the flavour is the same. If the script fails, Apply makes
-// the changes one at a time. A mapping whose jump
+// command is (so the flavour is the same), or else by the iptables-restore
+// beside it. If the script fails, Apply makes the changes one at a time. A mapping whose jump
 // or ACCEPT rule has gone is listed disabled, so the next apply mends it.
 // Foreign DNAT rules in nat PREROUTING are listed as foreign mappings, so
 // Add over one is a *forward.ConflictError.

@@ -176,18 +176,24 @@ func (sys system) flavour() string {
 // before.
 var multiBinary = regexp.MustCompile(`^(xtables|iptables)(-nft|-legacy)?-multi$`)
 
-// restoreBinary is the xtables multi-binary the iptables command in PATH
-// runs, or "" when it runs no such binary. Run as iptables-restore, it
-// writes the flavour (nf_tables or legacy) the iptables calls write; an
-// iptables-restore looked up in PATH may be the other flavour's.
+// restoreBinary is the iptables-restore to run beside the iptables
+// command in PATH, or "" when there is none it can tell. When iptables is
+// an xtables multi-binary, that binary: run as iptables-restore, it writes
+// the flavour (nf_tables or legacy) the iptables calls write, where an
+// iptables-restore looked up in PATH may be the other flavour's. Else the
+// iptables-restore in the directory iptables is in (distributions switch
+// the two together; a wrapper script can bring its own).
 func restoreBinary(sys system) string {
 	p, err := sys.lookPath("iptables")
 	if err != nil {
 		return ""
 	}
-	real, err := sys.realPath(p)
-	if err != nil || !multiBinary.MatchString(filepath.Base(real)) {
+	if real, err := sys.realPath(p); err == nil && multiBinary.MatchString(filepath.Base(real)) {
+		return real
+	}
+	sibling, err := sys.lookPath(filepath.Join(filepath.Dir(p), "iptables-restore"))
+	if err != nil {
 		return ""
 	}
-	return real
+	return sibling
 }

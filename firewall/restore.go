@@ -35,9 +35,10 @@ const restoreOutputLimit = 2048
 
 var errRestoreTimeout = fmt.Errorf("iptables-restore did not finish within %v; another program may hold the xtables lock (/run/xtables.lock)", restoreTimeout)
 
-// restoreCmd runs path, the xtables multi-binary the iptables command is
-// (restoreBinary), as iptables-restore: so it writes the tables of the
-// same flavour, nf_tables or legacy, as the iptables calls do.
+// restoreCmd runs path, the binary restoreBinary found (usually the
+// xtables multi-binary the iptables command is), under the name
+// iptables-restore: so it writes the tables of the same flavour, nf_tables
+// or legacy, as the iptables calls do.
 type restoreCmd struct{ path string }
 
 func (r restoreCmd) restore(ctx context.Context, script string) error {

@@ -217,17 +217,31 @@ func TestRestoreWord(t *testing.T) {
 }
 
 func TestRestoreBinary(t *testing.T) {
-	for _, tc := range []struct{ real, want string }{
-		{"/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-nft-multi"},
-		{"/usr/sbin/xtables-legacy-multi", "/usr/sbin/xtables-legacy-multi"},
-		{"/sbin/xtables-multi", "/sbin/xtables-multi"},
-		{"/usr/sbin/iptables", ""},
-		{"/bin/busybox", ""},
+	for _, tc := range []struct {
+		real    string // what /usr/sbin/iptables is
+		sibling bool   // whether /usr/sbin/iptables-restore is there
+		want    string
+	}{
+		{"/usr/sbin/xtables-nft-multi", true, "/usr/sbin/xtables-nft-multi"},
+		{"/usr/sbin/xtables-legacy-multi", false, "/usr/sbin/xtables-legacy-multi"},
+		{"/sbin/xtables-multi", false, "/sbin/xtables-multi"},
+		{"/usr/sbin/iptables", true, "/usr/sbin/iptables-restore"}, // a wrapper, say
+		{"/usr/sbin/iptables", false, ""},
+		{"/bin/busybox", false, ""},
 	} {
 		sys := testSystem()
+		sys.lookPath = func(name string) (string, error) {
+			switch {
+			case name == "iptables":
+				return "/usr/sbin/iptables", nil
+			case name == "/usr/sbin/iptables-restore" && tc.sibling:
+				return name, nil
+			}
+			return "", errors.New("not found")
+		}
 		sys.realPath = func(string) (string, error) { return tc.real, nil }
 		if got := restoreBinary(sys); got != tc.want {
-			t.Errorf("iptables running %s: restoreBinary = %q, want %q", tc.real, got, tc.want)
+			t.Errorf("iptables running %s, sibling %v: restoreBinary = %q, want %q", tc.real, tc.sibling, got, tc.want)
 		}
 	}
 }
