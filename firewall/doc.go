@@ -28,8 +28,13 @@
 // Writes are minimal: nothing is ever flushed and re-added, Delete removes
 // only the rules of the one mapping, and Teardown the jumps and chains and
 // nothing else. List reads the chains involved once (a view); Add and
-// Delete work from that view and keep it current, so a pass writes each new
-// rule with one iptables call and reads nothing more. A mapping whose jump
+// Delete work from that view and keep it current, so a pass reads nothing
+// more. A pass through forward.Apply writes all its changes with one
+// iptables-restore --noflush (the Firewall is a forward.Batcher): the same
+// rules Add and Delete would write with an iptables call each, staged as
+// the lines of one script, run by the xtables multi-binary the iptables
+// command is (so the flavour is the same), or else by the iptables-restore
+// beside it. If the script fails, Apply makes the changes one at a time. A mapping whose jump
 // or ACCEPT rule has gone is listed disabled, so the next apply mends it.
 // Foreign DNAT rules in nat PREROUTING are listed as foreign mappings, so
 // Add over one is a *forward.ConflictError.

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,6 +19,12 @@ type fakeIPT struct {
 	// print, if set, changes how List prints a rule, as another iptables
 	// version might.
 	print func([]string) []string
+	// reject, if set, refuses the rules it returns an error for, as the
+	// kernel refuses a bad rule: in Append and Insert, and in restore.
+	reject func(table, chain string, spec []string) error
+	// restores counts restore calls, scripts keeps their input.
+	restores int
+	scripts  []string
 }
 
 func newFakeIPT() *fakeIPT {
@@ -92,6 +99,9 @@ func (f *fakeIPT) Append(table, chain string, spec ...string) error {
 	if _, err := f.index(table, chain, spec); err != nil {
 		return err
 	}
+	if err := f.refused(table, chain, spec); err != nil {
+		return err
+	}
 	k := key(table, chain)
 	f.chains[k] = append(f.chains[k], slices.Clone(spec))
 	return nil
@@ -100,6 +110,9 @@ func (f *fakeIPT) Append(table, chain string, spec ...string) error {
 func (f *fakeIPT) Insert(table, chain string, pos int, spec ...string) error {
 	f.writes++
 	if _, err := f.index(table, chain, spec); err != nil {
+		return err
+	}
+	if err := f.refused(table, chain, spec); err != nil {
 		return err
 	}
 	k := key(table, chain)
@@ -165,4 +178,78 @@ func (f *fakeIPT) mustAppend(t *testing.T, table, chain string, spec ...string) 
 	if err := f.Append(table, chain, spec...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func (f *fakeIPT) refused(table, chain string, spec []string) error {
+	if f.reject == nil {
+		return nil
+	}
+	return f.reject(table, chain, spec)
+}
+
+// restore is iptables-restore --noflush: each "*table ... COMMIT" block
+// all or nothing, blocks before a failing one kept (as both flavours do).
+// Its writes are not counted in writes.
+func (f *fakeIPT) restore(ctx context.Context, script string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.restores++
+	f.scripts = append(f.scripts, script)
+	writes := f.writes
+	defer func() { f.writes = writes }()
+	lines := strings.Split(strings.TrimSuffix(script, "\n"), "\n")
+	for start := 0; start < len(lines); {
+		n, err := f.restoreBlock(lines[start:])
+		if err != nil {
+			return fmt.Errorf("iptables-restore: line %d failed: %w", start+n+1, err)
+		}
+		start += n + 1
+	}
+	return nil
+}
+
+// restoreBlock runs one table's block, the first of lines, and says how
+// many lines it took before COMMIT.
+func (f *fakeIPT) restoreBlock(lines []string) (int, error) {
+	table, ok := strings.CutPrefix(lines[0], "*")
+	if !ok || table == "" {
+		return 0, fmt.Errorf("%q is no table", lines[0])
+	}
+	saved := map[string][][]string{}
+	for k, rules := range f.chains {
+		saved[k] = slices.Clone(rules)
+	}
+	for i := 1; i < len(lines); i++ {
+		if lines[i] == "COMMIT" {
+			return i, nil
+		}
+		if err := f.restoreLine(table, lines[i]); err != nil {
+			f.chains = saved
+			return i, err
+		}
+	}
+	f.chains = saved
+	return len(lines) - 1, fmt.Errorf("no COMMIT for table %s", table)
+}
+
+func (f *fakeIPT) restoreLine(table, line string) error {
+	w, err := splitArgs(line)
+	if err != nil || len(w) < 2 {
+		return fmt.Errorf("bad line %q", line)
+	}
+	switch w[0] {
+	case "-N":
+		return f.NewChain(table, w[1])
+	case "-A":
+		return f.Append(table, w[1], w[2:]...)
+	case "-D":
+		return f.Delete(table, w[1], w[2:]...)
+	case "-I":
+		if len(w) < 3 || w[2] != "1" {
+			return fmt.Errorf("bad insert %q", line)
+		}
+		return f.Insert(table, w[1], 1, w[3:]...)
+	}
+	return fmt.Errorf("unknown command %q", line)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -32,12 +33,17 @@ type Firewall struct {
 	flavour  string
 	sys      system
 	warnings []string
+	restore  restorer // nil: no batches, every write an iptables call
 
-	mu   sync.Mutex
-	view *view // what the last List read, kept current by Add and Delete; nil until then
+	mu    sync.Mutex
+	notes []string // what a pass learnt for Warnings, until they are read
+	view  *view    // what the last List read, kept current by Add, Delete and a batch's Commit; nil until then
 }
 
-var _ forward.Backend = (*Firewall)(nil)
+var (
+	_ forward.Backend = (*Firewall)(nil)
+	_ forward.Batcher = (*Firewall)(nil)
+)
 
 // New checks that this host can forward ports with iptables (root, an
 // iptables binary, IPv4 forwarding on, the WAN interface present) and
@@ -54,6 +60,9 @@ func New(opts Options) (*Firewall, error) {
 	}
 	f := newFirewall(t, wan, sys.flavour(), sys)
 	f.warnings = warnings
+	if path := restoreBinary(sys); path != "" {
+		f.restore = restoreCmd{path: path}
+	}
 	return f, nil
 }
 
@@ -67,8 +76,15 @@ func newFirewall(t ipt, wan, flavour string, sys system) *Firewall {
 func (f *Firewall) Flavour() string { return f.flavour }
 
 // Warnings are what New found wrong with the host that did not stop it
-// (with Options.Inspect: forwarding off).
-func (f *Firewall) Warnings() []string { return f.warnings }
+// (with Options.Inspect: forwarding off), every time, and what a pass
+// learnt since the last call (an iptables-restore that failed), once.
+func (f *Firewall) Warnings() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := append(slices.Clone(f.warnings), f.notes...)
+	f.notes = nil
+	return out
+}
 
 // Properties implements forward.Backend. iptables rules have no lease,
 // may point at any LAN host, and belong to the one portfwd on this router.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -25,6 +26,7 @@ const (
 type system struct {
 	geteuid    func() int
 	lookPath   func(string) (string, error)
+	realPath   func(string) (string, error) // the file a path names, links followed
 	readFile   func(string) ([]byte, error)
 	writeFile  func(string, []byte) error
 	interfaces func() ([]netIface, error)
@@ -41,6 +43,7 @@ func hostSystem() system {
 	return system{
 		geteuid:  os.Geteuid,
 		lookPath: exec.LookPath,
+		realPath: filepath.EvalSymlinks,
 		readFile: os.ReadFile,
 		writeFile: func(name string, b []byte) error {
 			return os.WriteFile(name, b, 0o644)
@@ -165,4 +168,32 @@ func (sys system) flavour() string {
 		return "legacy"
 	}
 	return ""
+}
+
+// multiBinary names the xtables multi-binaries, which run as the tool
+// their argv[0] names, iptables-restore among them: xtables-nft-multi and
+// xtables-legacy-multi (iptables 1.8), xtables-multi and iptables-multi
+// before.
+var multiBinary = regexp.MustCompile(`^(xtables|iptables)(-nft|-legacy)?-multi$`)
+
+// restoreBinary is the iptables-restore to run beside the iptables
+// command in PATH, or "" when there is none it can tell. When iptables is
+// an xtables multi-binary, that binary: run as iptables-restore, it writes
+// the flavour (nf_tables or legacy) the iptables calls write, where an
+// iptables-restore looked up in PATH may be the other flavour's. Else the
+// iptables-restore in the directory iptables is in (distributions switch
+// the two together; a wrapper script can bring its own).
+func restoreBinary(sys system) string {
+	p, err := sys.lookPath("iptables")
+	if err != nil {
+		return ""
+	}
+	if real, err := sys.realPath(p); err == nil && multiBinary.MatchString(filepath.Base(real)) {
+		return real
+	}
+	sibling, err := sys.lookPath(filepath.Join(filepath.Dir(p), "iptables-restore"))
+	if err != nil {
+		return ""
+	}
+	return sibling
 }

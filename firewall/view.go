@@ -73,28 +73,50 @@ func (v *view) has(table, chain string, spec []string) bool {
 	return slices.ContainsFunc(v.rules(table, chain), func(r rule) bool { return slices.Equal(r.args, spec) })
 }
 
+// clone is a copy of v that edits leave v alone in: a batch stages its
+// changes on one.
+func (v *view) clone() *view {
+	c := &view{chains: make(map[string][]rule, len(v.chains))}
+	for k, rules := range v.chains {
+		c.chains[k] = slices.Clone(rules)
+	}
+	return c
+}
+
+// The edits below record what iptables was told to do, and each returns
+// how to take itself back (a batch drops what a failed change staged).
+
 // create records a new, empty chain.
-func (v *view) create(table, chain string) { v.chains[chainKey(table, chain)] = []rule{} }
+func (v *view) create(table, chain string) (undo func()) {
+	k := chainKey(table, chain)
+	v.chains[k] = []rule{}
+	return func() { delete(v.chains, k) }
+}
 
 // add records a rule appended to chain, or inserted first.
-func (v *view) add(table, chain string, spec []string, first bool) {
+func (v *view) add(table, chain string, spec []string, first bool) (undo func()) {
 	k := chainKey(table, chain)
 	r := rule{chain: chain, args: slices.Clone(spec)}
 	if first {
 		v.chains[k] = slices.Insert(v.chains[k], 0, r)
-		return
+		return func() { v.chains[k] = slices.Delete(v.chains[k], 0, 1) }
 	}
 	v.chains[k] = append(v.chains[k], r)
+	return func() { v.chains[k] = v.chains[k][:len(v.chains[k])-1] }
 }
 
 // remove records the deletion of the first rule of chain with these
 // arguments, as `iptables -D` deletes it.
-func (v *view) remove(table, chain string, args []string) {
+func (v *view) remove(table, chain string, args []string) (undo func()) {
 	k := chainKey(table, chain)
 	rules := v.chains[k]
-	if i := slices.IndexFunc(rules, func(r rule) bool { return slices.Equal(r.args, args) }); i >= 0 {
-		v.chains[k] = slices.Delete(rules, i, i+1)
+	i := slices.IndexFunc(rules, func(r rule) bool { return slices.Equal(r.args, args) })
+	if i < 0 {
+		return func() {}
 	}
+	r := rules[i]
+	v.chains[k] = slices.Delete(rules, i, i+1)
+	return func() { v.chains[k] = slices.Insert(v.chains[k], i, r) }
 }
 
 // jumps are the rules of h's built-in chain that jump to h's chain.

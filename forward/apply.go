@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // Outcome is what became of one change.
@@ -34,52 +35,97 @@ func (r Result) Failed() int {
 func (r Result) Made() int {
 	n := 0
 	for _, o := range r.Outcomes {
-		if o.Err == nil && o.Change.Action != Noop && o.Change.Action != Conflict {
+		if o.Err == nil && makesCall(o.Change.Action) {
 			n++
 		}
 	}
 	return n
 }
 
+// makesCall reports whether a change of action a calls the backend: noops
+// and conflicts do not.
+func makesCall(a Action) bool { return a != Noop && a != Conflict }
+
 // Apply carries out plan on b. It writes only what differs: a Noop makes no
 // call. One failing change does not stop the others; each outcome carries
 // its own error as the backend worded it (backends name the mapping and say
 // what to do), and Result.Failed counts them. A cancelled ctx fails the
 // changes not yet made.
+//
+// A backend that can batch (Batcher, found with As) gets the whole plan in
+// one batch. When the batch cannot begin, the changes go one by one; when
+// its Commit fails, the changes it had staged are made again one by one,
+// so each outcome still says what became of its own change.
 func Apply(ctx context.Context, b Backend, plan Plan) Result {
-	res := Result{Outcomes: make([]Outcome, 0, len(plan.Changes))}
-	for _, c := range plan.Changes {
-		if err := ctx.Err(); err != nil && c.Action != Noop {
-			res.Outcomes = append(res.Outcomes, Outcome{Change: c, Err: err})
-			continue
+	if bt, ok := As[Batcher](b); ok && slices.ContainsFunc(plan.Changes, func(c Change) bool { return makesCall(c.Action) }) {
+		if tx, err := bt.Begin(ctx); err == nil {
+			return applyBatch(ctx, b, tx, plan.Changes)
 		}
-		res.Outcomes = append(res.Outcomes, applyOne(ctx, b, c))
+	}
+	return applyEach(ctx, b, plan.Changes)
+}
+
+// changer is what carrying out a change needs: a Backend, or a Batch.
+type changer interface {
+	Add(ctx context.Context, m Mapping) (Mapping, error)
+	Delete(ctx context.Context, m Mapping) error
+}
+
+// applyEach carries out changes on w one by one, in order.
+func applyEach(ctx context.Context, w changer, changes []Change) Result {
+	res := Result{Outcomes: make([]Outcome, 0, len(changes))}
+	for _, c := range changes {
+		res.Outcomes = append(res.Outcomes, applyChecked(ctx, w, c))
 	}
 	return res
 }
 
-func applyOne(ctx context.Context, b Backend, c Change) Outcome {
+// applyBatch stages changes on tx and commits them. When the commit fails,
+// every change that had staged is made again on b, alone.
+func applyBatch(ctx context.Context, b Backend, tx Batch, changes []Change) Result {
+	res := applyEach(ctx, tx, changes)
+	if err := tx.Commit(ctx); err == nil {
+		return res
+	}
+	for i, o := range res.Outcomes {
+		if o.Err == nil && makesCall(o.Change.Action) {
+			res.Outcomes[i] = applyChecked(ctx, b, o.Change)
+		}
+	}
+	return res
+}
+
+// applyChecked is applyOne, unless ctx is done: then the change fails
+// with ctx's error, and only a noop stands.
+func applyChecked(ctx context.Context, w changer, c Change) Outcome {
+	if err := ctx.Err(); err != nil && c.Action != Noop {
+		return Outcome{Change: c, Err: err}
+	}
+	return applyOne(ctx, w, c)
+}
+
+func applyOne(ctx context.Context, w changer, c Change) Outcome {
 	out := Outcome{Change: c}
 	switch c.Action {
 	case Noop:
 	case Conflict:
 		out.Err = &ConflictError{Want: *c.After, Holder: *c.Before}
 	case Delete:
-		out.Err = b.Delete(ctx, *c.Before)
+		out.Err = w.Delete(ctx, *c.Before)
 	case Update: // a replacement: see Action.IsReplace
-		if err := b.Delete(ctx, *c.Before); err != nil {
+		if err := w.Delete(ctx, *c.Before); err != nil {
 			out.Err = fmt.Errorf("replacing mapping %s: %w", c.Key, err)
 			return out
 		}
-		out.Granted, out.Note, out.Err = add(ctx, b, *c.After)
+		out.Granted, out.Note, out.Err = add(ctx, w, *c.After)
 	case Create, Renew:
-		out.Granted, out.Note, out.Err = add(ctx, b, *c.After)
+		out.Granted, out.Note, out.Err = add(ctx, w, *c.After)
 	}
 	return out
 }
 
-func add(ctx context.Context, b Backend, want Mapping) (*Mapping, string, error) {
-	got, err := b.Add(ctx, want)
+func add(ctx context.Context, w changer, want Mapping) (*Mapping, string, error) {
+	got, err := w.Add(ctx, want)
 	if err != nil {
 		return nil, "", err
 	}

@@ -35,6 +35,37 @@ type TearDowner interface {
 	Teardown(ctx context.Context) error
 }
 
+// Batcher is a backend that can make many changes in one write to the
+// gateway (the iptables backend: one iptables-restore transaction for a
+// pass, instead of an iptables call per rule). Apply uses it whenever a
+// plan makes calls; Begin's error makes Apply go change by change.
+//
+// A decorator that changes what Add or Delete do (ReadOnly refuses them)
+// must implement Batcher too and do the same to a batch: As finds the
+// nearest Batcher, so Apply would otherwise go around the decorator.
+type Batcher interface {
+	Begin(ctx context.Context) (Batch, error)
+}
+
+// Batch is one transaction of a Batcher, used once and by one goroutine.
+// Its rules:
+//
+//   - Add and Delete stage a change and answer as the backend's own Add and
+//     Delete would (the grant, the conflict, the wording of the error), but
+//     write nothing yet; later calls see what earlier ones staged.
+//   - A call that returns an error stages nothing: that change fails alone.
+//   - Commit writes everything staged in one go, or returns an error. A
+//     failed Commit may have written part of it (iptables-restore commits
+//     table by table), so it leaves the gateway where the backend's own
+//     Add and Delete, run again for each staged change, finish the job:
+//     Apply then does exactly that, so each change gets its own outcome;
+//     the Commit error itself is the backend's to tell (Warner).
+type Batch interface {
+	Add(ctx context.Context, m Mapping) (Mapping, error)
+	Delete(ctx context.Context, m Mapping) error
+	Commit(ctx context.Context) error
+}
+
 // Unwrapper is a decorator: a Backend that adds behaviour to another one,
 // returned by Unwrap.
 type Unwrapper interface {

@@ -43,23 +43,29 @@ func iptablesWeb(l *lab.Lab) string {
 	return fmt.Sprintf("  - name: web\n    protocol: tcp\n    external_port: 8080\n    internal_host: %s\n", l.LANHost2)
 }
 
-// iptablesLog wraps the router's iptables in a script that logs every
-// call, so a test can count portfwd's writes to the real iptables.
+// iptablesLog wraps the router's iptables and iptables-restore in scripts
+// that log every call, and every line restored, so a test can count
+// portfwd's writes to the real iptables. (portfwd runs the iptables-restore
+// beside an iptables that is no xtables multi-binary, as this wrapper is.)
 type iptablesLog struct {
 	dir, file string
 }
 
 func newIptablesLog(t *testing.T) *iptablesLog {
 	t.Helper()
-	real, err := exec.LookPath("iptables")
-	if err != nil {
-		t.Fatalf("iptables: %v", err)
-	}
 	dir := t.TempDir()
 	il := &iptablesLog{dir: dir, file: filepath.Join(dir, "calls.log")}
-	script := fmt.Sprintf("#!/bin/sh\nprintf '%%s\\n' \"$*\" >> %s\nexec %s \"$@\"\n", il.file, real)
-	if err := os.WriteFile(filepath.Join(dir, "iptables"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
+	for tool, script := range map[string]string{
+		"iptables":         "#!/bin/sh\nprintf '%%s\\n' \"$*\" >> %[1]s\nexec %[2]s \"$@\"\n",
+		"iptables-restore": "#!/bin/sh\nprintf 'restore %%s\\n' \"$*\" >> %[1]s\ntee -a %[1]s | %[2]s \"$@\"\n",
+	} {
+		real, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatalf("%s: %v", tool, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, tool), []byte(fmt.Sprintf(script, il.file, real)), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return il
 }
@@ -67,7 +73,8 @@ func newIptablesLog(t *testing.T) *iptablesLog {
 // env puts the wrapper first on PATH.
 func (il *iptablesLog) env() []string { return []string{"PATH=" + il.dir + ":" + os.Getenv("PATH")} }
 
-// writes are the logged calls that change the ruleset, and resets the log.
+// writes are the logged calls and restored lines that change the
+// ruleset, and resets the log.
 func (il *iptablesLog) writes(t *testing.T) (writes []string, calls int) {
 	t.Helper()
 	b, err := os.ReadFile(il.file)
@@ -155,10 +162,16 @@ func TestLabIptables(t *testing.T) {
 	})
 
 	t.Run("apply reaches both hosts from the WAN", func(t *testing.T) {
+		ipt.writes(t)
 		r := router("apply", "--no-probe", "--enable-forwarding", "-o", "json", cfg)
 		doc := decode[applyDoc](t, r.stdout)
 		if r.code != exitOK || doc.Summary["create"] != 6 {
 			t.Fatalf("apply: exit %d, summary %v", r.code, doc.Summary)
+		}
+		// go-iptables names the table first (-t); iptables-restore lines do not.
+		writes, _ := ipt.writes(t)
+		if direct := slices.IndexFunc(writes, func(w string) bool { return strings.HasPrefix(w, "-t ") }); direct >= 0 || len(writes) < 12 {
+			t.Errorf("apply wrote %q; want every rule through one iptables-restore", writes)
 		}
 		if got, _ := l.Command(lab.Router, "sysctl", "-n", "net.ipv4.ip_forward").Output(); strings.TrimSpace(string(got)) != "1" {
 			t.Errorf("--enable-forwarding left net.ipv4.ip_forward=%s", got)

@@ -1,0 +1,202 @@
+package firewall
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/internal/lab"
+)
+
+// TestLabFirewallBatch: on the router's real iptables, in both flavours,
+// passes of 200 mappings written with one iptables-restore each leave
+// iptables-save byte for byte as Add and Delete leave it with an iptables
+// call per rule; the last pass and Teardown give back the ruleset as it
+// was; and a transaction the kernel refuses still makes every good rule.
+func TestLabFirewallBatch(t *testing.T) {
+	if c, ok := lab.ChildOf(t); ok {
+		batchChild(t, c)
+		return
+	}
+	l := lab.ForTest(t, lab.Options{Iptables: true})
+	for _, flavour := range []string{"nf_tables", "legacy"} {
+		t.Run(flavour, func(t *testing.T) {
+			for _, table := range []string{"filter", "nat"} { // load legacy tables, as TestLabFirewall
+				if out, err := l.Command(lab.Router, "iptables-legacy", "-t", table, "-S").CombinedOutput(); err != nil {
+					t.Fatalf("iptables-legacy -t %s -S: %v: %s", table, err, out)
+				}
+			}
+			before := saveAll(t, l)
+			var opts lab.ChildOptions
+			if flavour == "legacy" {
+				opts.Path = []string{legacyPath(t)}
+			}
+			l.RunChild(t, lab.Router, flavour, opts)
+			if after := saveAll(t, l); after != before {
+				t.Errorf("the router's ruleset after the batches and Teardown:\n%s\nwant as before:\n%s", after, before)
+			}
+		})
+	}
+}
+
+// countingRestorer counts the iptables-restore runs of a Firewall.
+type countingRestorer struct {
+	restorer
+	runs int
+}
+
+func (c *countingRestorer) restore(ctx context.Context, script string) error {
+	c.runs++
+	return c.restorer.restore(ctx, script)
+}
+
+// batchChild runs in the router namespace with c.Phase's flavour.
+func batchChild(t *testing.T, c *lab.Child) {
+	f, err := New(Options{WANInterface: lab.RouterWANIface})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Flavour() != c.Phase || f.restore == nil {
+		t.Fatalf("Flavour %q, restore %v; want %q and an iptables-restore", f.Flavour(), f.restore, c.Phase)
+	}
+	counter := &countingRestorer{restorer: f.restore}
+	f.restore = counter
+	save := flavourSave(t, c.Phase)
+	pristine := save()
+	passes := labPasses(c)
+	oneByOneSaves := runPasses(t, oneByOne{f}, f, passes, save)
+	if counter.runs != 0 {
+		t.Fatalf("one by one: %d iptables-restore runs", counter.runs)
+	}
+	if got := save(); got != pristine {
+		t.Fatalf("after the passes one by one and Teardown:\n%s\nwant:\n%s", got, pristine)
+	}
+	batchSaves := runPasses(t, f, f, passes, save)
+	for i := range passes {
+		if batchSaves[i] != oneByOneSaves[i] {
+			t.Errorf("pass %d: iptables-save after the batch:\n%s\nafter Add and Delete:\n%s", i, batchSaves[i], oneByOneSaves[i])
+		}
+	}
+	if counter.runs != len(passes) {
+		t.Errorf("%d passes made %d iptables-restore runs, want one each", len(passes), counter.runs)
+	}
+	if got := save(); got != pristine {
+		t.Errorf("after the batches and Teardown:\n%s\nwant:\n%s", got, pristine)
+	}
+	refusedTransaction(t, c, f, save)
+	if got := save(); got != pristine {
+		t.Errorf("after the refused transaction and Teardown:\n%s\nwant:\n%s", got, pristine)
+	}
+}
+
+// labPasses: 200 new mappings to the two LAN hosts, every tenth with
+// hairpin; then 50 of them replaced (another internal port, hairpin
+// switched), 25 removed and 10 new; then none (portfwd down).
+func labPasses(c *lab.Child) [][]forward.Mapping {
+	var first, second []forward.Mapping
+	for i := range 200 {
+		m := mc(uint16(30000+i), []netip.Addr{c.LANHost, c.LANHost2}[i%2].String())
+		m.Description = forward.Tag(fmt.Sprintf("r%d", i))
+		m.InternalPort = m.ExternalPort
+		m.Hairpin = i%10 == 0
+		first = append(first, m)
+		switch {
+		case i%8 == 0:
+			continue // removed
+		case i%4 == 1:
+			m.InternalPort++
+		case i%10 == 0, i%10 == 3:
+			m.Hairpin = !m.Hairpin
+		}
+		second = append(second, m)
+	}
+	for i := range 10 {
+		second = append(second, mc(uint16(31000+i), c.LANHost.String()))
+	}
+	return [][]forward.Mapping{first, second, nil}
+}
+
+// runPasses reconciles b with each pass and saves the tables after each,
+// then tears f's chains down.
+func runPasses(t *testing.T, b forward.Backend, f *Firewall, passes [][]forward.Mapping, save func() string) []string {
+	t.Helper()
+	var saves []string
+	for i, desired := range passes {
+		if res := reconcile(t, b, desired); res.Failed() != 0 || res.Made() == 0 {
+			t.Fatalf("pass %d: %d of %d changes failed: %v", i, res.Failed(), len(res.Outcomes), firstErr(res))
+		}
+		if res := reconcile(t, b, desired); res.Made() != 0 {
+			t.Errorf("pass %d again: %d changes made, want none", i, res.Made())
+		}
+		saves = append(saves, save())
+	}
+	if err := f.Teardown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return saves
+}
+
+func firstErr(res forward.Result) error {
+	for _, o := range res.Outcomes {
+		if o.Err != nil {
+			return o.Err
+		}
+	}
+	return nil
+}
+
+// refusedTransaction: iptables refuses a rule (its protocol in capitals
+// names no match module: -m TCP), so the restore fails; the pass goes one
+// by one, and only that mapping fails while the others are written.
+func refusedTransaction(t *testing.T, c *lab.Child, f *Firewall, save func() string) {
+	t.Helper()
+	bad := mc(30001, c.LANHost.String())
+	bad.Protocol, bad.Description = "TCP", forward.Tag("bad")
+	var plan forward.Plan
+	for _, m := range []forward.Mapping{mc(30000, c.LANHost.String()), bad, mc(30002, c.LANHost2.String())} {
+		plan.Changes = append(plan.Changes, forward.Change{Action: forward.Create, Key: m.Key, After: &m})
+	}
+	res := forward.Apply(context.Background(), f, plan)
+	for i, o := range res.Outcomes {
+		if (o.Change.Key == bad.Key) != (o.Err != nil) {
+			t.Errorf("outcome %d (%v): %v; want only %v to fail", i, o.Change.Key, o.Err, bad.Key)
+		}
+	}
+	w := f.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0], "iptables-restore") {
+		t.Errorf("warnings %q; want the failed iptables-restore", w)
+	}
+	t.Logf("the warning: %s", w)
+	saved := save()
+	if strings.Count(saved, "portfwd:mc") != 4 || strings.Contains(saved, "portfwd:bad") {
+		t.Errorf("iptables-save after the refused transaction:\n%s\nwant the two good mappings' rules", saved)
+	}
+	if res := reconcile(t, f, nil); res.Failed() != 0 {
+		t.Fatalf("removing them: %v", firstErr(res))
+	}
+	if err := f.Teardown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// savedNoise is what iptables-save prints that is no rule: comments with
+// the time, counters.
+var savedNoise = regexp.MustCompile(`(?m)^#.*\n|\[\d+:\d+\]`)
+
+// flavourSave is iptables-save of the flavour's tables, noise stripped.
+func flavourSave(t *testing.T, flavour string) func() string {
+	cmd := map[string]string{"nf_tables": "iptables-nft-save", "legacy": "iptables-legacy-save"}[flavour]
+	return func() string {
+		t.Helper()
+		out, err := exec.Command(cmd).Output()
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		return savedNoise.ReplaceAllString(string(out), "")
+	}
+}
