@@ -97,6 +97,7 @@ type Loop struct {
 	held     map[Key]held // the mappings the last reconcile left on the gateway
 	checks   int          // checks through Finder so far
 	turn     int          // which held mapping such a check asks about next, in key order
+	fellBack bool         // such a check failed on a gateway that lists: logged once
 	lastFull time.Time
 	external netip.Addr
 	failures int           // gateway failures in a row
@@ -312,13 +313,20 @@ func (l *Loop) check(ctx context.Context) (Job, error) {
 // an unreachable gateway from one that only cannot look a mapping up.
 func (l *Loop) checkOn(ctx context.Context, g *Gateway) (Job, error) {
 	props := g.Backend.Properties()
-	if f, ok := As[Finder](g.Backend); ok && !props.ListsFromState {
-		job, err := l.checkOne(ctx, g, f)
-		if err == nil || ctx.Err() != nil {
-			return job, err
-		}
+	f, ok := As[Finder](g.Backend)
+	if !ok || props.ListsFromState {
+		return l.checkAll(ctx, g, props)
 	}
-	return l.checkAll(ctx, g, props)
+	job, err := l.checkOne(ctx, g, f)
+	if err == nil || ctx.Err() != nil {
+		return job, err
+	}
+	job, lerr := l.checkAll(ctx, g, props)
+	if lerr == nil && !l.fellBack {
+		l.fellBack = true // said once: a router may fail every lookup
+		l.logf("the one-request check failed (%v): listing the gateway instead, at every check that fails so", err)
+	}
+	return job, lerr
 }
 
 // checkOne asks f about one held mapping, each in turn, or every

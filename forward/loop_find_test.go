@@ -228,15 +228,30 @@ func TestLoopFindsAllGoneWithinTwoChecks(t *testing.T) {
 // gone is still found; only when List fails too is the gateway reported
 // unreachable.
 func TestLoopFindFailureFallsBackToList(t *testing.T) {
-	h, f := startFinding(t, loopConfig(t, twoRules), func(_ *harness, f *finding) {
+	var mu sync.Mutex
+	var said int
+	h, f := startFinding(t, loopConfig(t, twoRules), func(h *harness, f *finding) {
 		f.findErr = errors.New("501 action failed")
+		h.loop.Logf = func(format string, a ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			if strings.Contains(format, "listing the gateway instead") {
+				said++
+			}
+			t.Logf(format, a...)
+		}
 	})
 	h.obs.report(t)
 	f.calls()
-	w := h.checks(t, 1)
-	if lists, finds, _, _ := f.calls(); lists != 1 || finds != 1 {
-		t.Errorf("a check whose Find failed made %d Lists, %d Finds; want one of each", lists, finds)
+	w := h.checks(t, 2)
+	if lists, finds, _, _ := f.calls(); lists != 2 || finds != 2 {
+		t.Errorf("two checks whose Find failed made %d Lists, %d Finds; want two of each", lists, finds)
 	}
+	mu.Lock()
+	if said != 1 {
+		t.Errorf("the fallback was logged %d times in two checks, want once", said)
+	}
+	mu.Unlock()
 	h.noReport(t, "a failed Find on a gateway that lists")
 	select {
 	case <-h.obs.unreachable:
