@@ -66,6 +66,20 @@ type Batch interface {
 	Commit(ctx context.Context) error
 }
 
+// Finder is a backend that reads the mapping on one key in one request,
+// where List costs a request per mapping on the gateway (a UPnP IGD:1
+// walks its table entry by entry). The Loop's check asks it for one held
+// mapping at a time instead of listing, so that watching a gateway costs
+// the same whatever its table holds. Find never changes the gateway. It
+// returns the mapping on k as List would report it, or found false when
+// the gateway answered that it holds none on k; any other answer is an
+// error, which says nothing about the mapping (callers then List). Find
+// keeps the backend's own rules for requests (a cached gateway address is
+// proven or rediscovered as by List).
+type Finder interface {
+	Find(ctx context.Context, k Key) (m Mapping, found bool, err error)
+}
+
 // Unwrapper is a decorator: a Backend that adds behaviour to another one,
 // returned by Unwrap.
 type Unwrapper interface {

@@ -8,7 +8,7 @@
 //	reconcile.go             Reconcile: list → plan with ownership → apply, the one path
 //	                         plan, apply, down and the daemon's Loop share
 //	backend.go               the Backend contract, Properties, sentinel errors
-//	capabilities.go          optional backend capabilities (Locator, Warner, TearDowner)
+//	capabilities.go          optional backend capabilities (Locator, Warner, Finder, TearDowner, Batcher)
 //	                         found through decorators with As; readonly.go is one decorator
 //	gateway.go               Open and Detect: the backend a config names, or the best of
 //	                         those that answer, chosen by their Properties

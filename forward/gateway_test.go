@@ -222,6 +222,14 @@ func TestAsFindsCapabilitiesThroughDecorators(t *testing.T) {
 	if _, ok := forward.As[forward.TearDowner](ro); ok {
 		t.Error("As found a capability the backend lacks")
 	}
+	// Find only reads: ReadOnly passes it through, to the Loop's check too.
+	lookup := &finding{Memory: b.Memory}
+	if f, ok := forward.As[forward.Finder](forward.ReadOnly(lookup)); !ok || f != forward.Finder(lookup) {
+		t.Errorf("As[Finder] through ReadOnly = %v, %v; want the backend's own", f, ok)
+	}
+	if _, ok := forward.As[forward.Finder](ro); ok {
+		t.Error("As found a Finder the backend lacks")
+	}
 	m := forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: 80}, InternalHost: lanSelf, InternalPort: 80}
 	if _, err := ro.Add(context.Background(), m); !errors.Is(err, forward.ErrReadOnly) {
 		t.Errorf("Add on ReadOnly: %v", err)

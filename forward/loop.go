@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -17,7 +18,7 @@ type Job int
 
 // The jobs of the Loop.
 const (
-	JobCheck     Job = iota // list the gateway; reconcile only when a held mapping is gone
+	JobCheck     Job = iota // look at the gateway; reconcile only when a held mapping is gone
 	JobStart                // the loop began
 	JobInterval             // Loop.Interval passed since the last reconcile
 	JobRenew                // a mapping reached half its lease
@@ -40,10 +41,17 @@ func (j Job) String() string {
 	return jobNames[j]
 }
 
-// Defaults of the Loop's timings.
+// Defaults of the Loop's timings. They keep the load on a UPnP router,
+// whose every request is a round trip its firmware serves between other
+// work, under 30 requests a minute in the steady state: a check every 3 s
+// costs one request through Finder (20 a minute), and the full reconcile
+// every 15 minutes lists the table, one request per mapping on an IGD:1 —
+// with 60 rules and the default hour's lease, its two passes per half
+// lease, one of them renewing every rule, add 6 to 8 a minute. A router
+// reboot is found within two checks of the router answering again.
 const (
-	DefaultInterval    = 5 * time.Minute
-	DefaultCheck       = 2 * time.Second
+	DefaultInterval    = 15 * time.Minute
+	DefaultCheck       = 3 * time.Second
 	DefaultPassTimeout = 30 * time.Second
 	backoffMin         = time.Second
 	backoffMax         = time.Minute
@@ -51,9 +59,12 @@ const (
 
 // Loop keeps a gateway equal to a config with nobody watching: a full
 // reconcile at start, every Interval, when a lease is half gone and when a
-// new config is loaded, and in between a cheap check every Check that lists
-// the gateway and reconciles at once when a mapping the loop holds is gone
-// (a rebooted router, someone deleting it) or the WAN address changed.
+// new config is loaded, and in between a cheap check every Check that
+// reconciles at once when a mapping the loop holds is gone (a rebooted
+// router, someone deleting it) or the WAN address changed. The check is
+// one request where the backend can look a mapping up (Finder): one held
+// mapping in turn, every tenth check the WAN address instead. Elsewhere it
+// lists the gateway and asks the WAN address.
 //
 // A pass that cannot reach the gateway, or whose changes failed for a
 // reason other than a conflict or a refusal, is retried with exponential
@@ -66,7 +77,7 @@ type Loop struct {
 	Config   *Config
 	Prune    bool          // delete owned mappings no rule claims, as apply --prune
 	Interval time.Duration // full reconcile; DefaultInterval when zero
-	Check    time.Duration // the cheap List check; DefaultCheck when zero
+	Check    time.Duration // the cheap check; DefaultCheck when zero
 	// PassTimeout bounds each pass; DefaultPassTimeout when zero.
 	PassTimeout time.Duration
 	// CleanupOnExit deletes every owned mapping when ctx ends.
@@ -84,6 +95,9 @@ type Loop struct {
 	reloaded chan struct{} // signals pending
 
 	held     map[Key]held // the mappings the last reconcile left on the gateway
+	checks   int          // checks through Finder so far
+	turn     int          // which held mapping such a check asks about next, in key order
+	fellBack bool         // such a check failed on a gateway that lists: logged once
 	lastFull time.Time
 	external netip.Addr
 	failures int           // gateway failures in a row
@@ -275,21 +289,76 @@ func (l *Loop) connect(ctx context.Context) (*Gateway, context.Context, context.
 	return g, ctx, cancel, nil
 }
 
-// check lists the gateway and returns the job it calls for: JobCheck when
-// all is well.
+// externalEvery is how often a check through Finder asks the WAN address
+// instead of a mapping: every tenth check, half a minute with DefaultCheck.
+const externalEvery = 10
+
+// check asks the gateway whether what the loop holds is still there, and
+// returns the job the answer calls for: JobCheck when all is well.
 func (l *Loop) check(ctx context.Context) (Job, error) {
 	g, ctx, cancel, err := l.connect(ctx)
 	if err != nil {
 		return JobCheck, err
 	}
 	defer cancel()
-	observed, err := g.Backend.List(ctx)
+	job, err := l.checkOn(ctx, g)
+	g.Done(err)
+	return job, err
+}
+
+// checkOn is one check on g: a single request through Finder where the
+// backend has it, else a listing (checkAll). A backend that lists from
+// its records is always listed: the listing reads its epoch, the one sign
+// of a restart. A Find that fails falls back to the listing, which tells
+// an unreachable gateway from one that only cannot look a mapping up.
+func (l *Loop) checkOn(ctx context.Context, g *Gateway) (Job, error) {
+	props := g.Backend.Properties()
+	f, ok := As[Finder](g.Backend)
+	if !ok || props.ListsFromState {
+		return l.checkAll(ctx, g, props)
+	}
+	job, err := l.checkOne(ctx, g, f)
+	if err == nil || ctx.Err() != nil {
+		return job, err
+	}
+	job, lerr := l.checkAll(ctx, g, props)
+	if lerr == nil && !l.fellBack {
+		l.fellBack = true // said once: a router may fail every lookup
+		l.logf("the one-request check failed (%v): listing the gateway instead, at every check that fails so", err)
+	}
+	return job, lerr
+}
+
+// checkOne asks f about one held mapping, each in turn, or every
+// externalEvery-th check, and whenever nothing is held, for the WAN
+// address: one request, so a check costs the same whatever the gateway
+// holds. A mapping gone (a router reboot takes them all) is found at the
+// next check that asks about any held one.
+func (l *Loop) checkOne(ctx context.Context, g *Gateway, f Finder) (Job, error) {
+	l.checks++
+	if len(l.held) == 0 || l.checks%externalEvery == 0 {
+		return l.checkExternal(ctx, g.Backend)
+	}
+	keys := slices.SortedFunc(maps.Keys(l.held), Key.Compare)
+	k := keys[l.turn%len(keys)]
+	l.turn++
+	o, found, err := f.Find(ctx, k)
 	if err != nil {
-		g.Done(err)
 		return JobCheck, err
 	}
-	defer g.Done(nil)
-	props := g.Backend.Properties()
+	if found && l.kept(l.held[k], normalise(o), l.Config.Ownership(g.Self, g.Backend.Properties())) {
+		return JobCheck, nil
+	}
+	l.logf("the gateway no longer holds %s: reconciling", k)
+	return JobMissing, nil
+}
+
+// checkAll lists the gateway and compares every held mapping.
+func (l *Loop) checkAll(ctx context.Context, g *Gateway, props Properties) (Job, error) {
+	observed, err := g.Backend.List(ctx)
+	if err != nil {
+		return JobCheck, err
+	}
 	if missing := l.missing(observed, l.Config.Ownership(g.Self, props)); len(missing) > 0 {
 		l.logf("the gateway no longer holds %s: reconciling", strings.Join(missing, ", "))
 		if len(missing) == len(l.held) && props.ListsFromState {
@@ -312,7 +381,7 @@ func (l *Loop) missing(observed []Mapping, own DiffOptions) []string {
 	}
 	var out []string
 	for k, h := range l.held {
-		if o, ok := seen[k]; !ok || !own.Owns(o) || !same(h.m, o) {
+		if o, ok := seen[k]; !ok || !l.kept(h, o, own) {
 			out = append(out, k.String())
 		}
 	}
@@ -320,12 +389,36 @@ func (l *Loop) missing(observed []Mapping, own DiffOptions) []string {
 	return out
 }
 
+// kept reports whether o, the normalised mapping the gateway has on h's
+// key, is still h as the loop made it, and still the config's own.
+func (l *Loop) kept(h held, o Mapping, own DiffOptions) bool { return own.Owns(o) && same(h.m, o) }
+
+// checkExternal is the check of the WAN address alone. An error is the
+// check's: the caller lists instead, which proves whether the gateway
+// answers (PCP, for one, knows the address only once a mapping exists).
+func (l *Loop) checkExternal(ctx context.Context, b Backend) (Job, error) {
+	a, err := b.ExternalAddr(ctx)
+	if err != nil {
+		return JobCheck, err
+	}
+	if l.noteExternal(a) {
+		return JobExternal, nil
+	}
+	return JobCheck, nil
+}
+
 // externalChanged notes the WAN address and reports a change. An error is
 // no change: List already proved the gateway answers, and PCP, for one,
 // knows the address only once a mapping exists.
 func (l *Loop) externalChanged(ctx context.Context, b Backend) bool {
 	a, err := b.ExternalAddr(ctx)
-	if err != nil || !a.IsValid() {
+	return err == nil && l.noteExternal(a)
+}
+
+// noteExternal notes the WAN address a and reports whether it differs
+// from the one noted before.
+func (l *Loop) noteExternal(a netip.Addr) bool {
+	if !a.IsValid() {
 		return false
 	}
 	before := l.external

@@ -35,6 +35,7 @@ type fakeIGD struct {
 	v2       bool              // WANIPConnection:2: leases capped at a week, GetListOfPortMappings
 	finite   string            // fault file answered to a finite lease ("" accepts)
 	addFault string            // fault file answered to every AddPortMapping
+	getFault string            // fault file answered to every GetSpecificPortMappingEntry
 	listEnd  string            // fault file past the end of the table
 	listing  string            // testdata file answered to GetListOfPortMappings ("" lists entries)
 	full     bool              // answer every GetListOfPortMappings with a full page, as a broken router did
@@ -134,6 +135,9 @@ func (f *fakeIGD) act(action string, a map[string]string, requester string) (str
 		}
 		return "", "soap-714-no-such-entry.xml"
 	case "GetSpecificPortMappingEntry":
+		if f.getFault != "" {
+			return "", f.getFault
+		}
 		if i := f.find(a); i >= 0 {
 			return f.entries[i].args(false), ""
 		}

@@ -50,7 +50,10 @@ type IGD struct {
 	check      *staleCheck // non-nil when built from the discovery cache
 }
 
-var _ forward.Backend = (*IGD)(nil)
+var (
+	_ forward.Backend = (*IGD)(nil)
+	_ forward.Finder  = (*IGD)(nil)
+)
 
 // Properties describes the gateway. Routers run UPnP in secure mode by
 // default (mappings only for the asking host), so ThirdParty is only if allowed.
@@ -180,6 +183,28 @@ func (g *IGD) specific(ctx context.Context, key forward.Key) (forward.Mapping, e
 		return forward.Mapping{}, asSOAPError("GetSpecificPortMappingEntry", err)
 	}
 	return toMapping(key.ExternalPort, string(key.Protocol), intPort, client, enabled, desc, lease)
+}
+
+// Find reads the mapping on k with one GetSpecificPortMappingEntry
+// (forward.Finder), under the cache guard as every request. 714
+// NoSuchEntryInArray, the one answer WANIPConnection:1 §2.4.15 gives for
+// an absent key, is found false; any other fault is an error, and the
+// caller lists instead, so a router that answers the action badly costs
+// requests, never a forward.
+func (g *IGD) Find(ctx context.Context, k forward.Key) (forward.Mapping, bool, error) {
+	var m forward.Mapping
+	err := g.guard(ctx, func() error {
+		var err error
+		m, err = g.specific(ctx, k)
+		return err
+	})
+	switch {
+	case err == nil:
+		return m, true, nil
+	case soapCode(err) == codeNoSuchEntry:
+		return forward.Mapping{}, false, nil
+	}
+	return forward.Mapping{}, false, fmt.Errorf("reading mapping %s on %s: %w", k, g.rootURL, err)
 }
 
 // Delete removes the mapping on m.Key. 714 NoSuchEntryInArray means it is

@@ -266,7 +266,7 @@ func TestLabDaemonNATPMPReboot(t *testing.T) {
 	waitReachable(t, l, 25565, 5*time.Second)
 	p := startProber(l, 25565, "minecraft on lan")
 	// The router has been up a few seconds by now, and the daemon reads
-	// its epoch every 2 s: a restart shows as the epoch going backwards.
+	// its epoch at every check: a restart shows as the epoch going backwards.
 	time.Sleep(3 * time.Second)
 	rebootAndMeasure(t, l, p)
 	p.end()

@@ -43,6 +43,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("GrantedLease", func(t *testing.T) { testGrantedLease(t, h) })
 	t.Run("PermanentLease", func(t *testing.T) { testPermanentLease(t, h) })
 	t.Run("Canceled", func(t *testing.T) { testCanceled(t, h) })
+	t.Run("Find", func(t *testing.T) { testFind(t, h) })
 	if h.Other.IsValid() {
 		t.Run("ThirdParty", func(t *testing.T) { testThirdParty(t, h) })
 	}
@@ -208,6 +209,36 @@ func testCanceled(t *testing.T, h Harness) {
 	if _, n := find(t, b, m.Key); n != 0 {
 		t.Errorf("Add with a cancelled context left %s on the gateway", m.Key)
 		b.Delete(ctx(t), m)
+	}
+}
+
+// testFind: a backend that can look one mapping up (forward.Finder) finds
+// what List shows, and reports an absent key as not found, without error.
+func testFind(t *testing.T, h Harness) {
+	b := h.New(t)
+	f, ok := forward.As[forward.Finder](b)
+	if !ok {
+		t.Skip("the backend has no forward.Finder")
+	}
+	m := MustAdd(t, b, h.mapping(0, forward.TCP))
+	listed, _ := find(t, b, m.Key)
+	got, found, err := f.Find(ctx(t), m.Key)
+	if err != nil || !found || got.Key != listed.Key || got.InternalHost != listed.InternalHost ||
+		got.InternalPort != listed.InternalPort || got.Description != listed.Description || got.Enabled != listed.Enabled {
+		t.Errorf("Find %s = %+v, %v, %v; List has %+v", m.Key, got, found, err, listed)
+	}
+	if err := b.Delete(ctx(t), m); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	for _, k := range []forward.Key{m.Key, h.mapping(2, forward.UDP).Key} {
+		if got, found, err := f.Find(ctx(t), k); err != nil || found {
+			t.Errorf("Find of the absent %s = %+v, %v, %v; want not found, no error", k, got, found, err)
+		}
+	}
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := f.Find(c, m.Key); !errors.Is(err, context.Canceled) {
+		t.Errorf("Find with a cancelled context: %v; want context.Canceled", err)
 	}
 }
 

@@ -1,7 +1,10 @@
 package lab
 
 import (
+	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -29,13 +32,41 @@ func (l *Lab) AddPortMappingCount() int { return l.SOAPActionCount("AddPortMappi
 //
 // so refused actions count too. (The "AddPortMapping: ext port ..." line
 // is not used: secure mode refusals return before it is logged.)
-func (l *Lab) SOAPActionCount(action string) int {
+func (l *Lab) SOAPActionCount(action string) int { return l.soapActions()[action] }
+
+// SOAPRequestCount is how many SOAP control requests of any action
+// miniupnpd has handled, counted from its log as SOAPActionCount counts
+// one action: the load a client puts on the router.
+func (l *Lab) SOAPRequestCount() int {
 	n := 0
-	for _, line := range strings.Split(l.MiniupnpdLog(), "\n") {
-		_, header, ok := strings.Cut(line, "SOAPAction: ")
-		if ok && strings.HasSuffix(strings.Trim(header, `" `), "#"+action) {
-			n++
-		}
+	for _, c := range l.soapActions() {
+		n += c
 	}
 	return n
+}
+
+// soapActions counts the SOAPAction lines of miniupnpd's log by action.
+func (l *Lab) soapActions() map[string]int {
+	counts := map[string]int{}
+	for _, line := range strings.Split(l.MiniupnpdLog(), "\n") {
+		_, header, ok := strings.Cut(line, "SOAPAction: ")
+		if !ok {
+			continue
+		}
+		_, action, _ := strings.Cut(strings.Trim(header, `" `), "#")
+		counts[action]++
+	}
+	return counts
+}
+
+// SOAPActions is how many SOAP requests of each action miniupnpd has
+// handled, as "GetSpecificPortMappingEntry×12 GetExternalIPAddress×1",
+// sorted by action, for test logs.
+func (l *Lab) SOAPActions() string {
+	counts := l.soapActions()
+	var out []string
+	for _, a := range slices.Sorted(maps.Keys(counts)) {
+		out = append(out, fmt.Sprintf("%s×%d", a, counts[a]))
+	}
+	return strings.Join(out, " ")
 }
