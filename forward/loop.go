@@ -55,6 +55,12 @@ const (
 	DefaultPassTimeout = 30 * time.Second
 	backoffMin         = time.Second
 	backoffMax         = time.Minute
+	// unreachableMax caps the back-off while the gateway cannot be
+	// reached: a router that reboots is gone for a minute or two, and
+	// its forwards must be back within seconds of it answering again. A
+	// try costs the gateway one request at most (and nothing while it is
+	// down), so trying every few seconds is no load.
+	unreachableMax = 8 * time.Second
 )
 
 // Loop keeps a gateway equal to a config with nobody watching: a full
@@ -66,9 +72,10 @@ const (
 // mapping in turn, every tenth check the WAN address instead. Elsewhere it
 // lists the gateway and asks the WAN address.
 //
-// A pass that cannot reach the gateway, or whose changes failed for a
-// reason other than a conflict or a refusal, is retried with exponential
-// back-off (1 s doubling to 1 min, ±20 % jitter) on a fresh Conn. Set the exported
+// A pass that cannot reach the gateway is retried with exponential
+// back-off (1 s doubling to 8 s, ±20 % jitter) on a fresh Conn; changes that
+// failed on a gateway that answered, for a reason other than a conflict or
+// a refusal, are retried doubling to 1 min. Set the exported
 // fields before Run; only Reload may be called while it runs.
 type Loop struct {
 	// Connect lends the loop a gateway for one pass; the loop calls its
@@ -224,8 +231,11 @@ func (l *Loop) settle(ctx context.Context, err error) bool {
 }
 
 // backoff is the wait after the current run of failures: 1 s doubling to
-// 1 min, ±20 % so that many daemons behind one router do not retry in step.
-func (l *Loop) backoff() time.Duration { return jitter(backoffMin << min(l.failures-1, 6)) }
+// unreachableMax, ±20 % so that many daemons behind one router do not
+// retry in step.
+func (l *Loop) backoff() time.Duration {
+	return jitter(min(backoffMin<<min(l.failures-1, 6), unreachableMax))
+}
 
 // jitter caps d at backoffMax and spreads it by ±20 %.
 func jitter(d time.Duration) time.Duration {

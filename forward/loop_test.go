@@ -254,7 +254,7 @@ func TestLoopBacksOffWhileTheGatewayFails(t *testing.T) {
 			t.Errorf("failure %d: reported retry in %v, but waits %v", i+1, retry, w.d)
 		}
 		h.clk.fire(w)
-		want = min(2*want, time.Minute)
+		want = min(2*want, 8*time.Second) // a rebooting router is used again within seconds
 	}
 	<-h.obs.unreachable
 	h.mu.Lock()
