@@ -19,10 +19,11 @@ import (
 	"github.com/portfwd/portfwd/forward"
 )
 
-// soapTimeout bounds one SOAP call when the caller's context has no
-// deadline: a router that accepts the connection and never answers must not
-// hang portfwd. miniupnpd takes up to ~0.5 s for an AddPortMapping with a
-// hundred mappings present (LAB.md), so this is generous.
+// soapTimeout bounds each SOAP request when DiscoverOptions.RequestTimeout
+// is zero (see IGD.limit): a router that accepts the connection and never
+// answers must not hang portfwd. miniupnpd takes up to ~0.5 s for an
+// AddPortMapping with a hundred mappings present (LAB.md), so this is
+// generous.
 const soapTimeout = 10 * time.Second
 
 // serviceKind is one of the port-mapping services, in order of preference.
@@ -44,10 +45,6 @@ var services = []serviceKind{
 	{Type: "urn:schemas-upnp-org:service:WANIPConnection:1", Short: "WANIPConnection:1"},
 	{Type: "urn:schemas-upnp-org:service:WANPPPConnection:1", Short: "WANPPPConnection:1"},
 }
-
-// descriptionTimeout bounds the root description fetch, as goupnp's own
-// fetch does: a router answers it in milliseconds.
-const descriptionTimeout = 3 * time.Second
 
 // newIGDAt reads the description at loc and builds the backend, requiring
 // the description, every redirect and the control URL to be on host, the
@@ -75,15 +72,14 @@ func newIGDAt(ctx context.Context, loc *url.URL, host string) (*IGD, error) {
 // fetchDescription reads the root device description at loc, as
 // goupnp.DeviceByURLCtx does (UDA 1.1 §2.3: relative URLs resolve against
 // URLBase, else the description's own URL), but through gatewayClient, so
-// that the fetch stays on host and its size is bounded.
+// that the fetch stays on host and its size is bounded. ctx bounds it:
+// discovery's, which ends with its window (DiscoverOptions.Timeout).
 func fetchDescription(ctx context.Context, loc *url.URL, host string) (*goupnp.RootDevice, error) {
-	ctx, cancel := context.WithTimeout(ctx, descriptionTimeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
 	if err != nil {
 		return nil, err
 	}
-	hc := gatewayClient(host, descriptionTimeout)
+	hc := gatewayClient(host, 0)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
@@ -161,10 +157,11 @@ func findService(root *goupnp.RootDevice, serviceType string) *goupnp.Service {
 // URL. All three share the igdClient methods with identical signatures,
 // and need nothing of the description but the control URL, so the
 // discovery cache can rebuild them. Their HTTP client is gatewayClient:
-// requests stay on host, answers are bounded and read leniently.
+// requests stay on host, answers are bounded and read leniently; each
+// request's own context bounds its time (IGD.limit).
 func newClient(kind serviceKind, control *url.URL, host string) (igdClient, *soap.SOAPClient) {
 	sc := goupnp.ServiceClient{SOAPClient: soap.NewSOAPClient(*control)}
-	sc.SOAPClient.HTTPClient = gatewayClient(host, soapTimeout)
+	sc.SOAPClient.HTTPClient = gatewayClient(host, 0)
 	return typedClient(kind, sc), sc.SOAPClient
 }
 
