@@ -38,7 +38,9 @@ How it watches:
                    the interval pass before the forward runs out.
 
 A router that does not answer is retried after 1s, 2s, 4s … up to a minute,
-with a fresh connection each time. portfwd's run lock is held only during
+with a fresh connection each time. --timeout bounds each request to the
+router, not a pass: the first pass of a long file on a slow router takes
+as long as the router needs. portfwd's run lock is held only during
 each check and pass (milliseconds), so portfwd apply, status or down can run
 beside the daemon, and never change the router at the same time as it.
 
