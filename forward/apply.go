@@ -41,25 +41,21 @@ func (r Result) Made() int {
 	return n
 }
 
-// Apply carries out plan on b. It writes only what differs: a Noop makes no
-// call. One failing change does not stop the others; each outcome carries
-// its own error as the backend worded it (backends name the mapping and say
-// what to do), and Result.Failed counts them. A change that failed because
-// the gateway was slow (ErrSlowGateway) is no exception: backends bound
-// each request on its own, so the next change gets its own time. A
-// cancelled ctx fails the changes not yet made.
-func Apply(ctx context.Context, b Backend, plan Plan) Result {
-	return applyPlan(ctx, b, plan, nil)
-}
-
 // Progress hears how far an apply is: done of total changes that talk to
 // the gateway (creates, updates, renewals, deletes), once before the first
 // (done 0) and after each. It runs on the applying goroutine, between
 // changes, and must return quickly.
 type Progress func(done, total int)
 
-// applyPlan is Apply, telling progress (when not nil) how far it is.
-func applyPlan(ctx context.Context, b Backend, plan Plan, progress Progress) Result {
+// Apply carries out plan on b. It writes only what differs: a Noop makes no
+// call. One failing change does not stop the others; each outcome carries
+// its own error as the backend worded it (backends name the mapping and say
+// what to do), and Result.Failed counts them. A change that failed because
+// the gateway was slow (ErrSlowGateway) is no exception: backends bound
+// each request on its own, so the next change gets its own time. A
+// cancelled ctx fails the changes not yet made. progress, when not nil,
+// hears how far it is.
+func Apply(ctx context.Context, b Backend, plan Plan, progress Progress) Result {
 	res := Result{Outcomes: make([]Outcome, 0, len(plan.Changes))}
 	total := len(plan.Changes) - plan.Count(Noop) - plan.Count(Conflict)
 	done := 0

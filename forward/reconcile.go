@@ -62,7 +62,7 @@ func Reconcile(ctx context.Context, g *Gateway, cfg *Config, opts ReconcileOptio
 		renewDue(&r.Plan, opts.Due)
 	}
 	if opts.Mode != ModePlan {
-		res := applyPlan(ctx, g.Backend, r.Plan, opts.Progress)
+		res := Apply(ctx, g.Backend, r.Plan, opts.Progress)
 		r.Result = &res
 	}
 	return r, nil

@@ -42,11 +42,15 @@ func (e *SlowError) Unwrap() []error { return []error{ErrSlowGateway, context.De
 // per request, so every request gets the whole timeout however long the
 // requests before it took.
 func WithinRequestTimeout(ctx context.Context, timeout time.Duration, request string, call func(ctx context.Context) error) error {
-	rctx, cancel := context.WithTimeout(ctx, timeout)
+	deadline := time.Now().Add(timeout)
+	rctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	err := call(rctx)
-	if err == nil || ctx.Err() != nil || !errors.Is(rctx.Err(), context.DeadlineExceeded) {
-		return err
+	if err == nil || ctx.Err() != nil || time.Now().Before(deadline) {
+		return err // an answer, an interruption, or a failure in time
+	}
+	if dl, ok := ctx.Deadline(); ok && !dl.After(deadline) {
+		return err // the caller's own deadline came first
 	}
 	return &SlowError{Request: request, After: timeout}
 }

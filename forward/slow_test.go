@@ -58,6 +58,13 @@ func TestWithinRequestTimeoutEachOwn(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || errors.Is(err, forward.ErrSlowGateway) {
 		t.Errorf("Ctrl-C became %v", err)
 	}
+	// The caller's deadline, sooner than the timeout, is the caller's.
+	soon, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	err = forward.WithinRequestTimeout(soon, time.Second, "r", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, forward.ErrSlowGateway) {
+		t.Errorf("the caller's deadline became %v", err)
+	}
 }
 
 // TestReconcileProgress: Progress hears done of the changes that talk to

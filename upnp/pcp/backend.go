@@ -197,7 +197,7 @@ func (b *Backend) change(ctx context.Context, doing string, request func() (answ
 	return b.call(ctx, doing, func() (answer, error) {
 		heard := b.heard
 		a, err := request()
-		if heard && ctx.Err() == nil && errors.Is(err, forward.ErrNoGateway) && errors.Is(err, context.DeadlineExceeded) {
+		if heard && !expired(ctx) && errors.Is(err, forward.ErrNoGateway) && errors.Is(err, context.DeadlineExceeded) {
 			err = &forward.SlowError{Request: "the " + b.m.facts().title + " mapping request", After: b.timeout}
 		}
 		return a, err
