@@ -161,7 +161,7 @@ func refusedTransaction(t *testing.T, c *lab.Child, f *Firewall, save func() str
 	for _, m := range []forward.Mapping{mc(30000, c.LANHost.String()), bad, mc(30002, c.LANHost2.String())} {
 		plan.Changes = append(plan.Changes, forward.Change{Action: forward.Create, Key: m.Key, After: &m})
 	}
-	res := forward.Apply(context.Background(), f, plan)
+	res := forward.Apply(context.Background(), f, plan, nil)
 	for i, o := range res.Outcomes {
 		if (o.Change.Key == bad.Key) != (o.Err != nil) {
 			t.Errorf("outcome %d (%v): %v; want only %v to fail", i, o.Change.Key, o.Err, bad.Key)

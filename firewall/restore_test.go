@@ -34,7 +34,7 @@ func reconcile(t *testing.T, b forward.Backend, desired []forward.Mapping) forwa
 		t.Fatal(err)
 	}
 	plan := forward.Diff(desired, observed, forward.DiffOptions{Prune: true, AnyHost: true})
-	return forward.Apply(context.Background(), b, plan)
+	return forward.Apply(context.Background(), b, plan, nil)
 }
 
 // batchPasses are passes of a reconcile: 20 new mappings to two hosts,
@@ -172,7 +172,7 @@ func TestBatchStagingFailureStagesNothing(t *testing.T) {
 		{Action: forward.Create, Key: conflict.Key, After: &conflict},
 		{Action: forward.Create, Key: forward.Key{Protocol: forward.TCP, ExternalPort: 30001}, After: ptr(mc(30001, "192.168.77.11"))},
 	}}
-	res := forward.Apply(context.Background(), f, plan)
+	res := forward.Apply(context.Background(), f, plan, nil)
 	var ce *forward.ConflictError
 	if res.Outcomes[0].Err == nil || !errors.As(res.Outcomes[1].Err, &ce) || res.Outcomes[2].Err != nil {
 		t.Fatalf("outcomes %v, %v, %v; want the hairpin one and the conflict to fail", res.Outcomes[0].Err, res.Outcomes[1].Err, res.Outcomes[2].Err)

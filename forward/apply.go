@@ -3,7 +3,6 @@ package forward
 import (
 	"context"
 	"fmt"
-	"slices"
 )
 
 // Outcome is what became of one change.
@@ -46,23 +45,70 @@ func (r Result) Made() int {
 // and conflicts do not.
 func makesCall(a Action) bool { return a != Noop && a != Conflict }
 
+// Progress hears how far an apply is: done of total changes that talk to
+// the gateway (creates, updates, renewals, deletes), once before the first
+// (done 0) and after each. It runs on the applying goroutine, between
+// changes, and must return quickly.
+type Progress func(done, total int)
+
 // Apply carries out plan on b. It writes only what differs: a Noop makes no
 // call. One failing change does not stop the others; each outcome carries
 // its own error as the backend worded it (backends name the mapping and say
-// what to do), and Result.Failed counts them. A cancelled ctx fails the
-// changes not yet made.
+// what to do), and Result.Failed counts them. A change that failed because
+// the gateway was slow (ErrSlowGateway) is no exception: backends bound
+// each request on its own, so the next change gets its own time. A
+// cancelled ctx fails the changes not yet made. progress, when not nil,
+// hears how far it is.
 //
 // A backend that can batch (Batcher, found with As) gets the whole plan in
 // one batch. When the batch cannot begin, the changes go one by one; when
 // its Commit fails, the changes it had staged are made again one by one,
 // so each outcome still says what became of its own change.
-func Apply(ctx context.Context, b Backend, plan Plan) Result {
-	if bt, ok := As[Batcher](b); ok && slices.ContainsFunc(plan.Changes, func(c Change) bool { return makesCall(c.Action) }) {
+func Apply(ctx context.Context, b Backend, plan Plan, progress Progress) Result {
+	p := newTally(plan.Changes, progress)
+	if bt, ok := As[Batcher](b); ok && p.total > 0 {
 		if tx, err := bt.Begin(ctx); err == nil {
-			return applyBatch(ctx, b, tx, plan.Changes)
+			res := applyBatch(ctx, b, tx, plan.Changes)
+			p.finish()
+			return res
 		}
 	}
-	return applyEach(ctx, b, plan.Changes)
+	return applyEach(ctx, b, plan.Changes, p)
+}
+
+// tally tells a Progress how far an apply is.
+type tally struct {
+	progress    Progress
+	done, total int
+}
+
+// newTally counts the changes that call the backend and reports the start.
+func newTally(changes []Change, progress Progress) *tally {
+	t := &tally{progress: progress}
+	for _, c := range changes {
+		if makesCall(c.Action) {
+			t.total++
+		}
+	}
+	if progress != nil && t.total > 0 {
+		progress(0, t.total)
+	}
+	return t
+}
+
+// step counts change c as done.
+func (t *tally) step(c Change) {
+	if t != nil && t.progress != nil && makesCall(c.Action) {
+		t.done++
+		t.progress(t.done, t.total)
+	}
+}
+
+// finish reports every change done (a batch commits them at once).
+func (t *tally) finish() {
+	if t.progress != nil && t.total > 0 {
+		t.progress(t.total, t.total)
+	}
 }
 
 // changer is what carrying out a change needs: a Backend, or a Batch.
@@ -71,11 +117,12 @@ type changer interface {
 	Delete(ctx context.Context, m Mapping) error
 }
 
-// applyEach carries out changes on w one by one, in order.
-func applyEach(ctx context.Context, w changer, changes []Change) Result {
+// applyEach carries out changes on w one by one, in order, telling t.
+func applyEach(ctx context.Context, w changer, changes []Change, t *tally) Result {
 	res := Result{Outcomes: make([]Outcome, 0, len(changes))}
 	for _, c := range changes {
 		res.Outcomes = append(res.Outcomes, applyChecked(ctx, w, c))
+		t.step(c)
 	}
 	return res
 }
@@ -83,7 +130,7 @@ func applyEach(ctx context.Context, w changer, changes []Change) Result {
 // applyBatch stages changes on tx and commits them. When the commit fails,
 // every change that had staged is made again on b, alone.
 func applyBatch(ctx context.Context, b Backend, tx Batch, changes []Change) Result {
-	res := applyEach(ctx, tx, changes)
+	res := applyEach(ctx, tx, changes, nil)
 	if err := tx.Commit(ctx); err == nil {
 		return res
 	}

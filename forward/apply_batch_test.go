@@ -130,7 +130,7 @@ func TestApplyBatchesWhenItCan(t *testing.T) {
 		mapping(forward.TCP, 1, self, "portfwd:a", 0),
 		mapping(forward.TCP, 2, self, "portfwd:b", 0),
 	}
-	res := forward.Apply(context.Background(), g, plan(t, g, desired))
+	res := forward.Apply(context.Background(), g, plan(t, g, desired), nil)
 	if res.Failed() != 0 || res.Made() != 3 || len(res.Outcomes) != 3 {
 		t.Fatalf("outcomes %+v; want 3 made", res.Outcomes)
 	}
@@ -145,7 +145,7 @@ func TestApplyBatchesWhenItCan(t *testing.T) {
 	if got := ports(t, g); !slices.Equal(got, []uint16{1, 2}) {
 		t.Errorf("gateway holds ports %v, want [1 2]", got)
 	}
-	res = forward.Apply(context.Background(), g, plan(t, g, desired))
+	res = forward.Apply(context.Background(), g, plan(t, g, desired), nil)
 	if res.Made() != 0 || g.begins != 1 {
 		t.Errorf("a no-op apply made %d changes and began %d batches; want none", res.Made(), g.begins-1)
 	}
@@ -170,7 +170,7 @@ func TestApplyBatchCommitFailsChangeByChange(t *testing.T) {
 		mapping(forward.TCP, 3, other, "portfwd:c", 0), // secure mode: refused while staging
 		mapping(forward.TCP, 4, self, "portfwd:d", 0),
 	}
-	res := forward.Apply(context.Background(), g, plan(t, g, desired))
+	res := forward.Apply(context.Background(), g, plan(t, g, desired), nil)
 	want := []error{nil, bad, forward.ErrNotAuthorized, nil}
 	for i, o := range res.Outcomes {
 		if (want[i] == nil) != (o.Err == nil) || want[i] != nil && !errors.Is(o.Err, want[i]) {
@@ -188,7 +188,7 @@ func TestApplyBatchCommitFailsChangeByChange(t *testing.T) {
 func TestApplyBatchBeginFailsGoesOneByOne(t *testing.T) {
 	g := newBatching()
 	g.failBegin = errors.New("no transactions here")
-	res := forward.Apply(context.Background(), g, plan(t, g, []forward.Mapping{mapping(forward.TCP, 1, self, "portfwd:a", 0)}))
+	res := forward.Apply(context.Background(), g, plan(t, g, []forward.Mapping{mapping(forward.TCP, 1, self, "portfwd:a", 0)}), nil)
 	if res.Failed() != 0 || g.direct != 1 || g.commits != 0 {
 		t.Errorf("outcomes %+v, %d direct calls, %d commits; want the change made directly", res.Outcomes, g.direct, g.commits)
 	}
@@ -198,7 +198,7 @@ func TestApplyBatchCancelled(t *testing.T) {
 	g := newBatching()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res := forward.Apply(ctx, g, plan(t, g, []forward.Mapping{mapping(forward.TCP, 1, self, "portfwd:a", 0)}))
+	res := forward.Apply(ctx, g, plan(t, g, []forward.Mapping{mapping(forward.TCP, 1, self, "portfwd:a", 0)}), nil)
 	if !errors.Is(res.Outcomes[0].Err, context.Canceled) || len(ports(t, g)) != 0 || g.direct != 0 {
 		t.Errorf("cancelled: %v, gateway holds %v, %d direct calls", res.Outcomes[0].Err, ports(t, g), g.direct)
 	}
@@ -210,7 +210,7 @@ func TestReadOnlyRefusesBatches(t *testing.T) {
 	g := newBatching()
 	g.Put(mapping(forward.TCP, 9, self, "portfwd:old", 0))
 	ro := forward.ReadOnly(g)
-	res := forward.Apply(context.Background(), ro, plan(t, ro, []forward.Mapping{mapping(forward.TCP, 1, self, "portfwd:a", 0)}))
+	res := forward.Apply(context.Background(), ro, plan(t, ro, []forward.Mapping{mapping(forward.TCP, 1, self, "portfwd:a", 0)}), nil)
 	if len(res.Outcomes) != 2 {
 		t.Fatalf("outcomes %+v; want a create and a delete", res.Outcomes)
 	}

@@ -18,7 +18,7 @@ func reconcile(t *testing.T, gw *forwardtest.Memory, desired []forward.Mapping) 
 		t.Fatal(err)
 	}
 	plan := forward.Diff(desired, observed, forward.DiffOptions{Prune: true, Hosts: []netip.Addr{gw.Self}})
-	return forward.Apply(context.Background(), gw, plan)
+	return forward.Apply(context.Background(), gw, plan, nil)
 }
 
 func TestApplyIsIdempotent(t *testing.T) {
@@ -96,7 +96,7 @@ func TestApplyNotesPermanentGrant(t *testing.T) {
 	gw := permanentOnly{forwardtest.NewMemory(self)}
 	want := mapping(forward.TCP, 25565, self, "portfwd:mc", time.Hour)
 	plan := forward.Diff([]forward.Mapping{want}, nil, forward.DiffOptions{Hosts: []netip.Addr{self}})
-	res := forward.Apply(context.Background(), gw, plan)
+	res := forward.Apply(context.Background(), gw, plan, nil)
 	if res.Outcomes[0].Note == "" || res.Outcomes[0].Granted.Lease != 0 {
 		t.Errorf("outcome = %+v; want a note about the permanent lease", res.Outcomes[0])
 	}
@@ -107,7 +107,7 @@ func TestApplyCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	plan := forward.Diff([]forward.Mapping{mapping(forward.TCP, 1, self, "portfwd:x", 0)}, nil, forward.DiffOptions{})
-	res := forward.Apply(ctx, gw, plan)
+	res := forward.Apply(ctx, gw, plan, nil)
 	if !errors.Is(res.Outcomes[0].Err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", res.Outcomes[0].Err)
 	}

@@ -8,6 +8,8 @@
 //	reconcile.go             Reconcile: list → plan with ownership → apply, the one path
 //	                         plan, apply, down and the daemon's Loop share
 //	backend.go               the Backend contract, Properties, sentinel errors
+//	slow.go                  each request to the gateway under its own timeout
+//	                         (WithinRequestTimeout), and the SlowError that names --timeout
 //	capabilities.go          optional backend capabilities (Locator, Warner, Finder, TearDowner, Batcher)
 //	                         found through decorators with As; readonly.go is one decorator
 //	gateway.go               Open and Detect: the backend a config names, or the best of

@@ -29,6 +29,12 @@ type Opener struct {
 	// A protocol detection remembered (Memory) is opened without trial,
 	// alone.
 	Open func(ctx context.Context, trial bool) (Backend, error)
+	// Wait is how long Open may wait for the gateway to answer, its
+	// request timeout. Auto detection's second pass waits for the
+	// longest Wait of the openers it asks (DetectLongBudget when that is
+	// longer), so that a router slow to answer is found when the timeout
+	// allows it. Zero: no wait of its own.
+	Wait time.Duration
 }
 
 // Gateway is an open backend and what a run needs to know about it.
@@ -101,8 +107,9 @@ func backendChoices(openers []Opener) string {
 // PCP and NAT-PMP answer in one round trip, and the first opener is
 // preferred, so the window is wide enough for it on a busy machine. The
 // first opener answering ends the wait at once. Only when nothing answered
-// does a second, longer pass run, so a gateway that speaks nothing costs
-// about two seconds, never a hang.
+// does a second, longer pass run: DetectLongBudget, or the openers' Wait
+// (the CLI's --timeout) when longer, so a gateway that speaks nothing
+// costs that long, never a hang.
 const (
 	DetectBudget     = 250 * time.Millisecond
 	DetectWindow     = 200 * time.Millisecond
@@ -118,14 +125,16 @@ func Detect(ctx context.Context, openers []Opener, rules []Rule, mem Memory) (*G
 	if g := recall(ctx, auto, rules, mem); g != nil {
 		return g, nil
 	}
-	found := detect(ctx, auto, DetectBudget, otherHostRule(rules) == "")
+	firstEnds := otherHostRule(rules) == ""
+	found := detect(ctx, auto, DetectBudget, firstEnds)
+	long := longBudget(auto)
 	if len(found) == 0 && ctx.Err() == nil {
-		found = detect(ctx, auto, DetectLongBudget, otherHostRule(rules) == "")
+		found = detect(ctx, auto, long, firstEnds)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("detecting the gateway's protocol: %w", err)
 	}
-	chosen, det, err := choose(found, auto, rules)
+	chosen, det, err := choose(found, auto, rules, long)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +221,16 @@ func remembered(c Choice, auto []Opener) *Detection {
 			c.At.Local().Format("2006-01-02 15:04"), strings.Join(then, ", "), c.Backend, DetectMemoryAge.Hours())}
 }
 
+// longBudget is how long detection's second pass waits: DetectLongBudget,
+// or the longest Wait of openers.
+func longBudget(openers []Opener) time.Duration {
+	d := DetectLongBudget
+	for _, o := range openers {
+		d = max(d, o.Wait)
+	}
+	return d
+}
+
 // answer is an opener that answered, with its backend opened on trial.
 type answer struct {
 	opener  Opener
@@ -257,11 +276,12 @@ func detect(ctx context.Context, openers []Opener, budget time.Duration, firstEn
 // itself (it sees conflicts with other programs before they happen), else
 // the first answer. A rule for another host needs a backend that may map
 // for third parties: the one made for it first (ThirdPartyYes), then one
-// whose router may allow it; never one whose protocol cannot.
-func choose(found []answer, openers []Opener, rules []Rule) (answer, *Detection, error) {
+// whose router may allow it; never one whose protocol cannot. waited is
+// how long detection waited, for the error when nothing answered.
+func choose(found []answer, openers []Opener, rules []Rule, waited time.Duration) (answer, *Detection, error) {
 	if len(found) == 0 {
-		return answer{}, nil, fmt.Errorf("the gateway answered none of %s (in %s): is port forwarding (UPnP / NAT-PMP) switched on in the router? set gateway.address if the router is not this host's default gateway: %w",
-			strings.Join(openerNames(openers), ", "), DetectLongBudget, ErrNoGateway)
+		return answer{}, nil, fmt.Errorf("the gateway answered none of %s (in %s): is port forwarding (UPnP / NAT-PMP) switched on in the router? set gateway.address if the router is not this host's default gateway; if it is slow to answer, raise --timeout: %w",
+			strings.Join(openerNames(openers), ", "), waited, ErrNoGateway)
 	}
 	det := &Detection{}
 	for _, a := range found {

@@ -27,6 +27,9 @@ type ReconcileOptions struct {
 	// although Diff leaves it (a Loop renews at half the lease granted,
 	// which Diff cannot know). Nil: none.
 	Due func(Key) bool
+	// Progress, when not nil, hears how far the apply is (see Progress):
+	// the CLI's N/M line on a terminal. Nil: nothing is told.
+	Progress Progress
 }
 
 // Reconciliation is what one reconcile saw, planned and did.
@@ -59,7 +62,7 @@ func Reconcile(ctx context.Context, g *Gateway, cfg *Config, opts ReconcileOptio
 		renewDue(&r.Plan, opts.Due)
 	}
 	if opts.Mode != ModePlan {
-		res := Apply(ctx, g.Backend, r.Plan)
+		res := Apply(ctx, g.Backend, r.Plan, opts.Progress)
 		r.Result = &res
 	}
 	return r, nil

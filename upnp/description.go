@@ -18,15 +18,12 @@ import (
 	"github.com/portfwd/portfwd/forward"
 )
 
-// soapTimeout bounds one SOAP call when the caller's context has no
-// deadline: a router that accepts the connection and never answers must not
-// hang portfwd. miniupnpd takes up to ~0.5 s for an AddPortMapping with a
-// hundred mappings present (LAB.md), so this is generous.
+// soapTimeout bounds each SOAP request when DiscoverOptions.RequestTimeout
+// is zero (see IGD.limit): a router that accepts the connection and never
+// answers must not hang portfwd. miniupnpd takes up to ~0.5 s for an
+// AddPortMapping with a hundred mappings present (LAB.md), so this is
+// generous.
 const soapTimeout = 10 * time.Second
-
-// descriptionTimeout bounds the root description fetch, as goupnp's own
-// fetch does: a router answers it in milliseconds.
-const descriptionTimeout = 3 * time.Second
 
 // newIGDAt reads the description at loc and builds the backend, requiring
 // the description, every redirect and the control URL to be on host, the
@@ -60,16 +57,16 @@ func newIGDAt(ctx context.Context, loc *url.URL, host string) (*IGD, error) {
 // fetchDescription reads the root device description at loc, as
 // goupnp.DeviceByURLCtx does (UDA 1.1 §2.3: relative URLs resolve against
 // URLBase, else the description's own URL), but through gatewayClient, so
-// that the fetch stays on host and its size is bounded. It returns the
-// answer's Server header too, which names the firmware (familyOf).
+// that the fetch stays on host and its size is bounded. ctx bounds it:
+// discovery's, which ends with its window (DiscoverOptions.Timeout). It
+// returns the answer's Server header too, which names the firmware
+// (familyOf).
 func fetchDescription(ctx context.Context, loc *url.URL, host string) (*goupnp.RootDevice, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, descriptionTimeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc.String(), nil)
 	if err != nil {
 		return nil, "", err
 	}
-	hc := gatewayClient(host, descriptionTimeout)
+	hc := gatewayClient(host, 0)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, "", err
@@ -122,7 +119,8 @@ func newIGD(kind serviceKind, rootURL string, control *url.URL, deviceType strin
 // newClient is the client for kind's service at the control URL. It
 // needs nothing of the description but the control URL, so the discovery
 // cache can rebuild it. Its HTTP client is gatewayClient: requests stay on
-// host, answers are bounded and read leniently.
+// host, answers are bounded and read leniently; each request's own context
+// bounds its time (IGD.limit).
 func newClient(kind serviceKind, control *url.URL, host string) (igdClient, *soap.SOAPClient) {
 	sc := soapClient(control, host)
 	return serviceClient{sc: sc, urn: kind.Type}, sc
@@ -132,7 +130,7 @@ func newClient(kind serviceKind, control *url.URL, host string) (igdClient, *soa
 // gatewayClient.
 func soapClient(control *url.URL, host string) *soap.SOAPClient {
 	sc := soap.NewSOAPClient(*control)
-	sc.HTTPClient = gatewayClient(host, soapTimeout)
+	sc.HTTPClient = gatewayClient(host, 0)
 	return sc
 }
 

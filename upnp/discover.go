@@ -33,7 +33,11 @@ type DiscoverOptions struct {
 	// of this host is used (github.com/jackpal/gateway).
 	Gateway netip.Addr
 	// Timeout bounds the whole discovery; DefaultDiscoverTimeout when zero.
+	// The CLI passes --timeout, so a router slow to answer is still found.
 	Timeout time.Duration
+	// RequestTimeout bounds each request the returned IGD sends, each on
+	// its own (IGD.limit); soapTimeout when zero. The CLI passes --timeout.
+	RequestTimeout time.Duration
 	// CacheDir, when set, is where Discover keeps what it found, one small
 	// JSON file per gateway address, so that the next run skips SSDP and
 	// the description fetch. The CLI passes os.UserCacheDir()/portfwd.
@@ -72,11 +76,13 @@ func Discover(ctx context.Context, opts DiscoverOptions) (*IGD, error) {
 		return nil, fmt.Errorf("finding the default gateway: %v; set gateway.address to the router's LAN address: %w", err, forward.ErrNoGateway)
 	}
 	if g := fromCache(opts, gw); g != nil {
+		g.limit(opts.RequestTimeout)
 		return g, nil
 	}
 	g, err := search(ctx, gw, timeout, opts)
 	if err == nil {
 		storeInCache(opts, gw, g)
+		g.limit(opts.RequestTimeout)
 	}
 	return g, err
 }
@@ -285,6 +291,6 @@ func (s *searchState) failure(ctx context.Context, gw netip.Addr, timeout time.D
 	if len(s.foreign) > 0 {
 		hint = fmt.Sprintf(" (UPnP devices at %v answered, but they are not the gateway; if one is your router, set gateway.address to it)", s.foreign)
 	}
-	return fmt.Errorf("no UPnP gateway answered at %s within %s%s; is UPnP enabled on the router? set gateway.address if the router is not this host's default gateway: %w",
+	return fmt.Errorf("no UPnP gateway answered at %s within %s%s; is UPnP enabled on the router? set gateway.address if the router is not this host's default gateway; if it is slow to answer, raise --timeout: %w",
 		gw, timeout, hint, forward.ErrNoGateway)
 }

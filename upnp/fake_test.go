@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeIGD is a port-mapping gateway speaking real SOAP over httptest,
@@ -40,8 +41,12 @@ type fakeIGD struct {
 	listing  string            // testdata file answered to GetListOfPortMappings ("" lists entries)
 	full     bool              // answer every GetListOfPortMappings with a full page, as a broken router did
 	descVars map[string]string // "{{NAME}}" in the description becomes the value
-	actions  []string
-	gets     int
+	// slow, when set, is how long the fake takes for an action with
+	// these arguments before it answers, as a router whose table scan
+	// slows every change; it gives up when the client does.
+	slow    func(action string, args map[string]string) time.Duration
+	actions []string
+	gets    int
 }
 
 type fakeEntry struct {
@@ -98,6 +103,9 @@ func (f *fakeIGD) serve(w http.ResponseWriter, r *http.Request) {
 	_, action, _ := strings.Cut(strings.Trim(r.Header.Get("SOAPAction"), `"`), "#")
 	args := soapArgs(r.Body)
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if f.slow != nil && !wait(r.Context(), f.slow(action, args)) {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.actions = append(f.actions, action)
@@ -112,6 +120,16 @@ func (f *fakeIGD) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><u:%sResponse xmlns:u="x">%s</u:%sResponse></s:Body></s:Envelope>`, action, out, action)
+}
+
+// wait waits d, or until ctx ends; it reports whether d passed.
+func wait(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // description is the root description, its placeholders filled in.
@@ -309,7 +327,8 @@ type ssdpResponder struct {
 	location string
 	mu       sync.Mutex
 	drop     int
-	onlyST   string // answer only this search target, as some ISP boxes do
+	onlyST   string        // answer only this search target, as some ISP boxes do
+	delay    time.Duration // how long after an M-SEARCH it answers
 	requests [][]byte
 }
 
@@ -354,14 +373,19 @@ func (s *ssdpResponder) serve() {
 			}
 		}
 		s.mu.Lock()
-		only := s.onlyST
+		only, delay := s.onlyST, s.delay
 		s.mu.Unlock()
 		if only != "" && st != only {
 			continue
 		}
-		s.conn.WriteToUDP([]byte("HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: "+st+
-			"\r\nUSN: uuid:x::"+st+"\r\nEXT:\r\nSERVER: Debian/12 UPnP/1.1 MiniUPnPd/2.3.1\r\nLOCATION: "+
-			s.location+"\r\n\r\n"), from)
+		answer := []byte("HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: " + st +
+			"\r\nUSN: uuid:x::" + st + "\r\nEXT:\r\nSERVER: Debian/12 UPnP/1.1 MiniUPnPd/2.3.1\r\nLOCATION: " +
+			s.location + "\r\n\r\n")
+		if delay == 0 {
+			s.conn.WriteToUDP(answer, from)
+			continue
+		}
+		time.AfterFunc(delay, func() { s.conn.WriteToUDP(answer, from) })
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/huin/goupnp/soap"
+
+	"github.com/portfwd/portfwd/forward"
 )
 
 // staleCheck proves an IGD built from the discovery cache. The entry may
@@ -101,11 +103,16 @@ var goupnpTransportErrors = []string{
 	"goupnp: error decoding response body",       // not a SOAP envelope
 }
 
-// transportFailure reports whether err is a failure below SOAP.
+// transportFailure reports whether err is a failure below SOAP. A request
+// the gateway did not answer in time (forward.ErrSlowGateway) is one: a
+// cached address that answers nothing may be another network's.
 func transportFailure(err error) bool {
 	var fault *soap.SOAPFaultError
 	if err == nil || soapCode(err) != 0 || errors.As(err, &fault) {
 		return false
+	}
+	if errors.Is(err, forward.ErrSlowGateway) {
+		return true
 	}
 	for _, s := range goupnpTransportErrors {
 		if strings.Contains(err.Error(), s) {

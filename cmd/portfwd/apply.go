@@ -84,7 +84,9 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 }
 
 func applyOn(ctx context.Context, opts *applyOptions, cfg *forward.Config, g *forward.Gateway) error {
-	r, err := forward.Reconcile(ctx, g, cfg, forward.ReconcileOptions{Mode: opts.Mode, Prune: opts.Prune})
+	line := opts.Out.applyProgress()
+	r, err := forward.Reconcile(ctx, g, cfg, forward.ReconcileOptions{Mode: opts.Mode, Prune: opts.Prune, Progress: line.callback()})
+	line.clear()
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/portfwd/portfwd/forward"
 )
@@ -55,7 +54,7 @@ func (f *factory) opener(a access, enableForwarding bool) openFunc {
 // the run lock.
 func (f *factory) open(ctx context.Context, cfg *forward.Config, a access, enableForwarding bool, backend string) (*forward.Gateway, error) {
 	o := openOptions{Gateway: cfg.Gateway, StateDir: f.Settings.StateDir, Rediscover: f.Settings.Rediscover,
-		Inspect: a != accessChange, EnableForwarding: enableForwarding, Warn: f.warn}
+		Inspect: a != accessChange, EnableForwarding: enableForwarding, Warn: f.warn, Timeout: f.Settings.Timeout}
 	if backend == "" {
 		backend = cfg.Gateway.Backend
 	}
@@ -71,30 +70,31 @@ func (f *factory) open(ctx context.Context, cfg *forward.Config, a access, enabl
 }
 
 // gatewayRun is what every command that talks to a gateway shares: where
-// it prints, how long it may take, and how it reads its config and opens
-// the gateway — the seams a test replaces.
+// it prints, and how it reads its config and opens the gateway — the
+// seams a test replaces.
 type gatewayRun struct {
-	Out     *printer
-	Timeout time.Duration
-	Config  func(ctx context.Context) (*forward.Config, error)
-	Open    openFunc
+	Out    *printer
+	Config func(ctx context.Context) (*forward.Config, error)
+	Open   openFunc
 }
 
 // gatewayRun is the gatewayRun of a command that uses the gateway as a
 // says, reading its config with config.
 func (f *factory) gatewayRun(a access, enableForwarding bool, config func(context.Context) (*forward.Config, error)) gatewayRun {
-	return gatewayRun{Out: f.out, Timeout: f.Settings.Timeout, Config: config, Open: f.opener(a, enableForwarding)}
+	return gatewayRun{Out: f.out, Config: config, Open: f.opener(a, enableForwarding)}
 }
 
-// run reads the config, opens its gateway and runs fn on both, all under
-// Timeout, then releases the gateway.
+// run reads the config, opens its gateway and runs fn on both, then
+// releases the gateway. No deadline bounds the whole run, only Ctrl-C
+// (ctx): --timeout bounds each request to the gateway on its own (the
+// backends apply it, openOptions.Timeout), and every other wait has a
+// bound of its own (the run lock, each probe, each host name lookup), so
+// a long apply on a slow router never loses the rules after a slow one.
 func (r gatewayRun) run(ctx context.Context, fn func(context.Context, *forward.Config, *forward.Gateway) error) error {
 	cfg, err := r.Config(ctx)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
-	defer cancel()
 	g, err := r.Open(ctx, cfg)
 	if err != nil {
 		return err

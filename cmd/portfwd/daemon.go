@@ -45,7 +45,9 @@ How it watches:
                    the interval pass before the forward runs out.
 
 A router that does not answer is retried after 1s, 2s, 4s … up to a minute,
-with a fresh connection each time. portfwd's run lock is held only during
+with a fresh connection each time. --timeout bounds each request to the
+router, not a pass: the first pass of a long file on a slow router takes
+as long as the router needs. portfwd's run lock is held only during
 each check and pass (milliseconds), so portfwd apply, status or down can run
 beside the daemon, and never change the router at the same time as it.
 
@@ -54,10 +56,18 @@ file with mistakes is rejected with file, line and key, and the daemon keeps
 the forwards it had. SIGINT or SIGTERM stops it (exit 0); with
 --cleanup-on-exit it first removes every forward the file owns.`
 
+// passLimit bounds one pass of the daemon, and one periodic check. Every
+// request of a pass is bounded by --timeout on its own (the backends apply
+// it), so a pass ends by itself; --timeout for the whole pass would cut
+// the first pass of a long file on a slow router short. This only keeps
+// the loop going should a pass never end, and is far past the longest
+// real one: the 1,000 rules a config may hold, made on a router that
+// takes a second for each.
+const passLimit = 30 * time.Minute
+
 // daemonOptions is everything the daemon needs, resolved from flags.
 type daemonOptions struct {
 	IO       IOStreams
-	Timeout  time.Duration
 	StateDir string
 	// Path finds the config file; Load reads it (again, on a reload).
 	Path func() (string, error)
@@ -105,7 +115,7 @@ func newCmdDaemon(f *factory, runF func(context.Context, *daemonOptions) error) 
 
 // resolve fills in what comes from the factory.
 func (o *daemonOptions) resolve(f *factory, args []string) {
-	o.IO, o.Timeout, o.StateDir = f.IO, f.Settings.Timeout, f.Settings.StateDir
+	o.IO, o.StateDir = f.IO, f.Settings.StateDir
 	o.Path = func() (string, error) { return f.configPath(args) }
 	o.Load = f.loadFile
 	o.Open = func(ctx context.Context, cfg *forward.Config, backend string) (*forward.Gateway, error) {
@@ -194,7 +204,7 @@ func newDaemon(ctx context.Context, opts *daemonOptions) (*daemon, error) {
 func (d *daemon) loop(m *metrics) *forward.Loop {
 	o := d.opts
 	return &forward.Loop{Connect: d.dialer.Connect, Config: d.current.Load(), Prune: o.Prune,
-		Interval: o.Interval, Check: o.Check, PassTimeout: o.Timeout, CleanupOnExit: o.Cleanup,
+		Interval: o.Interval, Check: o.Check, PassTimeout: passLimit, CleanupOnExit: o.Cleanup,
 		Observer: forward.Observers(forward.LogObserver{Log: d.log}, m, &readiness{}), Logf: d.logf}
 }
 
@@ -300,7 +310,7 @@ func (d *daemon) probeEvery(ctx context.Context, m *metrics) {
 // probeOnce checks the running config through the gateway the loop uses,
 // borrowed from the dialer for the check like a pass.
 func (d *daemon) probeOnce(ctx context.Context) ([]probe.Report, error) {
-	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, passLimit)
 	defer cancel()
 	g, err := d.dialer.Connect(ctx)
 	if err != nil {

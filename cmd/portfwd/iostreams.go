@@ -13,11 +13,19 @@ type IOStreams struct {
 	// Terminal is true when Out is a terminal: tables are aligned for
 	// people; otherwise they are tab-separated for scripts.
 	Terminal bool
+	// ErrTerminal is true when ErrOut is a terminal: a person watches,
+	// so a long apply shows its progress there, on a line it rewrites.
+	ErrTerminal bool
 }
 
 // systemStreams are the process's own stdout and stderr.
 func systemStreams() IOStreams {
-	fi, err := os.Stdout.Stat()
-	return IOStreams{Out: os.Stdout, ErrOut: os.Stderr,
-		Terminal: err == nil && fi.Mode()&os.ModeCharDevice != 0}
+	return IOStreams{Out: os.Stdout, ErrOut: os.Stderr, Terminal: isTerminal(os.Stdout), ErrTerminal: isTerminal(os.Stderr)}
+}
+
+// isTerminal reports whether f is a terminal (a character device), not a
+// pipe, a file or /dev/null's like.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/portfwd/portfwd/firewall"
 	"github.com/portfwd/portfwd/forward"
@@ -26,6 +27,10 @@ type openOptions struct {
 	EnableForwarding bool
 	// Warn receives what an opener found wrong that did not stop it.
 	Warn func(string)
+	// Timeout is --timeout: how long the gateway may take to answer one
+	// request (UPnP discovery, each SOAP request, each NAT-PMP or PCP
+	// exchange), each on its own.
+	Timeout time.Duration
 }
 
 // defaultOpeners are the backends of this build, in order of preference
@@ -36,11 +41,11 @@ type openOptions struct {
 // one place that names concrete backends.
 func defaultOpeners(o openOptions) []forward.Opener {
 	return []forward.Opener{
-		{Name: "upnp", Detect: true, Open: o.openUPnP},
-		{Name: "pcp", Detect: true, Open: func(ctx context.Context, trial bool) (forward.Backend, error) {
+		{Name: "upnp", Detect: true, Open: o.openUPnP, Wait: o.Timeout},
+		{Name: "pcp", Detect: true, Wait: o.Timeout, Open: func(ctx context.Context, trial bool) (forward.Backend, error) {
 			return o.openRecorded(ctx, trial, pcp.OpenPCP)
 		}},
-		{Name: "natpmp", Detect: true, Open: func(ctx context.Context, trial bool) (forward.Backend, error) {
+		{Name: "natpmp", Detect: true, Wait: o.Timeout, Open: func(ctx context.Context, trial bool) (forward.Backend, error) {
 			return o.openRecorded(ctx, trial, pcp.OpenNATPMP)
 		}},
 		{Name: "iptables", Open: o.openIptables},
@@ -51,7 +56,7 @@ func defaultOpeners(o openOptions) []forward.Opener {
 // run, so a re-apply skips discovery; without a cache directory every run
 // discovers.
 func (o openOptions) openUPnP(ctx context.Context, _ bool) (forward.Backend, error) {
-	opts := upnp.DiscoverOptions{Refresh: o.Rediscover, CacheDir: cacheDir()}
+	opts := upnp.DiscoverOptions{Refresh: o.Rediscover, CacheDir: cacheDir(), Timeout: o.Timeout, RequestTimeout: o.Timeout}
 	addr, err := gatewayAddress(o.Gateway)
 	if err != nil {
 		return nil, err
@@ -108,7 +113,7 @@ func (o openOptions) openRecorded(ctx context.Context, trial bool,
 			o.warn(w)
 		}
 	}
-	b, err := open(ctx, gw, rec, pcp.Options{})
+	b, err := open(ctx, gw, rec, pcp.Options{Timeout: o.Timeout})
 	if err != nil {
 		return nil, err // not a nil *pcp.Backend in a non-nil interface
 	}

@@ -76,7 +76,8 @@ router starts with "portfwd:"); everything else is left alone.`,
 func globalFlags(root *cobra.Command) *viper.Viper {
 	fl := root.PersistentFlags()
 	fl.StringP("output", "o", "table", "output format: table or json")
-	fl.Duration("timeout", 15*time.Second, "give up on the gateway after this long")
+	fl.Duration("timeout", 15*time.Second, "how long the gateway may take to answer one request (discovery, each change, each NAT-PMP/PCP exchange), each on its own; "+
+		"raise it for a router that is slow with many mappings. A whole run has no time limit: Ctrl-C stops it")
 	fl.Bool("rediscover", false, "discover the gateway again, and with backend auto ask every protocol, instead of using what earlier runs remembered")
 	fl.String("backend", "", "gateway protocol: auto, upnp, natpmp, pcp, or iptables on the router itself (overrides gateway.backend; env PORTFWD_GATEWAY_BACKEND)")
 	fl.String("wan-interface", "", "iptables backend: the router's uplink interface (overrides gateway.wan_interface; default: the default route's; env PORTFWD_GATEWAY_WAN_INTERFACE)")

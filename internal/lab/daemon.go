@@ -39,15 +39,20 @@ func (l *Lab) startMiniupnpd(ctx context.Context) error {
 		return fmt.Errorf("opening miniupnpd log: %w", err)
 	}
 	defer logf.Close() // the child has its own copy
+	sink, started, err := l.logSink(logf)
+	if err != nil {
+		return err
+	}
 	// -d keeps it in the foreground logging to stderr; -P moves the pid
 	// file out of /var/run, where a second lab's miniupnpd would find it.
 	cmd := l.Command(Router, tool(miniupnpdBin), "-d", "-f", l.path(configFile), "-P", l.path(pidFile))
-	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Stdout, cmd.Stderr = sink, sink
 	if l.opts.Detached {
 		err = l.startDetached(cmd)
 	} else {
 		err = l.startChild(cmd)
 	}
+	started()
 	if err != nil {
 		return fmt.Errorf("starting miniupnpd: %w", err)
 	}

@@ -77,6 +77,21 @@ type Options struct {
 	// PCPThirdParty sets pcp_allow_thirdparty=yes: PCP may map ports for
 	// other LAN hosts (the THIRD_PARTY option).
 	PCPThirdParty bool
+	// IPv6On leaves miniupnpd's IPv6 support on, as Debian and OpenWrt
+	// ship it: no ipv6_disable, and ext_ifname6 names the WAN interface.
+	// The lab has no IPv6 addresses, so miniupnpd switches its IPv6 HTTP
+	// side off again at start ("no HTTP IPv6 address"); its pinhole scan
+	// on every AddPortMapping runs either way (measured: the same log
+	// lines per add with ipv6_disable=yes). A slow router is this with
+	// LogLineCost.
+	IPv6On bool
+	// LogLineCost, when set, makes every line miniupnpd logs cost this
+	// long: its log reaches the file through a one-page pipe drained at
+	// one line per LogLineCost, so miniupnpd waits on it as on a slow
+	// console. Since miniupnpd logs lines per mapping in its table on
+	// every AddPortMapping, each add then slows down as the table grows:
+	// SlowRouterLogLine is LAB.md's slow router. Not with Detached.
+	LogLineCost time.Duration
 	// Iptables makes the router a plain Linux box with an iptables
 	// firewall of its own and no miniupnpd: portfwd runs on it with the
 	// iptables backend (Router). Its ruleset holds rules portfwd must leave

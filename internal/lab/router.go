@@ -66,8 +66,9 @@ http_port={{.Port}}
 enable_natpmp={{.NATPMP}}
 enable_upnp={{.UPnP}}
 {{if .ThirdParty}}pcp_allow_thirdparty=yes
-{{end}}ipv6_disable=yes
-secure_mode={{.Secure}}
+{{end}}{{if .IPv6On}}ext_ifname6={{.WAN}}
+{{else}}ipv6_disable=yes
+{{end}}secure_mode={{.Secure}}
 system_uptime=no
 lease_file={{.Dir}}/` + leaseFile + `
 lease_file6={{.Dir}}/` + lease6File + `
@@ -103,6 +104,7 @@ func (l *Lab) render(t *template.Template, name string) error {
 		"Secure": yesNo(l.opts.secureMode()), "IGDv1": l.opts.IGDv1,
 		"Dir": l.Dir, "UUID": l.uuid(), "LANNet": lanNet,
 		"UPnP": yesNo(!l.opts.NoUPnP), "NATPMP": yesNo(!l.opts.NoNATPMP), "ThirdParty": l.opts.PCPThirdParty,
+		"IPv6On": l.opts.IPv6On,
 	}
 	var b bytes.Buffer
 	if err := t.Execute(&b, data); err != nil {

@@ -39,6 +39,7 @@ func (l *Lab) Env() [][2]string {
 		{"LAB_NO_NATPMP", strconv.FormatBool(l.opts.NoNATPMP)},
 		{"LAB_PCP_THIRD_PARTY", strconv.FormatBool(l.opts.PCPThirdParty)},
 		{"LAB_IPTABLES", strconv.FormatBool(l.opts.Iptables)},
+		{"LAB_IPV6_ON", strconv.FormatBool(l.opts.IPv6On)},
 	}
 }
 
@@ -73,7 +74,7 @@ func Load(path string, log io.Writer) (*Lab, error) {
 	l.opts = Options{Log: log, IGDv1: env["LAB_IGDV1"] == "true", CGNAT: env["LAB_CGNAT"] == "true",
 		Detached: env["LAB_DETACHED"] == "true", NoUPnP: env["LAB_NO_UPNP"] == "true",
 		NoNATPMP: env["LAB_NO_NATPMP"] == "true", PCPThirdParty: env["LAB_PCP_THIRD_PARTY"] == "true",
-		Iptables: env["LAB_IPTABLES"] == "true"}
+		Iptables: env["LAB_IPTABLES"] == "true", IPv6On: env["LAB_IPV6_ON"] == "true"}
 	secure := env["LAB_SECURE_MODE"] != "false"
 	l.opts.SecureMode = &secure
 	if !strings.HasPrefix(l.Name, "pfl-") || l.Dir == "" {

@@ -13,9 +13,11 @@ import (
 
 // Options tunes OpenNATPMP and OpenPCP.
 type Options struct {
-	// Timeout bounds each request, retransmissions included; zero means
-	// the protocol's default (NAT-PMP 1 s, PCP 2 s). A context deadline
-	// that comes sooner wins.
+	// Timeout bounds each request, retransmissions included, each on its
+	// own; zero means the protocol's default (NAT-PMP 1 s, PCP 2 s). A
+	// context deadline that comes sooner wins. Once the gateway has
+	// answered, a request it leaves unanswered this long is a
+	// *forward.SlowError. The CLI passes --timeout.
 	Timeout time.Duration
 	// Now is the clock for leases and epochs; nil means time.Now.
 	Now func() time.Time
@@ -37,8 +39,11 @@ type Backend struct {
 	local  netip.Addr
 	rec    *Records
 	now    func() time.Time
+	// timeout is each request's timeout, for the *forward.SlowError.
+	timeout time.Duration
 
 	warnings []string // guarded by rec.mu
+	heard    bool     // guarded by rec.mu: the gateway has answered a request
 }
 
 var (
@@ -84,6 +89,7 @@ func open(ctx context.Context, gw netip.Addr, rec *Records, opts Options,
 	}
 	b := &Backend{m: newMapper(server, local, opts.Timeout), gw: gw, server: server, local: local,
 		rec: rec, now: opts.Now}
+	b.timeout = cmp.Or(opts.Timeout, b.m.facts().timeout)
 	if b.now == nil {
 		b.now = time.Now
 	}
@@ -182,6 +188,22 @@ func (b *Backend) call(ctx context.Context, doing string, request func() (answer
 	return a, nil
 }
 
+// change is call for a request that creates or deletes a mapping: the
+// work a router can be slow at (miniupnpd, which serves NAT-PMP and PCP
+// too, takes longer for each as its table grows; LAB.md). Once the gateway
+// has answered, such a request it leaves unanswered within the timeout is
+// a *forward.SlowError, not a gateway that does not speak the protocol.
+func (b *Backend) change(ctx context.Context, doing string, request func() (answer, error)) (answer, error) {
+	return b.call(ctx, doing, func() (answer, error) {
+		heard := b.heard
+		a, err := request()
+		if heard && !expired(ctx) && errors.Is(err, forward.ErrNoGateway) && errors.Is(err, context.DeadlineExceeded) {
+			err = &forward.SlowError{Request: "the " + b.m.facts().title + " mapping request", After: b.timeout}
+		}
+		return a, err
+	})
+}
+
 // observe checks the epoch of an answer with the protocol's rule: when it
 // shows the gateway lost its state, every record of it is dropped — those
 // mappings are gone too — and so is the external address, which may be
@@ -201,6 +223,7 @@ func (b *Backend) observe(a answer) {
 	if !a.answered {
 		return
 	}
+	b.heard = true
 	g, now := b.record(), b.now()
 	if !g.EpochAt.IsZero() && b.m.restarted(g.Epoch, g.EpochAt, a.epoch, now) {
 		b.warnings = append(b.warnings, fmt.Sprintf("the gateway restarted (%s epoch went from %d to %d): every mapping will be re-created",
@@ -284,7 +307,7 @@ func (b *Backend) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, 
 // add is Add with the lock held; the caller saves the records.
 func (b *Backend) add(ctx context.Context, doing string, m forward.Mapping) (forward.Mapping, error) {
 	e := b.entryFor(m)
-	a, err := b.call(ctx, doing, func() (answer, error) { return b.m.mapPort(ctx, &e, leaseToAsk(m.Lease)) })
+	a, err := b.change(ctx, doing, func() (answer, error) { return b.m.mapPort(ctx, &e, leaseToAsk(m.Lease)) })
 	if err != nil {
 		return forward.Mapping{}, err
 	}
@@ -374,7 +397,7 @@ func (b *Backend) movedPort(ctx context.Context, doing string, e entry, got uint
 		doing, e.Key, got)
 	moved := e
 	moved.GrantedPort = got
-	if _, err := b.call(ctx, "deleting the mapping it granted instead", func() (answer, error) { return b.m.unmap(ctx, moved) }); err != nil {
+	if _, err := b.change(ctx, "deleting the mapping it granted instead", func() (answer, error) { return b.m.unmap(ctx, moved) }); err != nil {
 		msg += fmt.Sprintf(" (and %v: remove external port %d on the router)", err, got)
 	}
 	b.record().drop(e.Key)
@@ -403,7 +426,7 @@ func (b *Backend) delete(ctx context.Context, doing string, k forward.Key) error
 	if !ok {
 		return nil
 	}
-	_, err := b.call(ctx, doing, func() (answer, error) { return b.m.unmap(ctx, e) })
+	_, err := b.change(ctx, doing, func() (answer, error) { return b.m.unmap(ctx, e) })
 	if err != nil && !errors.Is(err, errLapse) {
 		return err
 	}
@@ -426,7 +449,7 @@ func (b *Backend) restoreSiblings(ctx context.Context, gone entry) error {
 // re-creates it.
 func (b *Backend) restore(ctx context.Context, e entry) error {
 	doing := fmt.Sprintf("restoring mapping %s (the gateway deleted it with another mapping of internal port %d)", e.Key, e.InternalPort)
-	a, err := b.call(ctx, doing, func() (answer, error) { return b.m.mapPort(ctx, &e, leaseToAsk(e.Lease)) })
+	a, err := b.change(ctx, doing, func() (answer, error) { return b.m.mapPort(ctx, &e, leaseToAsk(e.Lease)) })
 	if err == nil {
 		err = grantError(doing, a)
 	}

@@ -53,6 +53,7 @@ type facts struct {
 	title      string   // for people: "NAT-PMP", "PCP"
 	protocols  []string // Properties.Protocols
 	thirdParty forward.ThirdParty
+	timeout    time.Duration // each request's timeout when Options.Timeout is zero
 }
 
 // answer is what the backend needs of a gateway's answer to one request.

@@ -13,7 +13,7 @@ import (
 // natpmpFacts are NAT-PMP's names and abilities: it maps ports only for
 // the host that asks (RFC 6886 §3.3).
 var natpmpFacts = facts{name: "natpmp", title: "NAT-PMP",
-	protocols: []string{"NAT-PMP (RFC 6886)"}, thirdParty: forward.ThirdPartyNo}
+	protocols: []string{"NAT-PMP (RFC 6886)"}, thirdParty: forward.ThirdPartyNo, timeout: defaultNATPMPTimeout}
 
 // defaultNATPMPTimeout bounds one NAT-PMP request, retransmissions
 // included. RFC 6886 §3.1's nine tries take over a minute; a gateway on

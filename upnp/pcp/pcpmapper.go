@@ -17,7 +17,7 @@ import (
 // with the THIRD_PARTY option (RFC 6887 §13.1); whether the gateway allows
 // it is only known when it refuses.
 var pcpFacts = facts{name: "pcp", title: "PCP",
-	protocols: []string{"PCP (RFC 6887)"}, thirdParty: forward.ThirdPartyYes}
+	protocols: []string{"PCP (RFC 6887)"}, thirdParty: forward.ThirdPartyYes, timeout: defaultPCPTimeout}
 
 // defaultPCPTimeout bounds one PCP request, retransmissions included
 // (RFC 6887 §8.1.1 never gives up; a gateway on the LAN answers in

@@ -107,7 +107,7 @@ func TestRecordsSCTPNeverPoisons(t *testing.T) {
 				t.Fatal(err)
 			}
 			plan := forward.Diff(want, observed, forward.DiffOptions{Prune: true, Hosts: []netip.Addr{loopback}})
-			if res := forward.Apply(testCtx(t), b, plan); res.Failed() != 0 {
+			if res := forward.Apply(testCtx(t), b, plan, nil); res.Failed() != 0 {
 				t.Errorf("%s: apply %d: %d changes failed: %+v", p.name, run, res.Failed(), res.Outcomes)
 			}
 		}
