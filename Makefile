@@ -1,5 +1,7 @@
 # portfwd — build, test, demo and benchmark.
 #
+#   make build     bin/portfwd and bin/portfwd-lab, versioned by git describe
+#   make install   make build, then portfwd to /usr/local/bin (as root)
 #   make demo      build, create the namespace lab, apply a Minecraft config
 #                  on the LAN host, prove it from the WAN host, tear down (root)
 #   make test      what CI runs (root): install what the tests need, gofmt and
@@ -22,7 +24,8 @@ DEB_PKGS := miniupnpd-nftables nftables iptables miniupnpc natpmpc iproute2 proc
 # everything is already installed).
 DEB_CMDS := miniupnpd nft iptables upnpc natpmpc ip pgrep
 
-.PHONY: all build deps modules test unit lab-test fuzz bench demo lint metrics clean
+
+.PHONY: all build install deps modules test unit lab-test fuzz bench demo lint metrics clean
 
 # LOOPBACK_ONLY runs a command in a fresh network namespace with only
 # loopback up, so a test that would send a packet to the machine's real
@@ -40,9 +43,22 @@ LOOPBACK_ONLY += sh -c 'ip link set lo up && exec "$$0" "$$@"'
 
 all: build
 
+# VERSION is what `portfwd version` prints for a build from this checkout:
+# git describe (the last tag, commits since, the commit, -dirty). Without git
+# (a tarball) it is empty, and portfwd reads the module's build info instead.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS := $(if $(VERSION),-X main.version=$(VERSION))
+
 build:
-	$(GO) build -o $(BIN)/portfwd ./cmd/portfwd
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/portfwd ./cmd/portfwd
 	$(GO) build -o $(BIN)/portfwd-lab ./cmd/portfwd-lab
+
+## install: make build, then portfwd to $(PREFIX)/bin (/usr/local/bin, where
+## the systemd units in configs/systemd look for it). As root.
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN)/portfwd $(DESTDIR)$(PREFIX)/bin/portfwd
 
 ## deps: Debian packages for the lab (as root) and the Go modules.
 deps: modules

@@ -56,6 +56,7 @@ router starts with "portfwd:"); everything else is left alone.`,
 	}
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
+	setVersionFlag(root)
 	v := globalFlags(root)
 	root.PersistentPreRunE = func(*cobra.Command, []string) error {
 		s, err := resolveSettings(v)

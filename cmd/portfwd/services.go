@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/portfwd/portfwd/forward"
@@ -50,22 +49,4 @@ func printServices(out *printer) error {
 		t.row(v.Name, strings.Join(v.Protocols, "+"), v.Ports, v.Probe, v.Description)
 	}
 	return t.flush()
-}
-
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
-
-func newCmdVersion(f *factory) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print portfwd's version",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			if f.out.json {
-				return f.out.JSON(map[string]any{"format_version": formatVersion, "version": version})
-			}
-			_, err := fmt.Fprintln(f.IO.Out, "portfwd", version)
-			return err
-		},
-	}
 }
