@@ -18,6 +18,10 @@ import (
 // backendNames are the values gateway.backend accepts.
 var backendNames = []string{"auto", "upnp", "natpmp", "pcp", "iptables"}
 
+// BackendNames lists the values gateway.backend accepts (for completion
+// and messages). The caller may modify the result.
+func BackendNames() []string { return slices.Clone(backendNames) }
+
 // maxNameLen keeps tags short: "portfwd:" plus the name must fit the
 // description field of routers that truncate it (some keep only 32-64 bytes).
 const maxNameLen = 40

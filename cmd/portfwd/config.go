@@ -71,7 +71,7 @@ func (f *factory) configPath(args []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("no config file: name one (portfwd apply my.yaml), or create portfwd.yaml in %s (see portfwd services and the examples in configs/)",
+	return "", fmt.Errorf("no config file: name one (portfwd apply my.yaml), or create portfwd.yaml in %s (portfwd example minecraft-java > portfwd.yaml writes one to start from; portfwd services lists the services)",
 		strings.Join(searchPaths(), ", "))
 }
 

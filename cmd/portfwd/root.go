@@ -68,7 +68,8 @@ router starts with "portfwd:"); everything else is left alone.`,
 	}
 	root.AddCommand(newCmdPlan(f, nil), newCmdApply(f, nil), newCmdStatus(f, nil), newCmdDown(f, nil),
 		newCmdCheck(f, nil), newCmdProbe(f, nil), newCmdProbeServer(f), newCmdServices(f), newCmdVersion(f),
-		newCmdDaemon(f, nil))
+		newCmdDaemon(f, nil), newCmdExample(f))
+	registerCompletions(root)
 	return root
 }
 

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/forward/probe"
+)
+
+// Shell completion (portfwd completion bash|zsh|fish|powershell) completes
+// commands and flags by itself; the functions here add the values: service
+// names, probe kinds, backends, output formats, and YAML files where a
+// command takes a config.
+
+// registerCompletions adds value completion to root's flags and to the
+// arguments of its commands that take a config file.
+func registerCompletions(root *cobra.Command) {
+	values := map[string][]string{
+		"output":  {"table", "json"},
+		"backend": forward.BackendNames(),
+	}
+	for flag, vs := range values {
+		_ = root.RegisterFlagCompletionFunc(flag, fixed(vs))
+	}
+	for _, c := range root.Commands() {
+		if c.Flags().Lookup("kind") != nil {
+			_ = c.RegisterFlagCompletionFunc("kind", fixed(probeKindNames()))
+		}
+		if c.Flags().Lookup("log-format") != nil {
+			_ = c.RegisterFlagCompletionFunc("log-format", fixed([]string{"text", "json"}))
+		}
+		if c.ValidArgsFunction == nil && takesConfig(c.Name()) {
+			c.ValidArgsFunction = completeConfig
+		}
+	}
+}
+
+// takesConfig reports whether the command's argument is a config file.
+func takesConfig(name string) bool {
+	switch name {
+	case "plan", "apply", "status", "down", "check", "daemon":
+		return true
+	}
+	return false
+}
+
+// fixed completes a flag with those of a fixed list of values that start
+// with what was typed.
+func fixed(values []string) cobra.CompletionFunc {
+	return func(_ *cobra.Command, _ []string, typed string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		var out []cobra.Completion
+		for _, v := range values {
+			if strings.HasPrefix(v, typed) {
+				out = append(out, v)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeServices completes one catalog service name.
+func completeServices(_ *cobra.Command, args []string, typed string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []cobra.Completion
+	for _, s := range forward.Services() {
+		if strings.HasPrefix(s.Name, typed) {
+			names = append(names, cobra.CompletionWithDesc(s.Name, s.Description))
+		}
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeConfig completes one YAML file.
+func completeConfig(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return []cobra.Completion{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
+}
+
+// probeKindNames lists the kinds probe --kind accepts.
+func probeKindNames() []string {
+	var names []string
+	for _, k := range probe.Kinds() {
+		names = append(names, string(k))
+	}
+	return names
+}
