@@ -19,7 +19,7 @@ func (r PortRange) Len() int {
 	return int(r.Last) - int(r.First) + 1
 }
 
-// String renders r as "25565" or "2456-2458", the form ParsePortRange reads.
+// String renders r as "25565" or "2456-2457", the form ParsePortRange reads.
 func (r PortRange) String() string {
 	if r.First == r.Last {
 		return strconv.Itoa(int(r.First))
@@ -35,7 +35,7 @@ func (r PortRange) Overlaps(o PortRange) bool {
 // Contains reports whether port p lies in r.
 func (r PortRange) Contains(p uint16) bool { return r.First <= p && p <= r.Last }
 
-// ParsePortRange reads "25565" or "2456-2458". Ports must lie in 1-65535 and a
+// ParsePortRange reads "25565" or "2456-2457". Ports must lie in 1-65535 and a
 // range must not be reversed.
 func ParsePortRange(s string) (PortRange, error) {
 	s = strings.TrimSpace(s)
@@ -65,7 +65,7 @@ func parsePort(whole, s string) (uint16, error) {
 		return 0, fmt.Errorf("port %s is out of range 1-65535", s)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("invalid port %q: want a number 1-65535 or a range like 2456-2458", whole)
+		return 0, fmt.Errorf("invalid port %q: want a number 1-65535 or a range like 2456-2457", whole)
 	}
 	return uint16(n), nil
 }

@@ -404,7 +404,7 @@ func (l *loader) rulePorts(r *ruleInput, svc Service, svcGiven bool) bool {
 	case svc.Name != "":
 		ext = svc.Ports
 	case !svcGiven:
-		l.errorf(r.Line, extKey, "external_port is required (a port like 25565 or a range like 2456-2458) unless service: names a catalog entry")
+		l.errorf(r.Line, extKey, "external_port is required (a port like 25565 or a range like 2456-2457) unless service: names a catalog entry")
 		return false
 	default:
 		return false

@@ -21,8 +21,8 @@ import (
 const daemonHelp = `daemon keeps the router's port forwards equal to FILE for as long as it runs:
 it applies the file at start, renews every forward when half its lease is
 gone, and restores forwards the router lost (a router reboot forgets them all)
-within a few seconds. A systemd service (Restart=always) is the usual way to
-run it; use it instead of the apply timer, not beside it.
+within a few seconds. A systemd service (Restart=on-failure) is the usual
+way to run it; use it instead of the apply timer, not beside it.
 
 How it watches:
   --check (3s)     a cheap read of the router that restores at once any
