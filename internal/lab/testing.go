@@ -14,20 +14,19 @@ import (
 // Without root or a program the lab needs, t is skipped, unless PORTFWD_LAB=1
 // or CI=true: there the lab tests are the proof that features work, so a
 // missing prerequisite fails the test instead of silently skipping it.
+// go test -short skips every lab test, even as root: the lab takes minutes.
 //
 // A lab test's top-level name starts with TestLab or BenchmarkLab: make
 // test runs the unit tests (all others) and the lab tests in separate
 // passes, selected by name, and ForTest fails a test that would blur them.
 func ForTest(t testing.TB, opts Options) *Lab {
 	t.Helper()
-	if err := misplaced(t.Name(), os.Getenv); err != nil {
+	skip, err := gate(t.Name(), testing.Short(), os.Getenv, Prerequisites)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Prerequisites(); err != nil {
-		if mustRun() {
-			t.Fatalf("lab prerequisites missing (PORTFWD_LAB=1 or CI=true): %v", err)
-		}
-		t.Skipf("lab test skipped: %v\nrun it with `make test` as root, or PORTFWD_LAB=1 go test as root", err)
+	if skip != "" {
+		t.Skip(skip)
 	}
 	if opts.Log == nil {
 		opts.Log = testWriter{t}
@@ -47,6 +46,24 @@ func ForTest(t testing.TB, opts Options) *Lab {
 	return l
 }
 
+// gate decides whether a lab test runs: err fails it, a non-empty skip
+// skips it, and neither brings the lab up.
+func gate(test string, short bool, getenv func(string) string, prerequisites func() error) (skip string, err error) {
+	if err := misplaced(test, getenv); err != nil {
+		return "", err
+	}
+	if short {
+		return "lab test skipped in -short mode (make lab-test runs it)", nil
+	}
+	if err := prerequisites(); err != nil {
+		if getenv("PORTFWD_LAB") == "1" || getenv("CI") == "true" {
+			return "", fmt.Errorf("lab prerequisites missing (PORTFWD_LAB=1 or CI=true): %w", err)
+		}
+		return fmt.Sprintf("lab test skipped: %v\nrun it with `make test` as root, or PORTFWD_LAB=1 go test as root", err), nil
+	}
+	return "", nil
+}
+
 // unitEnv is set to 1 by the Makefile in the unit pass, where no lab may
 // come up.
 const unitEnv = "PORTFWD_UNIT"
@@ -64,10 +81,6 @@ func misplaced(test string, getenv func(string) string) error {
 		return fmt.Errorf("lab test %s in the unit pass (%s=1): the unit pass must skip ^TestLab", top, unitEnv)
 	}
 	return nil
-}
-
-func mustRun() bool {
-	return os.Getenv("PORTFWD_LAB") == "1" || os.Getenv("CI") == "true"
 }
 
 // testWriter sends the lab's progress lines to t.Log.
