@@ -4,8 +4,9 @@
 // (default .lab/env, a shell-sourceable KEY=VALUE list) lets later commands
 // find it.
 //
-//	portfwd-lab up [-igdv1] [-cgnat] [-insecure] [-iptables]
-//	portfwd-lab down | reboot | env | sweep
+//	portfwd-lab up [-igdv1] [-cgnat] [-insecure] [-no-upnp] [-no-natpmp]
+//	               [-pcp-third-party] [-ipv6-on] [-iptables]
+//	portfwd-lab down | reboot | env | sweep | help
 //	portfwd-lab exec lan|wan|router -- cmd args...
 //	portfwd-lab listen tcp|udp|minecraft PORT (run it in a namespace via exec)
 //	portfwd-lab send tcp|udp HOST:PORT

@@ -4,23 +4,39 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"os/signal"
+	"syscall"
 
 	"github.com/portfwd/portfwd/internal/lab"
 )
 
-func (c *cli) up(args []string) error {
+// upFlags declares up's flags, each setting a field of opts (insecure
+// clears SecureMode).
+func upFlags(opts *lab.Options, insecure *bool) *flag.FlagSet {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	igdv1 := fs.Bool("igdv1", false, "advertise IGD:1 / WANIPConnection:1 instead of IGD:2")
-	cgnat := fs.Bool("cgnat", false, "WAN in 100.64.0.0/10: miniupnpd refuses every mapping")
-	insecure := fs.Bool("insecure", false, "secure_mode=no: allow mappings for other LAN hosts")
-	noUPnP := fs.Bool("no-upnp", false, "enable_upnp=no: the router speaks NAT-PMP and PCP only")
-	noNATPMP := fs.Bool("no-natpmp", false, "enable_natpmp=no: the router speaks UPnP only")
-	thirdParty := fs.Bool("pcp-third-party", false, "pcp_allow_thirdparty=yes")
-	ipt := fs.Bool("iptables", false, "no miniupnpd: the router is a Linux box with its own iptables rules, for portfwd's iptables backend")
+	fs.BoolVar(&opts.IGDv1, "igdv1", false, "advertise IGD:1 / WANIPConnection:1 instead of IGD:2")
+	fs.BoolVar(&opts.CGNAT, "cgnat", false, "WAN in 100.64.0.0/10: miniupnpd refuses every mapping")
+	fs.BoolVar(insecure, "insecure", false, "secure_mode=no: allow mappings for other LAN hosts")
+	fs.BoolVar(&opts.NoUPnP, "no-upnp", false, "enable_upnp=no: the router speaks NAT-PMP and PCP only")
+	fs.BoolVar(&opts.NoNATPMP, "no-natpmp", false, "enable_natpmp=no: the router speaks UPnP only")
+	fs.BoolVar(&opts.PCPThirdParty, "pcp-third-party", false, "pcp_allow_thirdparty=yes: PCP maps for other LAN hosts")
+	fs.BoolVar(&opts.IPv6On, "ipv6-on", false, "leave miniupnpd's IPv6 support on, as Debian and OpenWrt ship it")
+	fs.BoolVar(&opts.Iptables, "iptables", false, "no miniupnpd: a Linux router with its own iptables rules (portfwd's iptables backend)")
+	return fs
+}
+
+func (c *cli) up(args []string) error {
+	var opts lab.Options
+	var insecure bool
+	fs := upFlags(&opts, &insecure)
+	fs.SetOutput(io.Discard) // exitCode reports the error, with the usage
 	if err := fs.Parse(args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			err = fmt.Errorf("up: %w: %w", err, errUsage)
+		}
 		return err
 	}
 	if old, err := lab.Load(c.state, nil); err == nil && old.Running() {
@@ -29,9 +45,9 @@ func (c *cli) up(args []string) error {
 	if err := lab.Prerequisites(); err != nil {
 		return err
 	}
-	secure := !*insecure
-	l, err := lab.Up(c.ctx, lab.Options{IGDv1: *igdv1, CGNAT: *cgnat, SecureMode: &secure, NoUPnP: *noUPnP,
-		NoNATPMP: *noNATPMP, PCPThirdParty: *thirdParty, Iptables: *ipt, Detached: true, Log: c.stderr})
+	secure := !insecure
+	opts.SecureMode, opts.Detached, opts.Log = &secure, true, c.stderr
+	l, err := lab.Up(c.ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -104,11 +120,39 @@ func (c *cli) exec(args []string) error {
 	}
 	cmd := l.Command(h, args[1], args[2:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, c.stdout, c.stderr
-	err = cmd.Run()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	err = runPassingSignals(cmd, sigs)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return exitError(ee.ExitCode())
 	}
+	return err
+}
+
+// runPassingSignals runs cmd and sends it every signal that arrives on
+// sigs until it ends: `portfwd-lab exec lan -- portfwd daemon` stopped by
+// a signal to portfwd-lab (timeout -s INT, kill, a supervisor) stops the
+// daemon as Ctrl-C would. ip netns exec execs the command, so cmd's
+// process is the command itself.
+func runPassingSignals(cmd *exec.Cmd, sigs <-chan os.Signal) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				_ = cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(done)
 	return err
 }
 

@@ -8,26 +8,47 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/portfwd/portfwd/internal/lab"
 )
 
-const usage = `usage: portfwd-lab [-state FILE] COMMAND [ARGS]
+// usageHead and usageTail frame the up command's flags, which usage
+// lists from upFlags so that a new lab variant cannot be left out.
+const usageHead = `usage: portfwd-lab [-state FILE] COMMAND [ARGS]
 
 commands:
-  up [-igdv1] [-cgnat] [-insecure] [-iptables]
-                                     build the lab, print it as KEY=VALUE lines
-                                     (-iptables: no miniupnpd, run portfwd on
-                                     the router with backend iptables)
-  down                               tear the lab down
+  up [FLAGS]                         build the lab, print it as KEY=VALUE lines
+`
+
+const usageTail = `  down                               tear the lab down
   reboot                             reboot the router (mappings are lost)
   env                                print the lab as KEY=VALUE lines
-  exec lan|wan|router -- CMD ARGS    run CMD in a lab namespace
+  exec lan|wan|router -- CMD ARGS    run CMD in a lab namespace; SIGINT, SIGTERM
+                                     and SIGHUP are passed on to it
   listen tcp|udp|minecraft PORT [-greeting S]
                                      serve a greeting (tcp), an echo (udp), or a
                                      Minecraft status with S as its MOTD
   send tcp|udp HOST:PORT [-m MSG]    connect, print the reply; exit 1 after 3 s
-  sweep                              delete every lab on this machine
+  sweep                              delete the labs whose owner is gone: a killed
+                                     test's, or one whose shell (that ran up) ended;
+                                     running tests' labs stay
+  help                               this text
+
+-state FILE: the lab state file (default .lab/env, or $PORTFWD_LAB_STATE)
 `
+
+// usage is the whole help text.
+func usage() string {
+	var b strings.Builder
+	b.WriteString(usageHead)
+	upFlags(&lab.Options{}, new(bool)).VisitAll(func(f *flag.Flag) {
+		fmt.Fprintf(&b, "      -%-18s %s\n", f.Name, f.Usage)
+	})
+	b.WriteString(usageTail)
+	return b.String()
+}
 
 // errUsage makes main exit 2, as for flag errors.
 var errUsage = errors.New("usage")
@@ -41,26 +62,40 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portfwd-lab", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.SetOutput(io.Discard) // exitCode reports the error, with the usage
 	state := fs.String("state", defaultState(), "lab state file ($PORTFWD_LAB_STATE)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		err = fmt.Errorf("%w: %w", err, errUsage)
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+	if err == nil && fs.NArg() == 0 {
+		err = errUsage
 	}
-	c := &cli{ctx: ctx, state: *state, stdout: stdout, stderr: stderr}
-	err := c.dispatch(fs.Arg(0), fs.Args()[1:])
+	if err == nil {
+		c := &cli{ctx: ctx, state: *state, stdout: stdout, stderr: stderr}
+		err = c.dispatch(fs.Arg(0), fs.Args()[1:])
+	}
+	return exitCode(err, stdout, stderr)
+}
+
+// exitCode reports err and returns the exit status: 0 for help (the usage
+// on stdout), 2 for a usage error (the usage on stderr), a child's status
+// for exec, else 1.
+func exitCode(err error, stdout, stderr io.Writer) int {
 	var exit exitError
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage())
+		return 0
 	case errors.As(err, &exit):
 		return int(exit)
-	case errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(stderr, usage)
+	case errors.Is(err, errUsage):
+		if err != errUsage {
+			fmt.Fprintf(stderr, "portfwd-lab: %s\n", strings.TrimSuffix(err.Error(), ": "+errUsage.Error()))
+		}
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
 	fmt.Fprintf(stderr, "portfwd-lab: %v\n", err)
@@ -103,6 +138,8 @@ func (c *cli) dispatch(cmd string, args []string) error {
 		return c.send(args)
 	case "sweep":
 		return c.sweep()
+	case "help", "-h", "--help":
+		return flag.ErrHelp
 	}
 	return fmt.Errorf("unknown command %q: %w", cmd, errUsage)
 }

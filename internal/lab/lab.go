@@ -99,13 +99,25 @@ type Options struct {
 	Iptables bool
 	// Detached starts miniupnpd in its own session so it outlives this
 	// process (the portfwd-lab command). Otherwise it is killed when this
-	// process dies, so a crashed test leaves no daemon behind.
+	// process dies, so a crashed test leaves no daemon behind. A detached
+	// lab belongs to this process's parent: Sweep keeps it while the shell
+	// that ran portfwd-lab up is open.
 	Detached bool
 	// Log, if set, receives one line per setup step.
 	Log io.Writer
 }
 
 func (o Options) secureMode() bool { return o.SecureMode == nil || *o.SecureMode }
+
+// owner is the process the lab belongs to (see Sweep): this one, or for a
+// Detached lab, which outlives it, its parent (the shell that ran
+// portfwd-lab up).
+func (o Options) owner() int {
+	if o.Detached {
+		return os.Getppid()
+	}
+	return os.Getpid()
+}
 
 // Lab is one running home network. Its exported fields are read-only.
 type Lab struct {
@@ -164,6 +176,9 @@ func Up(ctx context.Context, opts Options) (*Lab, error) {
 	}
 	if l.Dir, err = os.MkdirTemp("", name+"-"); err != nil {
 		return nil, fmt.Errorf("creating lab dir: %w", err)
+	}
+	if err := writeOwner(l.Dir, opts.owner()); err != nil {
+		return nil, errors.Join(err, l.Down())
 	}
 	if err := l.build(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("starting lab %s: %w", name, err), l.Down())

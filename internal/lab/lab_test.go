@@ -2,8 +2,10 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -213,5 +215,34 @@ func TestLabSaveLoadDown(t *testing.T) {
 	}
 	if err := loaded.Down(); err != nil {
 		t.Errorf("second Down: %v", err)
+	}
+}
+
+// TestLabSweepKeepsOwnedLabs runs the sweep over two labs: one of this
+// running test, which stays, and one whose owner is gone, which goes. The
+// sweep is limited to these two: other tests' labs on this machine are
+// not this test's to touch.
+func TestLabSweepKeepsOwnedLabs(t *testing.T) {
+	mine := ForTest(t, Options{Iptables: true})
+	orphan, err := Up(context.Background(), Options{Iptables: true, Log: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = orphan.Down() })
+	// A pid above Linux's pid_max (2^22): a process that cannot run.
+	if err := os.WriteFile(filepath.Join(orphan.Dir, ownerFile), []byte("4194305 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := sweep(testWriter{t}, func(name string) bool { return name == mine.Name || name == orphan.Name }); err != nil {
+		t.Fatal(err)
+	}
+	if !mine.Running() {
+		t.Errorf("sweep removed lab %s, whose owner (this test) runs", mine.Name)
+	}
+	if _, err := os.Stat(filepath.Join(netnsDir, orphan.Namespace(Router))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lab %s, whose owner is gone, still has its router namespace (%v)", orphan.Name, err)
+	}
+	if _, err := os.Stat(orphan.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lab %s, whose owner is gone, still has its dir (%v)", orphan.Name, err)
 	}
 }
