@@ -85,7 +85,7 @@ func hostInterfaces() ([]netIface, error) {
 // do.
 func checkHost(opts Options, sys system) (wan string, warnings []string, err error) {
 	if sys.geteuid() != 0 {
-		return "", nil, errors.New("the iptables backend changes the firewall: run portfwd as root (or with CAP_NET_ADMIN) on the router")
+		return "", nil, errors.New("the iptables backend changes the firewall: run portfwd as root on the router")
 	}
 	if _, err := sys.lookPath("iptables"); err != nil {
 		return "", nil, errors.New("no iptables binary in PATH: install the iptables package (apt install iptables)")
