@@ -31,7 +31,11 @@ func registerCompletions(root *cobra.Command) {
 		if c.Flags().Lookup("log-format") != nil {
 			_ = c.RegisterFlagCompletionFunc("log-format", fixed([]string{"text", "json"}))
 		}
-		if c.ValidArgsFunction == nil && takesConfig(c.Name()) {
+		switch {
+		case c.ValidArgsFunction != nil:
+		case c.Name() == "check":
+			c.ValidArgsFunction = completeCheck
+		case takesConfig(c.Name()):
 			c.ValidArgsFunction = completeConfig
 		}
 	}
@@ -40,7 +44,7 @@ func registerCompletions(root *cobra.Command) {
 // takesConfig reports whether the command's argument is a config file.
 func takesConfig(name string) bool {
 	switch name {
-	case "plan", "apply", "status", "down", "check", "daemon":
+	case "plan", "apply", "status", "down", "daemon":
 		return true
 	}
 	return false
@@ -80,6 +84,15 @@ func completeConfig(_ *cobra.Command, args []string, _ string) ([]cobra.Completi
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	return []cobra.Completion{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
+}
+
+// completeCheck completes check's one argument: the services whose names
+// start with what was typed, else YAML files.
+func completeCheck(cmd *cobra.Command, args []string, typed string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if names, d := completeServices(cmd, args, typed); len(names) > 0 {
+		return names, d
+	}
+	return completeConfig(cmd, args, typed)
 }
 
 // probeKindNames lists the kinds probe --kind accepts.
