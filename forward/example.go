@@ -48,7 +48,11 @@ func exampleOptions(b *bytes.Buffer, svc Service) {
     # internal_port: %d
 `, svc.Ports.First, 2000+int(svc.Ports.First), svc.Ports.First)
 	} else {
-		fmt.Fprintf(b, "    # external_port: %s   # the port friends connect to (default: the service's)\n", svc.Ports)
+		what := "the port"
+		if svc.Ports.Len() > 1 {
+			what = "the ports"
+		}
+		fmt.Fprintf(b, "    # external_port: %s   # %s friends connect to (default: the service's)\n", svc.Ports, what)
 	}
 	b.WriteString("    # internal_host: self   # self (this PC), or another LAN host's address\n")
 }
