@@ -110,7 +110,11 @@ func runChecks(ctx context.Context, cfg *forward.Config, g *forward.Gateway, v v
 	if progress != nil {
 		fmt.Fprintf(progress, "checking %d rule(s)…\n", len(targets))
 	}
-	return checkResult{reports: c.Check(ctx, targets), via: via}, nil
+	reports := c.Check(ctx, targets)
+	if err := ctx.Err(); err != nil {
+		return checkResult{}, fmt.Errorf("checking: %w", err) // the silence the layers saw was the interruption
+	}
+	return checkResult{reports: reports, via: via}, nil
 }
 
 // checkConfig is the config named by args: a file, or a one-off question

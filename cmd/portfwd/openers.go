@@ -139,7 +139,7 @@ func (o openOptions) defaultGateway() (netip.Addr, error) {
 	}
 	addr, err := upnp.GatewayAddr(given)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("finding the default gateway: %v; set gateway.address to the router's LAN address: %w", err, forward.ErrNoGateway)
+		return netip.Addr{}, forward.NoGateway(fmt.Errorf("finding this host's default gateway: %v", err))
 	}
 	return addr, nil
 }

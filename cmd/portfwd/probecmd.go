@@ -74,6 +74,9 @@ func runProbe(ctx context.Context, opts *probeOptions) error {
 		return err
 	}
 	res := probe.Run(ctx, opts.Kind, addr, probe.Options{Timeout: min(opts.Timeout, probe.DefaultTimeout)})
+	if err := ctx.Err(); err != nil && !res.Answered {
+		return fmt.Errorf("probing %s: %w", addr, err) // no verdict: it was not the server that went quiet
+	}
 	doc := probeDoc{FormatVersion: formatVersion, Kind: string(opts.Kind), Address: addr.String(), Answered: res.Answered,
 		LatencyMS: float64(res.Latency.Microseconds()) / 1000}
 	if res.Answered {
