@@ -123,6 +123,9 @@ func applyExit(plan forward.Plan, res forward.Result, checked checkResult) error
 	if unreachable(checked.reports) {
 		return withCode(exitUnreachable, errors.New("the forwards are in place, but a rule is unreachable; see its layers above"))
 	}
+	if err := notChecked(checked.reports); err != nil {
+		return withCode(exitNotChecked, fmt.Errorf("the forwards are in place, but %w", err))
+	}
 	return nil
 }
 

@@ -49,7 +49,8 @@ without a config. For each it checks, in order:
            without one, only a hairpin test from inside, a weak signal
 
 and says reachable, unreachable (with the first broken layer and the fix),
-or inconclusive. Exit code 4 when a rule is unreachable.`,
+or inconclusive. Exit code 4 when a rule is unreachable, 5 when the probe
+server could not be asked (unreachable, or it refused the token).`,
 		Example: `  portfwd check
   portfwd check minecraft.yaml --via https://vps.example:8443
   portfwd check minecraft-java
@@ -87,8 +88,23 @@ func runCheck(ctx context.Context, opts *checkOptions) error {
 		if err == nil && unreachable(checked.reports) {
 			return withCode(exitUnreachable, nil)
 		}
+		if err == nil {
+			err = notChecked(checked.reports)
+		}
 		return err
 	})
+}
+
+// notChecked is the error when the probe server could not be asked: the
+// verdicts are inconclusive, but a check that could not run must not
+// pass a script (exit 5).
+func notChecked(reports []probe.Report) error {
+	for _, r := range reports {
+		if r.VantageErr != nil {
+			return withCode(exitNotChecked, fmt.Errorf("nothing was checked from outside: %w", r.VantageErr))
+		}
+	}
+	return nil
 }
 
 // runChecks runs the layered diagnosis of cfg's rules through g, from the

@@ -14,6 +14,7 @@ const (
 	exitPending     = 2   // plan --detailed-exitcode: the gateway differs from the config
 	exitPartial     = 3   // apply/down: some changes failed, the others were made
 	exitUnreachable = 4   // a rule is unreachable (check)
+	exitNotChecked  = 5   // check: the probe server (--via) could not be asked, so nothing was checked from outside
 	exitInterrupted = 130 // interrupted (Ctrl-C, SIGTERM)
 )
 
