@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -140,9 +142,30 @@ func (f *factory) checkConfig(ctx context.Context, args []string) (*forward.Conf
 		if r, ok := oneOffRule(args[0]); ok {
 			return f.optionalConfig(ctx, nil, r)
 		}
+		if _, err := os.Stat(args[0]); errors.Is(err, os.ErrNotExist) {
+			return nil, badCheckArg(args[0])
+		}
 	}
 	return f.loadConfig(ctx, args)
 }
+
+// badCheckArg says what check took arg for, when it is no file, service
+// or protocol/port, and what it accepts.
+func badCheckArg(arg string) error {
+	const forms = "check takes a config FILE, a SERVICE (portfwd services lists them), tcp/PORT or udp/PORT, e.g. portfwd check minecraft-java or portfwd check udp/19132"
+	if m := protoPortLoose.FindStringSubmatch(strings.ToLower(arg)); m != nil {
+		return fmt.Errorf("check %s: taken as a protocol/port, but port %s is out of range (1-65535); %s", arg, m[2], forms)
+	}
+	hint := ""
+	if s := forward.SuggestService(arg); s != "" {
+		hint = " (did you mean " + s + "?)"
+	}
+	return fmt.Errorf("check %s: taken as a config file, but there is no such file, nor a service of that name%s; %s", arg, hint, forms)
+}
+
+// protoPortLoose is tcp/PORT or udp/PORT with any number, to say why one
+// out of range is refused.
+var protoPortLoose = regexp.MustCompile(`^(tcp|udp)/([0-9]+)$`)
 
 var protoPort = regexp.MustCompile(`^(tcp|udp)/([0-9]{1,5})$`)
 
