@@ -201,11 +201,11 @@ func TestDetectNothingAnswersSaysTheRealWait(t *testing.T) {
 func TestDetectSameFailureEverywhere(t *testing.T) {
 	fail := func(name string) forward.Opener {
 		return forward.Opener{Name: name, Detect: true, Open: func(context.Context, bool) (forward.Backend, error) {
-			return nil, forward.NoGateway(errors.New("finding this host's default gateway: no route"))
+			return nil, forward.NoGateway(errors.New("this host has no default gateway to ask (no route)"))
 		}}
 	}
 	_, err := forward.Detect(context.Background(), []forward.Opener{fail("upnp"), fail("pcp")}, nil, nil)
-	if !errors.Is(err, forward.ErrNoGateway) || !strings.Contains(fmt.Sprint(err), "default gateway: no route") || strings.Contains(fmt.Sprint(err), "waited") {
+	if !errors.Is(err, forward.ErrNoGateway) || !strings.Contains(fmt.Sprint(err), "no default gateway to ask (no route)") || strings.Contains(fmt.Sprint(err), "waited") {
 		t.Errorf("err = %v; want the one failure, as ErrNoGateway", err)
 	}
 }

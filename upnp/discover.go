@@ -74,7 +74,7 @@ func Discover(ctx context.Context, opts DiscoverOptions) (*IGD, error) {
 	defer cancel()
 	gw, err := GatewayAddr(opts.Gateway)
 	if err != nil {
-		return nil, forward.NoGateway(fmt.Errorf("finding this host's default gateway: %v", err))
+		return nil, forward.NoGateway(fmt.Errorf("this host has no default gateway to ask (%v); set gateway.address (or --gateway) to the router's LAN address", err))
 	}
 	if g := fromCache(opts, gw); g != nil {
 		g.limit(opts.RequestTimeout)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/portfwd/portfwd/forward"
 )
@@ -124,10 +125,12 @@ func (f *factory) warnUnused(cfg *forward.Config, p forward.Properties) {
 }
 
 // adviseAddress adds to an error that found no gateway the advice to name
-// the router, when it was not named: with gateway.address or --gateway
-// given, that advice would only send the user in a circle.
+// the router, when it was not named (with gateway.address or --gateway
+// given, that advice would only send the user in a circle) and the error
+// does not give it already (no default route).
 func adviseAddress(err error, gw forward.GatewaySettings) error {
-	if !errors.Is(err, forward.ErrNoGateway) || gw.Address != "" || errors.Is(err, context.Canceled) {
+	if !errors.Is(err, forward.ErrNoGateway) || gw.Address != "" || errors.Is(err, context.Canceled) ||
+		strings.Contains(err.Error(), "gateway.address") {
 		return err
 	}
 	return fmt.Errorf("%w; if the router is not this host's default gateway, set gateway.address (or --gateway) to its LAN address", err)

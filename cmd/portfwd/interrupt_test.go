@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -74,6 +76,29 @@ func TestDaemonChecksMetricsFirst(t *testing.T) {
 		code := run(context.Background(), []string{"daemon", "--metrics", addr, cfg}, silentFactory(&out, &errb))
 		if code != exitError || !strings.Contains(errb.String(), "--metrics") || strings.Contains(errb.String(), "reconcile") {
 			t.Errorf("--metrics %s: exit %d, stderr %q; want exit 1 naming --metrics and no pass", addr, code, errb.String())
+		}
+	}
+}
+
+// TestAdviseAddress: the advice to name the router comes once, and only
+// when no address was given.
+func TestAdviseAddress(t *testing.T) {
+	silent := forward.NoGateway(errors.New("the gateway answered none of upnp"))
+	noRoute := forward.NoGateway(errors.New("this host has no default gateway to ask (no route); set gateway.address (or --gateway) to the router's LAN address"))
+	for _, tt := range []struct {
+		err     error
+		address string
+		advised int
+	}{
+		{silent, "", 1},
+		{silent, "192.0.2.1", 0},
+		{noRoute, "", 1},
+		{fmt.Errorf("detecting: %w", context.Canceled), "", 0},
+		{errors.New("gateway.backend \"x\" is not available"), "", 0},
+	} {
+		err := adviseAddress(tt.err, forward.GatewaySettings{Address: tt.address})
+		if n := strings.Count(err.Error(), "gateway.address"); n != tt.advised || !errors.Is(err, tt.err) {
+			t.Errorf("adviseAddress(%q, address %q) = %q: advised %d times, want %d", tt.err, tt.address, err, n, tt.advised)
 		}
 	}
 }
