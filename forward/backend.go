@@ -114,6 +114,16 @@ var (
 	ErrDoubleNAT = errors.New("gateway is behind another NAT")
 )
 
+// NoGateway marks err, which says in its own words that no gateway
+// answered and what to do, as ErrNoGateway (errors.Is), without the
+// sentinel's "no gateway found" repeating it at the end.
+func NoGateway(err error) error { return &noGatewayError{err} }
+
+type noGatewayError struct{ err error }
+
+func (e *noGatewayError) Error() string   { return e.err.Error() }
+func (e *noGatewayError) Unwrap() []error { return []error{e.err, ErrNoGateway} }
+
 // ConflictError reports that Holder already occupies the key a mapping wants.
 type ConflictError struct {
 	Want   Mapping

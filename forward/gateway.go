@@ -121,20 +121,23 @@ const (
 // opens the choice an earlier run made alone (recall), and remembers what
 // it chose when it asked every protocol.
 func Detect(ctx context.Context, openers []Opener, rules []Rule, mem Memory) (*Gateway, error) {
+	start := time.Now()
 	auto := slices.DeleteFunc(slices.Clone(openers), func(o Opener) bool { return !o.Detect })
 	if g := recall(ctx, auto, rules, mem); g != nil {
 		return g, nil
 	}
 	firstEnds := otherHostRule(rules) == ""
-	found := detect(ctx, auto, DetectBudget, firstEnds)
-	long := longBudget(auto)
+	found, errs := detect(ctx, auto, DetectBudget, firstEnds)
 	if len(found) == 0 && ctx.Err() == nil {
-		found = detect(ctx, auto, long, firstEnds)
+		found, errs = detect(ctx, auto, longBudget(auto), firstEnds)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("detecting the gateway's protocol: %w", err)
 	}
-	chosen, det, err := choose(found, auto, rules, long)
+	if len(found) == 0 {
+		return nil, noAnswer(auto, errs, time.Since(start))
+	}
+	chosen, det, err := choose(found, rules)
 	if err != nil {
 		return nil, err
 	}
@@ -238,20 +241,22 @@ type answer struct {
 }
 
 // detect opens every opener at once within budget and returns those that
-// answered, in the openers' order. With firstEnds, the first opener
-// answering ends the wait; without it (a rule for another host, where a
-// later opener made for third parties ranks higher) the others get the
-// DetectWindow too.
-func detect(ctx context.Context, openers []Opener, budget time.Duration, firstEnds bool) []answer {
+// answered, in the openers' order, and the errors of the others (nil for
+// those that answered). With firstEnds, the first opener answering ends
+// the wait; without it (a rule for another host, where a later opener made
+// for third parties ranks higher) the others get the DetectWindow too.
+func detect(ctx context.Context, openers []Opener, budget time.Duration, firstEnds bool) ([]answer, []error) {
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	found := make([]Backend, len(openers))
+	errs := make([]error, len(openers))
 	var once sync.Once
 	var wg sync.WaitGroup
 	for i, o := range openers {
 		wg.Go(func() {
 			b, err := o.Open(ctx, true)
 			if err != nil {
+				errs[i] = err
 				return
 			}
 			found[i] = b
@@ -268,7 +273,34 @@ func detect(ctx context.Context, openers []Opener, budget time.Duration, firstEn
 			out = append(out, answer{openers[i], b})
 		}
 	}
-	return out
+	return out, errs
+}
+
+// noAnswer is the error when none of the openers asked answered, after
+// waited (measured: what the user waited, not a budget). When they all
+// failed alike before the wait was over (no default route), that failure
+// is the news. Whether gateway.address is worth setting is for the
+// caller, which knows whether it was given.
+func noAnswer(asked []Opener, errs []error, waited time.Duration) error {
+	if same := sameError(errs); same != nil {
+		return NoGateway(fmt.Errorf("none of %s could ask the gateway: %w", strings.Join(openerNames(asked), ", "), same))
+	}
+	return NoGateway(fmt.Errorf("the gateway answered none of %s (asked at once, waited %s): is port forwarding (UPnP, PCP or NAT-PMP) switched on in the router? if it is slow to answer, raise --timeout",
+		strings.Join(openerNames(asked), ", "), waited.Round(100*time.Millisecond)))
+}
+
+// sameError is the error every opener failed with when they all failed
+// with the same message and not by waiting in vain, else nil.
+func sameError(errs []error) error {
+	if len(errs) < 2 || errs[0] == nil || errors.Is(errs[0], context.DeadlineExceeded) || errors.Is(errs[0], context.Canceled) {
+		return nil
+	}
+	for _, err := range errs[1:] {
+		if err == nil || err.Error() != errs[0].Error() {
+			return nil
+		}
+	}
+	return errs[0]
 }
 
 // choose picks among the answers by their Properties. For rules that all
@@ -276,13 +308,9 @@ func detect(ctx context.Context, openers []Opener, budget time.Duration, firstEn
 // itself (it sees conflicts with other programs before they happen), else
 // the first answer. A rule for another host needs a backend that may map
 // for third parties: the one made for it first (ThirdPartyYes), then one
-// whose router may allow it; never one whose protocol cannot. waited is
-// how long detection waited, for the error when nothing answered.
-func choose(found []answer, openers []Opener, rules []Rule, waited time.Duration) (answer, *Detection, error) {
-	if len(found) == 0 {
-		return answer{}, nil, fmt.Errorf("the gateway answered none of %s (in %s): is port forwarding (UPnP / NAT-PMP) switched on in the router? set gateway.address if the router is not this host's default gateway; if it is slow to answer, raise --timeout: %w",
-			strings.Join(openerNames(openers), ", "), waited, ErrNoGateway)
-	}
+// whose router may allow it; never one whose protocol cannot. found is
+// not empty.
+func choose(found []answer, rules []Rule) (answer, *Detection, error) {
 	det := &Detection{}
 	for _, a := range found {
 		det.Answered = append(det.Answered, a.opener.Name)

@@ -3,7 +3,9 @@ package forward_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -154,6 +156,57 @@ func TestDetectNothingAnswers(t *testing.T) {
 	}
 	if took := time.Since(start); took > forward.DetectBudget+forward.DetectLongBudget+time.Second {
 		t.Errorf("gave up after %v", took)
+	}
+}
+
+// TestDetectNothingAnswersSaysTheRealWait: the error says how long the
+// user waited — here the openers' own 300 ms after the first pass, not the
+// 2 s budget of the second pass — what was asked once, no advice about
+// gateway.address (the caller knows whether it was given), and no
+// trailing "no gateway found".
+func TestDetectNothingAnswersSaysTheRealWait(t *testing.T) {
+	wait := 300 * time.Millisecond
+	silent := func(name string) forward.Opener {
+		return forward.Opener{Name: name, Detect: true, Wait: wait, Open: func(ctx context.Context, _ bool) (forward.Backend, error) {
+			select {
+			case <-time.After(wait):
+				return nil, forward.NoGateway(errors.New(name + " did not answer"))
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}}
+	}
+	start := time.Now()
+	_, err := forward.Detect(context.Background(), []forward.Opener{silent("upnp"), silent("pcp")}, nil, nil)
+	took := time.Since(start)
+	if !errors.Is(err, forward.ErrNoGateway) {
+		t.Fatalf("err = %v; want ErrNoGateway", err)
+	}
+	msg := err.Error()
+	m := regexp.MustCompile(`waited ([0-9.]+m?s)\)`).FindStringSubmatch(msg)
+	if m == nil {
+		t.Fatalf("%q does not say how long it waited", msg)
+	}
+	said, _ := time.ParseDuration(m[1])
+	if said > took+50*time.Millisecond || said < forward.DetectBudget+wait-50*time.Millisecond {
+		t.Errorf("says it waited %v; it waited %v", said, took)
+	}
+	if strings.Count(msg, "upnp, pcp") != 1 || strings.Contains(msg, "gateway.address") || strings.HasSuffix(msg, forward.ErrNoGateway.Error()) {
+		t.Errorf("%q: want what was asked said once, no gateway.address, no trailing %q", msg, forward.ErrNoGateway)
+	}
+}
+
+// TestDetectSameFailureEverywhere: when every protocol failed the same
+// way at once (no default route), that is the error, not a wait.
+func TestDetectSameFailureEverywhere(t *testing.T) {
+	fail := func(name string) forward.Opener {
+		return forward.Opener{Name: name, Detect: true, Open: func(context.Context, bool) (forward.Backend, error) {
+			return nil, forward.NoGateway(errors.New("this host has no default gateway to ask (no route)"))
+		}}
+	}
+	_, err := forward.Detect(context.Background(), []forward.Opener{fail("upnp"), fail("pcp")}, nil, nil)
+	if !errors.Is(err, forward.ErrNoGateway) || !strings.Contains(fmt.Sprint(err), "no default gateway to ask (no route)") || strings.Contains(fmt.Sprint(err), "waited") {
+		t.Errorf("err = %v; want the one failure, as ErrNoGateway", err)
 	}
 }
 

@@ -59,7 +59,8 @@ func (l *RunLock) Unlock() error {
 // deletes. Everything that opens the state directory calls it first.
 func PrepareStateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating state directory: %w", err)
+		return fmt.Errorf("creating the state directory %s, where portfwd keeps its run lock and the NAT-PMP/PCP records: %w; "+
+			"choose a directory this user can write with --state-dir or PORTFWD_STATE_DIR", dir, err)
 	}
 	return trustStateDir(dir)
 }

@@ -3,7 +3,9 @@
 package forward
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"syscall"
 	"time"
@@ -58,6 +60,9 @@ func trustStateDir(dir string) error {
 func flockWait(path string, wait time.Duration) (func() error, error) {
 	f, err := OpenStateFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("opening the run lock: %w; choose a state directory this user can write with --state-dir or PORTFWD_STATE_DIR", err)
+		}
 		return nil, fmt.Errorf("opening the run lock: %w", err)
 	}
 	deadline := time.Now().Add(wait)

@@ -58,6 +58,9 @@ func Reconcile(ctx context.Context, g *Gateway, cfg *Config, opts ReconcileOptio
 		desired = cfg.Desired(g.Self, props)
 	}
 	r.Plan = Diff(desired, observed, r.Own)
+	if opts.Mode == ModeDown {
+		downReasons(&r.Plan)
+	}
 	if opts.Due != nil {
 		renewDue(&r.Plan, opts.Due)
 	}
@@ -66,6 +69,19 @@ func Reconcile(ctx context.Context, g *Gateway, cfg *Config, opts ReconcileOptio
 		r.Result = &res
 	}
 	return r, nil
+}
+
+// DownReason is the reason of each deletion down plans: the rule may
+// well still be in the config, which Diff's prune reason would deny.
+const DownReason = "portfwd down removes every forward the config owns"
+
+// downReasons gives the deletions of a down their reason.
+func downReasons(plan *Plan) {
+	for i, c := range plan.Changes {
+		if c.Action == Delete {
+			plan.Changes[i].Reason = DownReason
+		}
+	}
 }
 
 // renewDue turns into renewals the noops whose mapping is due.

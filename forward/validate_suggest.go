@@ -5,6 +5,14 @@ import (
 	"strings"
 )
 
+// Suggest is suggest for the command line's own words (a --kind, a
+// service named as an argument): "" or the quoted candidates closest to
+// word, joined with "or".
+func Suggest(word string, candidates []string) string { return suggest(word, candidates) }
+
+// SuggestService is Suggest among the catalog's services.
+func SuggestService(word string) string { return suggest(word, serviceNames()) }
+
 // suggest returns the candidates closest to word, quoted and joined with
 // "or", or "" when none is close. Close means a typo away (a small edit
 // distance), or else containing one another ("minecraft" for

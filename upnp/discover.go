@@ -56,7 +56,8 @@ type DiscoverOptions struct {
 // sends SSDP M-SEARCH unicast to the gateway and multicast to the SSDP group
 // from one socket, and uses the first answer whose LOCATION is on the
 // gateway itself. When nothing usable answers in time, the error wraps
-// forward.ErrNoGateway and says what to try.
+// forward.ErrNoGateway and says what to try (but gateway.address: the
+// caller knows whether it was given).
 //
 // With opts.CacheDir set, a cached IGD for the gateway address is returned
 // without any network I/O; should its first request fail below SOAP, it
@@ -73,7 +74,7 @@ func Discover(ctx context.Context, opts DiscoverOptions) (*IGD, error) {
 	defer cancel()
 	gw, err := GatewayAddr(opts.Gateway)
 	if err != nil {
-		return nil, fmt.Errorf("finding the default gateway: %v; set gateway.address to the router's LAN address: %w", err, forward.ErrNoGateway)
+		return nil, forward.NoGateway(fmt.Errorf("this host has no default gateway to ask (%v); set gateway.address (or --gateway) to the router's LAN address", err))
 	}
 	if g := fromCache(opts, gw); g != nil {
 		g.limit(opts.RequestTimeout)
@@ -284,13 +285,13 @@ func (s *searchState) failure(ctx context.Context, gw netip.Addr, timeout time.D
 		return fmt.Errorf("discovering the UPnP gateway: %w", ctx.Err())
 	}
 	if len(s.failed) > 0 {
-		return fmt.Errorf("the gateway %s answered SSDP but its UPnP description is unusable (%w); %s: %w",
-			gw, errors.Join(s.failed...), otherProtocols, forward.ErrNoGateway)
+		return forward.NoGateway(fmt.Errorf("the gateway %s answered SSDP but its UPnP description is unusable (%w); %s",
+			gw, errors.Join(s.failed...), otherProtocols))
 	}
 	hint := ""
 	if len(s.foreign) > 0 {
 		hint = fmt.Sprintf(" (UPnP devices at %v answered, but they are not the gateway; if one is your router, set gateway.address to it)", s.foreign)
 	}
-	return fmt.Errorf("no UPnP gateway answered at %s within %s%s; is UPnP enabled on the router? set gateway.address if the router is not this host's default gateway; if it is slow to answer, raise --timeout: %w",
-		gw, timeout, hint, forward.ErrNoGateway)
+	return forward.NoGateway(fmt.Errorf("no UPnP gateway answered at %s within %s%s; is UPnP enabled on the router? if it is slow to answer, raise --timeout",
+		gw, timeout, hint))
 }

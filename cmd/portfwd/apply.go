@@ -97,7 +97,11 @@ func applyOn(ctx context.Context, opts *applyOptions, cfg *forward.Config, g *fo
 			return err
 		}
 	}
-	if err := printResult(opts.Out, cfg, g, r.Plan, res, checked); err != nil {
+	show := printResult
+	if opts.Mode == forward.ModeDown {
+		show = printDown
+	}
+	if err := show(opts.Out, cfg, g, r.Plan, res, checked); err != nil {
 		return err
 	}
 	if opts.Mode == forward.ModeDown && res.Failed() == 0 {
@@ -118,6 +122,9 @@ func applyExit(plan forward.Plan, res forward.Result, checked checkResult) error
 	}
 	if unreachable(checked.reports) {
 		return withCode(exitUnreachable, errors.New("the forwards are in place, but a rule is unreachable; see its layers above"))
+	}
+	if err := notChecked(checked.reports); err != nil {
+		return withCode(exitNotChecked, fmt.Errorf("the forwards are in place, but %w", err))
 	}
 	return nil
 }
@@ -144,16 +151,34 @@ type checkResult struct {
 
 func printResult(out *printer, cfg *forward.Config, g *forward.Gateway, plan forward.Plan, res forward.Result, checked checkResult) error {
 	if out.json {
-		doc := applyDoc{changesDoc: newChangesDoc(cfg, g, plan), Failed: res.Failed(), Via: checked.via}
-		if checked.reports != nil {
-			doc.Check = viewReports(checked.reports)
-		}
-		for _, o := range res.Outcomes {
-			doc.Changes = append(doc.Changes, viewOutcome(o))
-		}
-		return out.JSON(doc)
+		return printResultJSON(out, cfg, g, plan, res, checked)
 	}
 	out.gatewayLine(g)
+	if err := outcomeTable(out, res); err != nil {
+		return err
+	}
+	out.errf("Apply: %d change(s) made, %d failed, %d unchanged.\n", res.Made(), res.Failed(), plan.Count(forward.Noop))
+	if checked.reports == nil {
+		return nil
+	}
+	fmt.Fprintln(out.io.Out)
+	return printReports(out, checked.reports, checked.via)
+}
+
+// printResultJSON is the document of an apply or a down.
+func printResultJSON(out *printer, cfg *forward.Config, g *forward.Gateway, plan forward.Plan, res forward.Result, checked checkResult) error {
+	doc := applyDoc{changesDoc: newChangesDoc(cfg, g, plan), Failed: res.Failed(), Via: checked.via}
+	if checked.reports != nil {
+		doc.Check = viewReports(checked.reports)
+	}
+	for _, o := range res.Outcomes {
+		doc.Changes = append(doc.Changes, viewOutcome(o))
+	}
+	return out.JSON(doc)
+}
+
+// outcomeTable is the table of what an apply or a down did.
+func outcomeTable(out *printer, res forward.Result) error {
 	t := out.table("RESULT", "RULE", "MAPPING", "TARGET", "NOTE")
 	for _, o := range res.Outcomes {
 		word, note := o.Change.Action.Past(), o.Note
@@ -165,13 +190,23 @@ func printResult(out *printer, cfg *forward.Config, g *forward.Gateway, plan for
 		}
 		t.row(word, o.Change.Rule, o.Change.Key.String(), target(o.Change), note)
 	}
-	if err := t.flush(); err != nil {
-		return err
+	return t.flush()
+}
+
+// printDown says what down removed: its own closing line, and no empty
+// table when the config owned nothing on the gateway.
+func printDown(out *printer, cfg *forward.Config, g *forward.Gateway, plan forward.Plan, res forward.Result, checked checkResult) error {
+	if out.json {
+		return printResultJSON(out, cfg, g, plan, res, checked)
 	}
-	out.errf("Apply: %d change(s) made, %d failed, %d unchanged.\n", res.Made(), res.Failed(), plan.Count(forward.Noop))
-	if checked.reports == nil {
+	out.gatewayLine(g)
+	if len(res.Outcomes) == 0 {
+		out.errf("Down: nothing to remove: no forward on the gateway belongs to this config.\n")
 		return nil
 	}
-	fmt.Fprintln(out.io.Out)
-	return printReports(out, checked.reports, checked.via)
+	if err := outcomeTable(out, res); err != nil {
+		return err
+	}
+	out.errf("Down: removed %d forward(s), %d failed.\n", res.Made(), res.Failed())
+	return nil
 }

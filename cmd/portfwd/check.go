@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -49,7 +51,8 @@ without a config. For each it checks, in order:
            without one, only a hairpin test from inside, a weak signal
 
 and says reachable, unreachable (with the first broken layer and the fix),
-or inconclusive. Exit code 4 when a rule is unreachable.`,
+or inconclusive. Exit code 4 when a rule is unreachable, 5 when the probe
+server could not be asked (unreachable, or it refused the token).`,
 		Example: `  portfwd check
   portfwd check minecraft.yaml --via https://vps.example:8443
   portfwd check minecraft-java
@@ -87,8 +90,23 @@ func runCheck(ctx context.Context, opts *checkOptions) error {
 		if err == nil && unreachable(checked.reports) {
 			return withCode(exitUnreachable, nil)
 		}
+		if err == nil {
+			err = notChecked(checked.reports)
+		}
 		return err
 	})
+}
+
+// notChecked is the error when the probe server could not be asked: the
+// verdicts are inconclusive, but a check that could not run must not
+// pass a script (exit 5).
+func notChecked(reports []probe.Report) error {
+	for _, r := range reports {
+		if r.VantageErr != nil {
+			return withCode(exitNotChecked, fmt.Errorf("nothing was checked from outside: %w", r.VantageErr))
+		}
+	}
+	return nil
 }
 
 // runChecks runs the layered diagnosis of cfg's rules through g, from the
@@ -110,7 +128,11 @@ func runChecks(ctx context.Context, cfg *forward.Config, g *forward.Gateway, v v
 	if progress != nil {
 		fmt.Fprintf(progress, "checking %d rule(s)…\n", len(targets))
 	}
-	return checkResult{reports: c.Check(ctx, targets), via: via}, nil
+	reports := c.Check(ctx, targets)
+	if err := ctx.Err(); err != nil {
+		return checkResult{}, fmt.Errorf("checking: %w", err) // the silence the layers saw was the interruption
+	}
+	return checkResult{reports: reports, via: via}, nil
 }
 
 // checkConfig is the config named by args: a file, or a one-off question
@@ -120,9 +142,30 @@ func (f *factory) checkConfig(ctx context.Context, args []string) (*forward.Conf
 		if r, ok := oneOffRule(args[0]); ok {
 			return f.optionalConfig(ctx, nil, r)
 		}
+		if _, err := os.Stat(args[0]); errors.Is(err, os.ErrNotExist) {
+			return nil, badCheckArg(args[0])
+		}
 	}
 	return f.loadConfig(ctx, args)
 }
+
+// badCheckArg says what check took arg for, when it is no file, service
+// or protocol/port, and what it accepts.
+func badCheckArg(arg string) error {
+	const forms = "check takes a config FILE, a SERVICE (portfwd services lists them), tcp/PORT or udp/PORT, e.g. portfwd check minecraft-java or portfwd check udp/19132"
+	if m := protoPortLoose.FindStringSubmatch(strings.ToLower(arg)); m != nil {
+		return fmt.Errorf("check %s: taken as a protocol/port, but port %s is out of range (1-65535); %s", arg, m[2], forms)
+	}
+	hint := ""
+	if s := forward.SuggestService(arg); s != "" {
+		hint = " (did you mean " + s + "?)"
+	}
+	return fmt.Errorf("check %s: taken as a config file, but there is no such file, nor a service of that name%s; %s", arg, hint, forms)
+}
+
+// protoPortLoose is tcp/PORT or udp/PORT with any number, to say why one
+// out of range is refused.
+var protoPortLoose = regexp.MustCompile(`^(tcp|udp)/([0-9]+)$`)
 
 var protoPort = regexp.MustCompile(`^(tcp|udp)/([0-9]{1,5})$`)
 

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/portfwd/portfwd/forward"
 )
@@ -60,7 +62,7 @@ func (f *factory) open(ctx context.Context, cfg *forward.Config, a access, enabl
 	}
 	g, err := forward.Open(ctx, f.Openers(o), backend, cfg.Rules, f.memory(o))
 	if err != nil {
-		return nil, err
+		return nil, adviseAddress(err, cfg.Gateway)
 	}
 	if a == accessRead {
 		g.Backend = forward.ReadOnly(g.Backend)
@@ -120,4 +122,16 @@ func (f *factory) warnUnused(cfg *forward.Config, p forward.Properties) {
 	if !p.Hairpin && (cfg.Gateway.Hairpin || slices.ContainsFunc(cfg.Rules, func(r forward.Rule) bool { return r.Hairpin })) {
 		f.warn(fmt.Sprintf("hairpin is written by the iptables backend only; over %s, whether LAN clients can use the public address is a setting of the router (often called NAT loopback)", p.Name))
 	}
+}
+
+// adviseAddress adds to an error that found no gateway the advice to name
+// the router, when it was not named (with gateway.address or --gateway
+// given, that advice would only send the user in a circle) and the error
+// does not give it already (no default route).
+func adviseAddress(err error, gw forward.GatewaySettings) error {
+	if !errors.Is(err, forward.ErrNoGateway) || gw.Address != "" || errors.Is(err, context.Canceled) ||
+		strings.Contains(err.Error(), "gateway.address") {
+		return err
+	}
+	return fmt.Errorf("%w; if the router is not this host's default gateway, set gateway.address (or --gateway) to its LAN address", err)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -130,6 +132,22 @@ func (o *daemonOptions) validate() error {
 	if o.Check < 100*time.Millisecond {
 		return fmt.Errorf("--check %s: must be at least 100ms", o.Check)
 	}
+	return checkMetricsAddr(o.Metrics)
+}
+
+// checkMetricsAddr checks the form of --metrics before any work, so a
+// typo is the daemon's first and only word, not a failed pass's sequel.
+func checkMetricsAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		return fmt.Errorf("--metrics %q: want HOST:PORT with a port up to 65535, e.g. 127.0.0.1:9567", addr)
+	}
 	return nil
 }
 
@@ -154,7 +172,10 @@ func runDaemon(ctx context.Context, opts *daemonOptions) error {
 	ctx, hup, stop := daemonSignals(ctx)
 	defer stop()
 	m := newMetrics(opts.Interval)
-	ctx, metricsErr := d.serveMetrics(ctx, opts.Metrics, m)
+	ctx, metricsErr, err := d.serveMetrics(ctx, opts.Metrics, m)
+	if err != nil {
+		return err
+	}
 	loop := d.loop(m)
 	d.warnLease(opts.Interval)
 	d.logf("started: %s, %d rule(s), check every %v, re-apply every %v", d.path, len(loop.Config.Rules), opts.Check, opts.Interval)
@@ -231,25 +252,31 @@ func (d *daemon) warnLease(interval time.Duration) {
 	}
 }
 
-// serveMetrics starts the metrics endpoint when addr is set. Should it
-// fail (the address is taken), the daemon stops with that error: a
-// monitored daemon that cannot be monitored is worse than one that says so.
-func (d *daemon) serveMetrics(ctx context.Context, addr string, m *metrics) (context.Context, func() error) {
+// serveMetrics starts the metrics endpoint when addr is set. It listens
+// before the first pass, so an address that is taken stops the daemon
+// before any work; should serving fail later, the daemon stops with that
+// error: a monitored daemon that cannot be monitored is worse than one
+// that says so.
+func (d *daemon) serveMetrics(ctx context.Context, addr string, m *metrics) (context.Context, func() error, error) {
 	if addr == "" {
-		return ctx, func() error { return nil }
+		return ctx, func() error { return nil }, nil
+	}
+	ln, err := listenMetrics(addr)
+	if err != nil {
+		return ctx, nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var mu sync.Mutex
 	var failed error
 	go func() {
-		if err := serveMetrics(ctx, addr, m, d.log); err != nil {
+		if err := serveMetrics(ctx, ln, m, d.log); err != nil {
 			mu.Lock()
 			failed = err
 			mu.Unlock()
 			cancel()
 		}
 	}()
-	return ctx, func() error { mu.Lock(); defer mu.Unlock(); return failed }
+	return ctx, func() error { mu.Lock(); defer mu.Unlock(); return failed }, nil
 }
 
 // readiness tells systemd (Type=notify) the daemon is ready once its first

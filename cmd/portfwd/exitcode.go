@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // The exit-code table. README.md repeats it; keep both in step.
@@ -13,6 +14,7 @@ const (
 	exitPending     = 2   // plan --detailed-exitcode: the gateway differs from the config
 	exitPartial     = 3   // apply/down: some changes failed, the others were made
 	exitUnreachable = 4   // a rule is unreachable (check)
+	exitNotChecked  = 5   // check: the probe server (--via) could not be asked, so nothing was checked from outside
 	exitInterrupted = 130 // interrupted (Ctrl-C, SIGTERM)
 )
 
@@ -54,4 +56,19 @@ func exitCodeOf(err error) int {
 		return ce.code
 	}
 	return exitError
+}
+
+// interrupted is the error of a run stopped by Ctrl-C or SIGTERM, made
+// from err, what the command returned: what it was doing, then
+// "interrupted" — never a timeout, "no gateway found" or "no answer",
+// which is what an interrupted wait looks like from inside. An error of
+// its own (a bad config) is kept, marked interrupted.
+func interrupted(err error) error {
+	if err == nil || isSilent(err) {
+		return withCode(exitInterrupted, errors.New("interrupted"))
+	}
+	if s, ok := strings.CutSuffix(err.Error(), context.Canceled.Error()); ok {
+		return withCode(exitInterrupted, errors.New(s+"interrupted"))
+	}
+	return withCode(exitInterrupted, fmt.Errorf("%w (interrupted)", err)) // it failed on its own: keep why
 }

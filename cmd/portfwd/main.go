@@ -24,7 +24,7 @@ func run(ctx context.Context, args []string, f *factory) int {
 	err := root.ExecuteContext(ctx)
 	code := exitCodeOf(err)
 	if ctx.Err() != nil {
-		code = exitInterrupted
+		code, err = exitInterrupted, interrupted(err)
 	}
 	if err != nil && !isSilent(err) {
 		// Errors quote gateways and servers: printable, but for the line

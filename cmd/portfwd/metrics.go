@@ -290,13 +290,18 @@ func (m *metrics) unhealthy() string {
 	return ""
 }
 
-// serveMetrics serves m.Handler on addr until ctx is done, then shuts down
-// gracefully. It returns at once if addr cannot be listened on.
-func serveMetrics(ctx context.Context, addr string, m *metrics, log *slog.Logger) error {
+// listenMetrics listens on --metrics' address.
+func listenMetrics(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("serving metrics: %w; pick another --metrics address, or stop what listens there", err)
+		return nil, fmt.Errorf("serving metrics: %w; pick another --metrics address, or stop what listens there", err)
 	}
+	return ln, nil
+}
+
+// serveMetrics serves m.Handler on ln until ctx is done, then shuts down
+// gracefully.
+func serveMetrics(ctx context.Context, ln net.Listener, m *metrics, log *slog.Logger) error {
 	srv := &http.Server{
 		Handler:           m.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -315,7 +320,7 @@ func serveMetrics(ctx context.Context, addr string, m *metrics, log *slog.Logger
 	}
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	err = srv.Shutdown(shutCtx)
+	err := srv.Shutdown(shutCtx)
 	if serr := <-done; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}

@@ -220,7 +220,11 @@ func TestMetricsServe(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- serveMetrics(ctx, "127.0.0.1:0", newMetrics(time.Minute), log) }()
+	ln, err := listenMetrics("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- serveMetrics(ctx, ln, newMetrics(time.Minute), log) }()
 
 	var addr string
 	for deadline := time.Now().Add(5 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
@@ -254,7 +258,7 @@ func TestMetricsServe(t *testing.T) {
 
 func TestMetricsServeBadAddr(t *testing.T) {
 	t.Parallel()
-	err := serveMetrics(t.Context(), "127.0.0.1:http-nope", newMetrics(time.Minute), slog.New(slog.DiscardHandler))
+	_, err := listenMetrics("127.0.0.1:http-nope")
 	if err == nil || !strings.Contains(err.Error(), "--metrics") {
 		t.Errorf("err = %v, want one naming --metrics", err)
 	}

@@ -139,7 +139,7 @@ func (o openOptions) defaultGateway() (netip.Addr, error) {
 	}
 	addr, err := upnp.GatewayAddr(given)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("finding the default gateway: %v; set gateway.address to the router's LAN address: %w", err, forward.ErrNoGateway)
+		return netip.Addr{}, forward.NoGateway(fmt.Errorf("this host has no default gateway to ask (%v); set gateway.address (or --gateway) to the router's LAN address", err))
 	}
 	return addr, nil
 }

@@ -37,7 +37,7 @@ it to a friend outside your home: what they see is what the internet sees.
 Kinds: ` + kindList() + `.`,
 		Example: `  portfwd probe 203.0.113.7:25565 --kind minecraft-java
   portfwd probe my.home.example:19132 --kind minecraft-bedrock -o json`,
-		Args: cobra.ExactArgs(1),
+		Args: probeArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Out, opts.Timeout, opts.Target, opts.Kind = f.out, f.Settings.Timeout, args[0], probe.Kind(kind)
 			return runOr(cmd.Context(), runF, runProbe, opts)
@@ -45,6 +45,29 @@ Kinds: ` + kindList() + `.`,
 	}
 	cmd.Flags().StringVar(&kind, "kind", "tcp", "probe kind: "+kindList())
 	return cmd
+}
+
+// probeArgs wants the one HOST:PORT probe asks, and says so with an
+// example (cobra's own words are "accepts 1 arg(s)").
+func probeArgs(_ *cobra.Command, args []string) error {
+	if len(args) == 1 {
+		return nil
+	}
+	return fmt.Errorf("probe takes one HOST:PORT, the server to ask (got %d argument(s)), e.g. portfwd probe 203.0.113.7:25565 --kind minecraft-java", len(args))
+}
+
+// unknownKind is the error for a --kind probe does not know, with the
+// kind it was probably meant to be.
+func unknownKind(k probe.Kind) error {
+	var names []string
+	for _, known := range probe.Kinds() {
+		names = append(names, string(known))
+	}
+	hint := ""
+	if s := forward.Suggest(string(k), names); s != "" {
+		hint = " (did you mean " + s + "?)"
+	}
+	return fmt.Errorf("--kind %q: no such probe kind%s; the kinds are %s", k, hint, kindList())
 }
 
 func kindList() string {
@@ -67,13 +90,16 @@ type probeDoc struct {
 
 func runProbe(ctx context.Context, opts *probeOptions) error {
 	if !opts.Kind.Known() {
-		return fmt.Errorf("--kind %q: want one of %s", opts.Kind, kindList())
+		return unknownKind(opts.Kind)
 	}
 	addr, err := resolveTarget(ctx, opts.Target)
 	if err != nil {
 		return err
 	}
 	res := probe.Run(ctx, opts.Kind, addr, probe.Options{Timeout: min(opts.Timeout, probe.DefaultTimeout)})
+	if err := ctx.Err(); err != nil && !res.Answered {
+		return fmt.Errorf("probing %s: %w", addr, err) // no verdict: it was not the server that went quiet
+	}
 	doc := probeDoc{FormatVersion: formatVersion, Kind: string(opts.Kind), Address: addr.String(), Answered: res.Answered,
 		LatencyMS: float64(res.Latency.Microseconds()) / 1000}
 	if res.Answered {

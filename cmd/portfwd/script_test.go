@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 func portfwdMain() {
 	f := newFactory(systemStreams())
 	if path := os.Getenv("PORTFWD_TEST_GATEWAY"); path != "" {
-		f.Openers = func(openOptions) []forward.Opener { return fileGatewayOpeners(path) }
+		f.Openers = func(o openOptions) []forward.Opener { return fileGatewayOpeners(path, o.Timeout) }
 		f.Memory = nil
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -61,6 +62,7 @@ type fileGateway struct {
 	External netip.Addr        `json:"external"`
 	Name     string            `json:"name"`   // Properties.Name; "memory" when empty
 	Refuse   []string          `json:"refuse"` // keys ("tcp/2456") whose Add the gateway refuses
+	Silent   bool              `json:"silent"` // answers nothing: opening waits --timeout, then fails
 	Mappings []forward.Mapping `json:"mappings"`
 }
 
@@ -85,12 +87,16 @@ func (fg *fileGateway) write(path string) error {
 }
 
 // fileGatewayOpeners is one opener, detected as auto detection would,
-// of the gateway in path.
-func fileGatewayOpeners(path string) []forward.Opener {
-	return []forward.Opener{{Name: "memory", Detect: true, Open: func(context.Context, bool) (forward.Backend, error) {
+// of the gateway in path; a silent one waits for wait (--timeout) as a
+// real protocol would.
+func fileGatewayOpeners(path string, wait time.Duration) []forward.Opener {
+	return []forward.Opener{{Name: "memory", Detect: true, Wait: wait, Open: func(ctx context.Context, _ bool) (forward.Backend, error) {
 		fg, err := readFileGateway(path)
 		if err != nil {
 			return nil, err
+		}
+		if fg.Silent {
+			return nil, silence(ctx, wait)
 		}
 		mem := forwardtest.NewMemory(fg.Self)
 		mem.External = fg.External
@@ -99,6 +105,17 @@ func fileGatewayOpeners(path string) []forward.Opener {
 		}
 		return &fileBackend{Memory: mem, path: path, fg: fg}, nil
 	}}}
+}
+
+// silence is what opening a silent gateway returns, after wait or the
+// end of ctx.
+func silence(ctx context.Context, wait time.Duration) error {
+	select {
+	case <-time.After(wait):
+		return forward.NoGateway(fmt.Errorf("the test gateway did not answer within %s", wait))
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // fileBackend is forwardtest.Memory written back to its file after every
@@ -153,6 +170,7 @@ func (b *fileBackend) save(ctx context.Context) error {
 //	gateway put PROTO/PORT HOST:PORT DESCRIPTION   another client's mapping; a
 //	                                               "quoted" description is read as a Go string
 //	gateway refuse PROTO/PORT                      refuse mappings on a key
+//	gateway silent on|off                          answer nothing (opening waits --timeout)
 //	gateway has PROTO/PORT [HOST:PORT [DESCRIPTION]]
 //	gateway count N                                how many mappings it holds
 func cmdGateway(ts *testscript.TestScript, neg bool, args []string) {
@@ -168,6 +186,9 @@ func cmdGateway(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(fg.write(path))
 	case "refuse":
 		fg.Refuse = append(fg.Refuse, args[1])
+		ts.Check(fg.write(path))
+	case "silent":
+		fg.Silent = args[1] == "on"
 		ts.Check(fg.write(path))
 	case "has":
 		found := slices.ContainsFunc(fg.Mappings, func(m forward.Mapping) bool { return matches(ts, m, args[1:]) })

@@ -73,6 +73,11 @@ type Report struct {
 	Fix     string
 	Info    *Info // what the server said about itself, when it answered
 	Latency time.Duration
+	// VantageErr is why the probe server could not be asked (unreachable,
+	// a refused token): the check from outside did not run, which a
+	// caller must not take for a pass. Nil when it was asked or none was
+	// named.
+	VantageErr error
 }
 
 // OutsideProber probes the home's public address from outside (a
@@ -163,6 +168,7 @@ func (c *Checker) finish(ctx context.Context, r *Report, env *survey) {
 		r.Info, r.Latency = infoOf(answer), answer.Latency
 	}
 	r.Verdict, r.Cause, r.Fix = decide(r.Steps)
+	r.VantageErr = env.vantageErr
 }
 
 func infoOf(res Result) *Info {
