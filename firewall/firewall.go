@@ -50,7 +50,7 @@ var (
 // returns the backend. It writes nothing to iptables.
 func New(opts Options) (*Firewall, error) {
 	sys := hostSystem()
-	wan, warnings, err := checkHost(opts, sys)
+	wan, warnings, notes, err := checkHost(opts, sys)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func New(opts Options) (*Firewall, error) {
 		return nil, fmt.Errorf("starting iptables: %w; install the iptables package", err)
 	}
 	f := newFirewall(t, wan, sys.flavour(), sys)
-	f.warnings = warnings
+	f.warnings, f.notes = warnings, notes
 	if path := restoreBinary(sys); path != "" {
 		f.restore = restoreCmd{path: path}
 	}

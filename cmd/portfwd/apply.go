@@ -47,7 +47,7 @@ and the exit code is 3.`,
 	}
 	cmd.Flags().BoolVar(&opts.Prune, "prune", true, "delete mappings this config owns that are no longer in it")
 	cmd.Flags().BoolVar(&opts.NoProbe, "no-probe", false, "do not check the rules after applying")
-	cmd.Flags().BoolVar(&opts.EnableForwarding, "enable-forwarding", false, "iptables backend: turn on net.ipv4.ip_forward if it is off, instead of failing")
+	cmd.Flags().BoolVar(&opts.EnableForwarding, "enable-forwarding", false, "iptables backend: turn on net.ipv4.ip_forward if it is off (until reboot; says so), instead of failing")
 	opts.Vantage.flags(cmd)
 	return cmd
 }
