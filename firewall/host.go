@@ -129,7 +129,7 @@ var forwardingTurnedOn = "turned IPv4 forwarding on (net.ipv4.ip_forward was 0, 
 
 // errForwardingOff explains net.ipv4.ip_forward=0.
 var errForwardingOff = errors.New("IPv4 forwarding is off (net.ipv4.ip_forward=0), so the router drops every forwarded packet, DNAT or not: " +
-	"run portfwd apply --enable-forwarding, or sysctl -w net.ipv4.ip_forward=1 and, to keep it after a reboot, write net.ipv4.ip_forward=1 to "+sysctlFile)
+	"run portfwd apply --enable-forwarding, or sysctl -w net.ipv4.ip_forward=1 and, to keep it after a reboot, write net.ipv4.ip_forward=1 to " + sysctlFile)
 
 // checkForwarding checks net.ipv4.ip_forward, turning it on when asked,
 // and reports whether it did.
