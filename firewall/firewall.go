@@ -86,17 +86,26 @@ func (f *Firewall) Warnings() []string {
 	return out
 }
 
+// command is the iptables variant by the name of its command:
+// "iptables-nft", "iptables-legacy", or "iptables" when it could not be
+// told.
+func (f *Firewall) command() string {
+	switch f.flavour {
+	case "nf_tables":
+		return "iptables-nft"
+	case "legacy":
+		return "iptables-legacy"
+	}
+	return "iptables"
+}
+
 // Properties implements forward.Backend. iptables rules have no lease,
 // may point at any LAN host, and belong to the one portfwd on this router.
 func (f *Firewall) Properties() forward.Properties {
-	proto := "iptables"
-	if f.flavour != "" {
-		proto += " (" + f.flavour + ")"
-	}
 	return forward.Properties{
 		Name:            "iptables",
 		Gateway:         "iptables://localhost/" + f.wan,
-		Protocols:       []string{proto},
+		Protocols:       []string{f.command()},
 		PermanentLeases: true,
 		ThirdParty:      forward.ThirdPartyYes,
 		Local:           true,
