@@ -84,6 +84,9 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 }
 
 func applyOn(ctx context.Context, opts *applyOptions, cfg *forward.Config, g *forward.Gateway) error {
+	if !opts.Out.json {
+		opts.Out.gatewayLine(g) // before any progress: the gateway is found
+	}
 	line := opts.Out.applyProgress()
 	r, err := forward.Reconcile(ctx, g, cfg, forward.ReconcileOptions{Mode: opts.Mode, Prune: opts.Prune, Progress: line.callback()})
 	line.clear()
@@ -153,7 +156,6 @@ func printResult(out *printer, cfg *forward.Config, g *forward.Gateway, plan for
 		}
 		return out.JSON(doc)
 	}
-	out.gatewayLine(g)
 	t := out.table("RESULT", "RULE", "MAPPING", "TARGET", "NOTE")
 	for _, o := range res.Outcomes {
 		word, note := o.Change.Action.Past(), o.Note

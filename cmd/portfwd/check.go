@@ -128,6 +128,9 @@ type checkDoc struct {
 
 func runCheck(ctx context.Context, opts *checkOptions) error {
 	return opts.run(ctx, func(ctx context.Context, cfg *forward.Config, g *forward.Gateway) error {
+		if !opts.Out.json {
+			opts.Out.gatewayLine(g) // before the progress: the gateway is found
+		}
 		checked, err := runChecks(ctx, cfg, g, opts.Vantage, opts.Out.progress())
 		if err != nil {
 			return err
@@ -158,7 +161,7 @@ func runChecks(ctx context.Context, cfg *forward.Config, g *forward.Gateway, v v
 	if via != "" {
 		c.Vantage = rv
 	}
-	if progress != nil {
+	if progress != nil && len(targets) > 0 {
 		fmt.Fprintf(progress, "checking %d rule(s)…\n", len(targets))
 	}
 	return checkResult{reports: c.Check(ctx, targets), via: via}, nil

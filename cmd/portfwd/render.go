@@ -33,6 +33,8 @@ func (p *printer) JSON(v any) error {
 	p.wrote = true
 	enc := json.NewEncoder(p.io.Out)
 	enc.SetIndent("", "  ")
+	// Not for a web page: "->" stays "->", not "-\u003e".
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 

@@ -185,3 +185,29 @@ func TestTargets(t *testing.T) {
 		t.Errorf("Targets = %+v\nwant %+v", got, want)
 	}
 }
+
+// TestCheckSaysEachThingOnce: a failing layer's message says what is
+// wrong and its fix what to do, never both the same advice; and when the
+// server does not answer on the LAN, the outside layer failing too points
+// back there, not at the router's firewall.
+func TestCheckSaysEachThingOnce(t *testing.T) {
+	w := newWorld()
+	w.serveMinecraft()
+	w.bindings, w.answers = nil, map[netip.AddrPort]Result{}
+	w.outside = &fakeVantage{observed: wanAddr, answer: Result{Err: ErrRefused}}
+	r := w.checker().Check(context.Background(), []Target{mcTarget()})[0]
+	for _, s := range r.Steps {
+		if s.Fix != "" && strings.Contains(s.Message, "start the server") {
+			t.Errorf("%s: message %q repeats its fix %q", s.Layer, s.Message, s.Fix)
+		}
+		if s.Layer == LayerLocal && (s.Fix != "start the server, and check the rule's internal_port" || strings.Contains(s.Fix, "0.0.0.0")) {
+			t.Errorf("nothing bound: fix %q; want start the server (nothing to re-bind yet)", s.Fix)
+		}
+		if s.Layer == LayerOutside && (s.Status != StatusFail || strings.Contains(s.Fix, "firewall") || !strings.Contains(s.Fix, "local layer")) {
+			t.Errorf("outside while local fails: %+v; want a fix pointing at the local layer", s)
+		}
+	}
+	if r.Verdict != Unreachable || !strings.HasPrefix(r.Cause, "nothing listening on 192.168.1.10:25565") {
+		t.Errorf("verdict %s, cause %q", r.Verdict, r.Cause)
+	}
+}

@@ -55,10 +55,10 @@ func (c *Checker) bound(t Target) (s Step, ok bool) {
 	if rep.OK {
 		return Step{Message: rep.Message}, true
 	}
-	s = Step{Layer: LayerLocal, Status: StatusFail, Message: rep.Message,
-		Fix: "start the server, and make it listen on all addresses (0.0.0.0), not 127.0.0.1"}
+	s = Step{Layer: LayerLocal, Status: StatusFail, Message: rep.Message, Fix: rep.Fix}
 	if len(bs) == 0 {
-		s.Message = fmt.Sprintf("nothing listening on %s (%s)", t.Internal, rep.Message)
+		s.Message = fmt.Sprintf("nothing listening on %s: %s", t.Internal, rep.Message)
+		s.Fix = "start the server, and check the rule's internal_port"
 	}
 	return s, false
 }
