@@ -41,8 +41,9 @@ type Firewall struct {
 }
 
 var (
-	_ forward.Backend = (*Firewall)(nil)
-	_ forward.Batcher = (*Firewall)(nil)
+	_ forward.Backend     = (*Firewall)(nil)
+	_ forward.Batcher     = (*Firewall)(nil)
+	_ forward.HostChecker = (*Firewall)(nil)
 )
 
 // New checks that this host can forward ports with iptables (root, an

@@ -147,17 +147,8 @@ const probeTokenEnv = "PORTFWD_PROBE_TOKEN"
 // path (/dev/zero, a log) must fail, not fill the memory.
 const maxTokenFileBytes = 4 << 10
 
-func newCmdProbeServer(f *factory) *cobra.Command { return newCmdProbeServerRun(f, nil) }
-
-// newCmdProbeServerRun is probe-server with the runF seam of the other
-// commands.
-func newCmdProbeServerRun(f *factory, runF func(context.Context, *probeServerOptions) error) *cobra.Command {
-	opts := &probeServerOptions{Server: &probe.Server{}}
-	var pf probeServerFlags
-	cmd := &cobra.Command{
-		Use:   "probe-server",
-		Short: "Serve outside checks for portfwd check --via (run it on a VPS or a friend's machine)",
-		Long: `probe-server answers portfwd check from outside your home: it probes the
+// probeServerLong is probe-server's --help.
+const probeServerLong = `probe-server answers portfwd check from outside your home: it probes the
 ports a request names, on the address the request came from, and on no other
 address, so it cannot be used to scan or flood anyone else. It never probes
 its own host or link (loopback, link-local), nor private networks unless
@@ -179,7 +170,19 @@ Behind a reverse proxy every request comes from the proxy: name the proxy's addr
 --trusted-proxy and the header it writes the client's address in with
 --client-ip-header (X-Real-IP, X-Forwarded-For or Forwarded; the last address
 in it is used), and listen where only the proxy reaches. Headers from any
-other peer are ignored.`,
+other peer are ignored.`
+
+func newCmdProbeServer(f *factory) *cobra.Command { return newCmdProbeServerRun(f, nil) }
+
+// newCmdProbeServerRun is probe-server with the runF seam of the other
+// commands.
+func newCmdProbeServerRun(f *factory, runF func(context.Context, *probeServerOptions) error) *cobra.Command {
+	opts := &probeServerOptions{Server: &probe.Server{}}
+	var pf probeServerFlags
+	cmd := &cobra.Command{
+		Use:   "probe-server",
+		Short: "Serve outside checks for portfwd check --via (run it on a VPS or a friend's machine)",
+		Long:  probeServerLong,
 		Example: `  portfwd probe-server --listen :8443 --token-file /etc/portfwd/token \
       --tls-cert /etc/portfwd/cert.pem --tls-key /etc/portfwd/key.pem
   portfwd probe-server --listen 127.0.0.1:8443 --token-file /etc/portfwd/token \

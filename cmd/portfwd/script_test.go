@@ -57,10 +57,12 @@ func TestScripts(t *testing.T) {
 // fileGateway is the in-memory gateway's file: its settings and the
 // mappings it holds.
 type fileGateway struct {
-	Self     netip.Addr        `json:"self"`
-	External netip.Addr        `json:"external"`
-	Name     string            `json:"name"`   // Properties.Name; "memory" when empty
-	Refuse   []string          `json:"refuse"` // keys ("tcp/2456") whose Add the gateway refuses
+	Self     netip.Addr `json:"self"`
+	External netip.Addr `json:"external"`
+	Name     string     `json:"name"`   // Properties.Name; "memory" when empty
+	Refuse   []string   `json:"refuse"` // keys ("tcp/2456") whose Add the gateway refuses
+	// Networks, when set, are all the gateway reaches (HostChecker).
+	Networks []netip.Prefix    `json:"networks"`
 	Mappings []forward.Mapping `json:"mappings"`
 }
 
@@ -138,6 +140,15 @@ func (b *fileBackend) Properties() forward.Properties {
 	return p
 }
 
+// HostProblem implements forward.HostChecker over the file's networks.
+func (b *fileBackend) HostProblem(host netip.Addr) string {
+	if !host.IsValid() || len(b.fg.Networks) == 0 ||
+		slices.ContainsFunc(b.fg.Networks, func(p netip.Prefix) bool { return p.Contains(host) }) {
+		return ""
+	}
+	return fmt.Sprintf("%s is on none of the test gateway's networks", host)
+}
+
 func (b *fileBackend) save(ctx context.Context) error {
 	ms, err := b.Memory.List(ctx)
 	if err != nil {
@@ -153,11 +164,12 @@ func (b *fileBackend) save(ctx context.Context) error {
 //	gateway put PROTO/PORT HOST:PORT DESCRIPTION   another client's mapping; a
 //	                                               "quoted" description is read as a Go string
 //	gateway refuse PROTO/PORT                      refuse mappings on a key
+//	gateway networks PREFIX...                     the only networks it reaches
 //	gateway has PROTO/PORT [HOST:PORT [DESCRIPTION]]
 //	gateway count N                                how many mappings it holds
 func cmdGateway(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 2 {
-		ts.Fatalf("usage: gateway put|refuse|has|count ARGS")
+		ts.Fatalf("usage: gateway put|refuse|networks|has|count ARGS")
 	}
 	path := ts.Getenv("PORTFWD_TEST_GATEWAY")
 	fg, err := readFileGateway(path)
@@ -168,6 +180,13 @@ func cmdGateway(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(fg.write(path))
 	case "refuse":
 		fg.Refuse = append(fg.Refuse, args[1])
+		ts.Check(fg.write(path))
+	case "networks":
+		for _, a := range args[1:] {
+			p, err := netip.ParsePrefix(a)
+			ts.Check(err)
+			fg.Networks = append(fg.Networks, p)
+		}
 		ts.Check(fg.write(path))
 	case "has":
 		found := slices.ContainsFunc(fg.Mappings, func(m forward.Mapping) bool { return matches(ts, m, args[1:]) })
