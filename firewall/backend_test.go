@@ -206,8 +206,8 @@ func TestExternalAddrAndProperties(t *testing.T) {
 	if p.ThirdParty != forward.ThirdPartyYes || !p.PermanentLeases || p.ListsFromState || p.Name != "iptables" || !p.Local || !p.Hairpin {
 		t.Errorf("Properties = %+v", p)
 	}
-	if f.Flavour() != "nf_tables" {
-		t.Errorf("Flavour = %q", f.Flavour())
+	if f.Flavour() != "nf_tables" || !slices.Equal(p.Protocols, []string{"iptables-nft"}) {
+		t.Errorf("Flavour = %q, Protocols %q; want nf_tables, iptables-nft", f.Flavour(), p.Protocols)
 	}
 }
 

@@ -43,4 +43,9 @@
 // rule in portfwd's chains is this router's portfwd's, whichever LAN host
 // it forwards to (Properties.Local). IPv4 only: IPv6 pinholes
 // (ip6tables FORWARD accepts) are not written.
+//
+// On the router, the backend also knows which LAN hosts the router can
+// reach (its LAN-side networks and the routes through them): it is a
+// forward.HostChecker, so a rule forwarding to a host on none of them is
+// warned of before any change, and check names it as the cause (reach.go).
 package firewall

@@ -41,8 +41,9 @@ type Firewall struct {
 }
 
 var (
-	_ forward.Backend = (*Firewall)(nil)
-	_ forward.Batcher = (*Firewall)(nil)
+	_ forward.Backend     = (*Firewall)(nil)
+	_ forward.Batcher     = (*Firewall)(nil)
+	_ forward.HostChecker = (*Firewall)(nil)
 )
 
 // New checks that this host can forward ports with iptables (root, an
@@ -50,7 +51,7 @@ var (
 // returns the backend. It writes nothing to iptables.
 func New(opts Options) (*Firewall, error) {
 	sys := hostSystem()
-	wan, warnings, err := checkHost(opts, sys)
+	wan, warnings, notes, err := checkHost(opts, sys)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +60,7 @@ func New(opts Options) (*Firewall, error) {
 		return nil, fmt.Errorf("starting iptables: %w; install the iptables package", err)
 	}
 	f := newFirewall(t, wan, sys.flavour(), sys)
-	f.warnings = warnings
+	f.warnings, f.notes = warnings, notes
 	if path := restoreBinary(sys); path != "" {
 		f.restore = restoreCmd{path: path}
 	}
@@ -86,17 +87,26 @@ func (f *Firewall) Warnings() []string {
 	return out
 }
 
+// command is the iptables variant by the name of its command:
+// "iptables-nft", "iptables-legacy", or "iptables" when it could not be
+// told.
+func (f *Firewall) command() string {
+	switch f.flavour {
+	case "nf_tables":
+		return "iptables-nft"
+	case "legacy":
+		return "iptables-legacy"
+	}
+	return "iptables"
+}
+
 // Properties implements forward.Backend. iptables rules have no lease,
 // may point at any LAN host, and belong to the one portfwd on this router.
 func (f *Firewall) Properties() forward.Properties {
-	proto := "iptables"
-	if f.flavour != "" {
-		proto += " (" + f.flavour + ")"
-	}
 	return forward.Properties{
 		Name:            "iptables",
 		Gateway:         "iptables://localhost/" + f.wan,
-		Protocols:       []string{proto},
+		Protocols:       []string{f.command()},
 		PermanentLeases: true,
 		ThirdParty:      forward.ThirdPartyYes,
 		Local:           true,

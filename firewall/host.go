@@ -80,58 +80,74 @@ func hostInterfaces() ([]netIface, error) {
 	return out, nil
 }
 
-// checkHost checks what New needs and returns the WAN interface, and the
-// warnings of a host that could not forward yet. Each error says what to
-// do.
-func checkHost(opts Options, sys system) (wan string, warnings []string, err error) {
+// checkHost checks what New needs and returns the WAN interface, the
+// warnings of a host that could not forward yet, and what it changed on
+// the host (notes, said once). Each error says what to do.
+func checkHost(opts Options, sys system) (wan string, warnings, notes []string, err error) {
 	if sys.geteuid() != 0 {
-		return "", nil, errors.New("the iptables backend changes the firewall: run portfwd as root on the router")
+		return "", nil, nil, errors.New("the iptables backend changes the firewall: run portfwd as root on the router")
 	}
 	if _, err := sys.lookPath("iptables"); err != nil {
-		return "", nil, errors.New("no iptables binary in PATH: install the iptables package (apt install iptables)")
+		return "", nil, nil, errors.New("no iptables binary in PATH: install the iptables package (apt install iptables)")
 	}
 	wan = opts.WANInterface
 	if wan == "" {
 		if wan, err = defaultRouteInterface(sys); err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 	}
 	ifs, err := sys.interfaces()
 	if err != nil {
-		return "", nil, fmt.Errorf("listing network interfaces: %w", err)
+		return "", nil, nil, fmt.Errorf("listing network interfaces: %w", err)
 	}
 	if !slices.ContainsFunc(ifs, func(i netIface) bool { return i.name == wan }) {
-		return "", nil, fmt.Errorf("WAN interface %s not found; name the router's uplink with gateway.wan_interface or --wan-interface (ip -br link lists them)", wan)
+		return "", nil, nil, fmt.Errorf("WAN interface %s not found; name the router's uplink with gateway.wan_interface or --wan-interface (ip -br link lists them)", wan)
 	}
-	if err := checkForwarding(opts, sys); err != nil {
+	turnedOn, err := checkForwarding(opts, sys)
+	if err != nil {
 		if !opts.Inspect {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		warnings = append(warnings, err.Error())
 	}
-	return wan, warnings, nil
+	if turnedOn {
+		notes = append(notes, forwardingTurnedOn)
+	}
+	return wan, warnings, notes, nil
 }
+
+// sysctlFile is where forwardingTurnedOn tells the user to keep the
+// setting: systemd-sysctl (and procps on other inits) reads /etc/sysctl.d
+// at boot.
+const sysctlFile = "/etc/sysctl.d/99-portfwd.conf"
+
+// forwardingTurnedOn is the note of --enable-forwarding having changed the
+// host: a write to /proc lasts until the next reboot only.
+var forwardingTurnedOn = "turned IPv4 forwarding on (net.ipv4.ip_forward was 0, as --enable-forwarding allows); " +
+	"this lasts until the router reboots: to keep it, run echo net.ipv4.ip_forward=1 > " + sysctlFile +
+	" as root (or keep --enable-forwarding on every run)"
 
 // errForwardingOff explains net.ipv4.ip_forward=0.
 var errForwardingOff = errors.New("IPv4 forwarding is off (net.ipv4.ip_forward=0), so the router drops every forwarded packet, DNAT or not: " +
-	"run portfwd apply --enable-forwarding, or sysctl -w net.ipv4.ip_forward=1 and set it in /etc/sysctl.d/ to keep it")
+	"run portfwd apply --enable-forwarding, or sysctl -w net.ipv4.ip_forward=1 and, to keep it after a reboot, write net.ipv4.ip_forward=1 to " + sysctlFile)
 
-// checkForwarding checks net.ipv4.ip_forward, turning it on when asked.
-func checkForwarding(opts Options, sys system) error {
+// checkForwarding checks net.ipv4.ip_forward, turning it on when asked,
+// and reports whether it did.
+func checkForwarding(opts Options, sys system) (turnedOn bool, err error) {
 	b, err := sys.readFile(ipForwardPath)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", ipForwardPath, err)
+		return false, fmt.Errorf("reading %s: %w", ipForwardPath, err)
 	}
 	if strings.TrimSpace(string(b)) == "1" {
-		return nil
+		return false, nil
 	}
 	if !opts.EnableForwarding {
-		return errForwardingOff
+		return false, errForwardingOff
 	}
 	if err := sys.writeFile(ipForwardPath, []byte("1\n")); err != nil {
-		return fmt.Errorf("enabling IPv4 forwarding: %w", err)
+		return false, fmt.Errorf("enabling IPv4 forwarding: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // defaultRouteInterface is the interface of the IPv4 default route: the

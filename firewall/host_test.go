@@ -52,7 +52,7 @@ func TestCheckHost(t *testing.T) {
 			if tc.change != nil {
 				tc.change(&sys)
 			}
-			wan, warns, err := checkHost(tc.opts, sys)
+			wan, warns, notes, err := checkHost(tc.opts, sys)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("err = %v; want one containing %q", err, tc.wantErr)
@@ -67,6 +67,12 @@ func TestCheckHost(t *testing.T) {
 			}
 			if tc.opts.EnableForwarding && wrote != ipForwardPath+"=1\n" {
 				t.Errorf("EnableForwarding wrote %q", wrote)
+			}
+			// Turning forwarding on is said, with how to keep it after a
+			// reboot; nothing is said when nothing was changed.
+			if said := len(notes) == 1 && strings.Contains(notes[0], "turned IPv4 forwarding on") &&
+				strings.Contains(notes[0], "reboot") && strings.Contains(notes[0], "/etc/sysctl.d/"); said != (wrote != "") {
+				t.Errorf("wrote %q; notes %q", wrote, notes)
 			}
 		})
 	}

@@ -27,6 +27,18 @@ type Warner interface {
 	Warnings() []string
 }
 
+// HostChecker is a backend that knows, without asking the gateway
+// anything, whether the gateway can reach a LAN host it would forward to:
+// the iptables backend, on the router itself, knows the router's networks
+// and routes. HostProblem says why the gateway cannot reach host, or ""
+// when it can or cannot tell; what to do (check the rule's internal_host)
+// is the caller's to say. It is for a warning before any change and for
+// check's diagnosis, never a refusal: a forward to a host the gateway
+// cannot reach is made, and goes nowhere.
+type HostChecker interface {
+	HostProblem(host netip.Addr) string
+}
+
 // TearDowner is a backend that sets up something of its own beside the
 // mappings (the iptables backend's chains and jumps). Teardown removes it;
 // callers call it only once no owned mapping is left, and it never removes

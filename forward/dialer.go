@@ -3,7 +3,6 @@ package forward
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 )
 
@@ -85,7 +84,7 @@ func detected(det *Detection) string {
 	if det == nil {
 		return ""
 	}
-	return fmt.Sprintf(" (answered: %s; %s)", strings.Join(det.Answered, ", "), det.Why)
+	return fmt.Sprintf(" (%s; %s)", det.Asking(), det.Why)
 }
 
 // release ends a pass on g: its warnings are reported, and a kept

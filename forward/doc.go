@@ -10,7 +10,7 @@
 //	backend.go               the Backend contract, Properties, sentinel errors
 //	slow.go                  each request to the gateway under its own timeout
 //	                         (WithinRequestTimeout), and the SlowError that names --timeout
-//	capabilities.go          optional backend capabilities (Locator, Warner, Finder, TearDowner, Batcher)
+//	capabilities.go          optional backend capabilities (Locator, Warner, Finder, TearDowner, Batcher, HostChecker)
 //	                         found through decorators with As; readonly.go is one decorator
 //	gateway.go               Open and Detect: the backend a config names, or the best of
 //	                         those that answer, chosen by their Properties

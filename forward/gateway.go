@@ -53,11 +53,37 @@ type Gateway struct {
 
 // Detection is what auto detection saw and decided.
 type Detection struct {
+	// Asked are the backends asked, in order of preference: every one
+	// that detects, or the remembered one alone.
+	Asked    []string
 	Answered []string // the backends that answered, in order of preference
 	Why      string   // why the chosen one, for people
 	// Remembered: the choice of an earlier run (Memory) was opened alone,
-	// and Answered is that one backend.
+	// and Asked and Answered are that one backend.
 	Remembered bool
+	// FirstEnded: the most preferred backend answered, which ended the
+	// wait at once, so the others were not waited for and Answered holds
+	// only it; otherwise each was given DetectWindow after the first
+	// answer. Answered differs between runs on the same router unless
+	// this is read with it.
+	FirstEnded bool
+}
+
+// Asking says for people what detection asked and how long it waited,
+// without which Answered would read as all a router speaks: "asked upnp,
+// pcp, natpmp; answered: upnp (the first choice, so the others were not
+// waited for)".
+func (d *Detection) Asking() string {
+	asked, answered := strings.Join(d.Asked, ", "), strings.Join(d.Answered, ", ")
+	switch {
+	case d.Remembered:
+		return "asked " + asked + " alone (remembered)"
+	case d.FirstEnded:
+		return fmt.Sprintf("asked %s; answered: %s (%s is the first choice, so the others were not waited for)", asked, answered, d.Asked[0])
+	case len(d.Asked) > 1:
+		return fmt.Sprintf("asked %s; answered: %s (the others had up to %s after the first answer)", asked, answered, DetectWindow)
+	}
+	return fmt.Sprintf("asked %s; answered: %s", asked, answered)
 }
 
 // NewGateway is the Gateway of backend b, with Self from b (Locator).
@@ -127,9 +153,9 @@ func Detect(ctx context.Context, openers []Opener, rules []Rule, mem Memory) (*G
 		return g, nil
 	}
 	firstEnds := otherHostRule(rules) == ""
-	found, errs := detect(ctx, auto, DetectBudget, firstEnds)
+	found, errs, ended := detect(ctx, auto, DetectBudget, firstEnds)
 	if len(found) == 0 && ctx.Err() == nil {
-		found, errs = detect(ctx, auto, longBudget(auto), firstEnds)
+		found, errs, ended = detect(ctx, auto, longBudget(auto), firstEnds)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("detecting the gateway's protocol: %w", err)
@@ -141,6 +167,7 @@ func Detect(ctx context.Context, openers []Opener, rules []Rule, mem Memory) (*G
 	if err != nil {
 		return nil, err
 	}
+	det.Asked, det.FirstEnded = openerNames(auto), ended
 	b := chosen.backend
 	if b.Properties().ListsFromState {
 		if b, err = chosen.opener.Open(ctx, false); err != nil {
@@ -219,7 +246,7 @@ func remembered(c Choice, auto []Opener) *Detection {
 			then = append(then, o.Name)
 		}
 	}
-	return &Detection{Answered: []string{c.Backend}, Remembered: true,
+	return &Detection{Asked: []string{c.Backend}, Answered: []string{c.Backend}, Remembered: true,
 		Why: fmt.Sprintf("remembered from the detection of %s, when %s answered and %s was chosen; every protocol is asked again %.0f h after it, or at once with --rediscover",
 			c.At.Local().Format("2006-01-02 15:04"), strings.Join(then, ", "), c.Backend, DetectMemoryAge.Hours())}
 }
@@ -241,15 +268,16 @@ type answer struct {
 }
 
 // detect opens every opener at once within budget and returns those that
-// answered, in the openers' order, and the errors of the others (nil for
-// those that answered). With firstEnds, the first opener answering ends
-// the wait; without it (a rule for another host, where a later opener made
-// for third parties ranks higher) the others get the DetectWindow too.
-func detect(ctx context.Context, openers []Opener, budget time.Duration, firstEnds bool) ([]answer, []error) {
+// answered, in the openers' order, the errors of the others (nil for
+// those that answered), and whether the first opener's answer ended the
+// wait (ended). With firstEnds, the first opener answering ends the wait;
+// without it (a rule for another host, where a later opener made for
+// third parties ranks higher) the others get the DetectWindow too.
+func detect(ctx context.Context, openers []Opener, budget time.Duration, firstEnds bool) (out []answer, errs []error, ended bool) {
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	found := make([]Backend, len(openers))
-	errs := make([]error, len(openers))
+	errs = make([]error, len(openers))
 	var once sync.Once
 	var wg sync.WaitGroup
 	for i, o := range openers {
@@ -267,13 +295,14 @@ func detect(ctx context.Context, openers []Opener, budget time.Duration, firstEn
 		})
 	}
 	wg.Wait()
-	var out []answer
 	for i, b := range found {
 		if b != nil {
 			out = append(out, answer{openers[i], b})
 		}
 	}
-	return out, errs
+	// Only the first opener's answer ends the wait early; when it came,
+	// whatever else is in found answered before it.
+	return out, errs, firstEnds && found[0] != nil && len(openers) > 1
 }
 
 // noAnswer is the error when none of the openers asked answered, after

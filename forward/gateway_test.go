@@ -420,3 +420,38 @@ func TestDetectRecallInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// TestDetectSaysWhatItAsked: the Detection names every protocol asked and
+// how the wait ended, so that a shorter Answered list on the next run (the
+// first choice answered sooner) or the remembered protocol alone does not
+// read as the router speaking less.
+func TestDetectSaysWhatItAsked(t *testing.T) {
+	up, pcp, nat := lister(), successor(), elder()
+	g, err := forward.Detect(context.Background(), openers(up, pcp, nat), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := g.Detection
+	if !slices.Equal(d.Asked, []string{"upnp", "pcp", "natpmp"}) || !d.FirstEnded ||
+		!strings.HasPrefix(d.Asking(), "asked upnp, pcp, natpmp; answered: upnp") || !strings.Contains(d.Asking(), "the others were not waited for") {
+		t.Errorf("the first choice answered: %+v, %q", d, d.Asking())
+	}
+
+	up.silent = true
+	mem := &memo{}
+	if g, err = forward.Detect(context.Background(), openers(up, pcp, nat), nil, mem); err != nil {
+		t.Fatal(err)
+	}
+	d = g.Detection
+	if d.FirstEnded || !slices.Equal(d.Asked, []string{"upnp", "pcp", "natpmp"}) ||
+		d.Asking() != "asked upnp, pcp, natpmp; answered: pcp, natpmp (the others had up to "+forward.DetectWindow.String()+" after the first answer)" {
+		t.Errorf("the first choice silent: %+v, %q", d, d.Asking())
+	}
+
+	if g, err = forward.Detect(context.Background(), openers(up, pcp, nat), nil, mem); err != nil {
+		t.Fatal(err)
+	}
+	if d = g.Detection; !d.Remembered || !slices.Equal(d.Asked, []string{"pcp"}) || d.Asking() != "asked pcp alone (remembered)" {
+		t.Errorf("remembered: %+v, %q", d, d.Asking())
+	}
+}

@@ -47,7 +47,7 @@ and the exit code is 3.`,
 	}
 	cmd.Flags().BoolVar(&opts.Prune, "prune", true, "delete mappings this config owns that are no longer in it")
 	cmd.Flags().BoolVar(&opts.NoProbe, "no-probe", false, "do not check the rules after applying")
-	cmd.Flags().BoolVar(&opts.EnableForwarding, "enable-forwarding", false, "iptables backend: turn on net.ipv4.ip_forward if it is off, instead of failing")
+	cmd.Flags().BoolVar(&opts.EnableForwarding, "enable-forwarding", false, "iptables backend: turn on net.ipv4.ip_forward if it is off (until reboot; says so), instead of failing")
 	opts.Vantage.flags(cmd)
 	return cmd
 }
@@ -84,6 +84,9 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 }
 
 func applyOn(ctx context.Context, opts *applyOptions, cfg *forward.Config, g *forward.Gateway) error {
+	if !opts.Out.json {
+		opts.Out.gatewayLine(g) // before any progress: the gateway is found
+	}
 	line := opts.Out.applyProgress()
 	r, err := forward.Reconcile(ctx, g, cfg, forward.ReconcileOptions{Mode: opts.Mode, Prune: opts.Prune, Progress: line.callback()})
 	line.clear()
@@ -153,7 +156,6 @@ func printResult(out *printer, cfg *forward.Config, g *forward.Gateway, plan for
 	if out.json {
 		return printResultJSON(out, cfg, g, plan, res, checked)
 	}
-	out.gatewayLine(g)
 	if err := outcomeTable(out, res); err != nil {
 		return err
 	}
@@ -199,7 +201,6 @@ func printDown(out *printer, cfg *forward.Config, g *forward.Gateway, plan forwa
 	if out.json {
 		return printResultJSON(out, cfg, g, plan, res, checked)
 	}
-	out.gatewayLine(g)
 	if len(res.Outcomes) == 0 {
 		out.errf("Down: nothing to remove: no forward on the gateway belongs to this config.\n")
 		return nil

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,16 +18,66 @@ import (
 	"github.com/portfwd/portfwd/forward/probe"
 )
 
-// vantageFlags are --via and --token: the probe server that checks from
-// outside, overriding the config's probe_server.
+// vantageFlags are --via, its token and its certificate authority: the
+// probe server that checks from outside, overriding the config's
+// probe_server.
 type vantageFlags struct {
-	Via   string
-	Token string
+	Via       string
+	Token     string
+	TokenFile string
+	CA        string              // PEM file of the authorities --via's certificate chains to
+	getenv    func(string) string // reads $PORTFWD_PROBE_TOKEN; nil reads nothing
 }
 
 func (v *vantageFlags) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&v.Via, "via", "", "probe server (portfwd probe-server) that checks from outside, e.g. https://vps.example:8443")
-	cmd.Flags().StringVar(&v.Token, "token", "", "the probe server's token")
+	cmd.Flags().StringVar(&v.Token, "token", "", "the probe server's token; visible in ps, prefer --token-file or "+probeTokenEnv)
+	cmd.Flags().StringVar(&v.TokenFile, "token-file", "", "read the probe server's token from this file (its first line)")
+	cmd.Flags().StringVar(&v.CA, "via-ca", "", "trust the probe server's certificate if it chains to one in this PEM file (a self-signed one), instead of the system's authorities")
+	v.getenv = os.Getenv
+}
+
+// vantage is the probe server to ask, from the flags, else the config's:
+// "" when there is none. Its token is --token or --token-file, else
+// $PORTFWD_PROBE_TOKEN, else the config's (unless --via replaced its URL).
+func (v vantageFlags) vantage(ps forward.ProbeServer) (probe.RemoteVantage, error) {
+	rv := probe.RemoteVantage{URL: ps.URL}
+	if v.Via != "" {
+		rv.URL, ps.Token = v.Via, ""
+	}
+	if rv.URL == "" {
+		return rv, nil
+	}
+	if err := forward.CheckProbeServerURL(rv.URL); err != nil {
+		return rv, fmt.Errorf("--via: %w", err)
+	}
+	env := ""
+	if v.getenv != nil {
+		env = v.getenv(probeTokenEnv)
+	}
+	token, err := probeToken(v.Token, v.TokenFile, env)
+	if rv.Token = cmp.Or(token, ps.Token); err != nil {
+		return rv, err
+	}
+	rv.RootCAs, err = readCA(v.CA)
+	return rv, err
+}
+
+// readCA is the pool of the certificates in the PEM file path; nil (the
+// system's) when path is "".
+func readCA(path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--via-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("--via-ca %s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }
 
 // checkOptions is everything check needs, resolved from flags.
@@ -78,6 +130,9 @@ type checkDoc struct {
 
 func runCheck(ctx context.Context, opts *checkOptions) error {
 	return opts.run(ctx, func(ctx context.Context, cfg *forward.Config, g *forward.Gateway) error {
+		if !opts.Out.json {
+			opts.Out.gatewayLine(g) // before the progress: the gateway is found
+		}
 		checked, err := runChecks(ctx, cfg, g, opts.Vantage, opts.Out.progress())
 		if err != nil {
 			return err
@@ -115,17 +170,15 @@ func notChecked(reports []probe.Report) error {
 func runChecks(ctx context.Context, cfg *forward.Config, g *forward.Gateway, v vantageFlags, progress io.Writer) (checkResult, error) {
 	targets := probe.Targets(cfg, g.Self)
 	c := &probe.Checker{Gateway: g.Backend, Self: g.Self}
-	via, token := cfg.ProbeServer.URL, cfg.ProbeServer.Token
-	if v.Via != "" {
-		via, token = v.Via, v.Token
+	rv, err := v.vantage(cfg.ProbeServer)
+	if err != nil {
+		return checkResult{}, err
 	}
+	via := rv.URL
 	if via != "" {
-		if err := forward.CheckProbeServerURL(via); err != nil {
-			return checkResult{}, fmt.Errorf("--via: %w", err)
-		}
-		c.Vantage = probe.RemoteVantage{URL: via, Token: token}
+		c.Vantage = rv
 	}
-	if progress != nil {
+	if progress != nil && len(targets) > 0 {
 		fmt.Fprintf(progress, "checking %d rule(s)…\n", len(targets))
 	}
 	reports := c.Check(ctx, targets)

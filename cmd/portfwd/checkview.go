@@ -45,6 +45,10 @@ func viewReports(reports []probe.Report) []reportView {
 // printReports writes one line per rule, then the layers of every rule
 // that is not plainly reachable, so the fix is on screen.
 func printReports(out *printer, reports []probe.Report, via string) error {
+	if len(reports) == 0 {
+		out.errf("No rules to check.\n")
+		return nil
+	}
 	t := out.table("RULE", "PROBE", "PORT", "VERDICT", "DETAIL")
 	for _, r := range reports {
 		t.row(r.Rule, string(r.Kind), r.External.String(), string(r.Verdict), detail(r))
@@ -64,7 +68,7 @@ func printReports(out *printer, reports []probe.Report, via string) error {
 }
 
 func printLayers(out *printer, r probe.Report) {
-	fmt.Fprintf(out.io.Out, "\n%s (%s → %s):\n", r.Rule, r.External, r.Internal)
+	fmt.Fprintf(out.io.Out, "\n%s (%s -> %s):\n", r.Rule, r.External, r.Internal)
 	// The layers' messages quote what servers and routers said.
 	for _, s := range r.Steps {
 		fmt.Fprintf(out.io.Out, "  %-8s %-5s %s\n", s.Layer, s.Status, forward.Printable(s.Message))

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/portfwd/portfwd/forward"
+	"github.com/portfwd/portfwd/forward/probe"
 )
 
 // access is how a command uses the gateway.
@@ -68,7 +69,24 @@ func (f *factory) open(ctx context.Context, cfg *forward.Config, a access, enabl
 		g.Backend = forward.ReadOnly(g.Backend)
 	}
 	f.warnUnused(cfg, g.Backend.Properties())
+	if a != accessRemove {
+		f.warnHosts(cfg, g.Backend)
+	}
 	return g, nil
+}
+
+// warnHosts says, before any change, which rules forward to a host the
+// gateway cannot reach, when the backend can tell (HostChecker).
+func (f *factory) warnHosts(cfg *forward.Config, b forward.Backend) {
+	hc, ok := forward.As[forward.HostChecker](b)
+	if !ok {
+		return
+	}
+	for _, r := range cfg.Rules {
+		if p := hc.HostProblem(r.InternalAddr); p != "" {
+			f.warn(fmt.Sprintf("rule %q forwards to %s: %s; %s", r.Name, r.InternalHost, p, probe.FixInternalHost))
+		}
+	}
 }
 
 // gatewayRun is what every command that talks to a gateway shares: where

@@ -219,7 +219,7 @@ func TestLabIptables(t *testing.T) {
 			}
 		}
 		if r.code != exitOK || owned != 6 || foreign != 1 || doc.ExternalAddress != l.RouterWAN.String() ||
-			!slices.Contains(doc.Gateway.Protocols, "iptables (nf_tables)") {
+			!slices.Contains(doc.Gateway.Protocols, "iptables-nft") {
 			t.Errorf("status: exit %d, %d owned, %d foreign, external %s, protocols %v", r.code, owned, foreign, doc.ExternalAddress, doc.Gateway.Protocols)
 		}
 	})

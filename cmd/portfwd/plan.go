@@ -95,11 +95,21 @@ func printPlan(out *printer, cfg *forward.Config, g *forward.Gateway, plan forwa
 	out.gatewayLine(g)
 	t := out.table("ACTION", "RULE", "MAPPING", "TARGET", "REASON")
 	for _, c := range plan.Changes {
-		t.row(c.Action.String(), c.Rule, c.Key.String(), target(c), c.Reason)
+		t.row(planWord(c.Action), c.Rule, c.Key.String(), target(c), c.Reason)
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
 	out.errf("Plan: %s.\n", summaryLine(plan))
 	return nil
+}
+
+// planWord is the action as plan's table says it: its name, but
+// "unchanged" for Noop, the word apply and the summary line use. JSON
+// keeps the name ("noop"): it is a compatibility promise.
+func planWord(a forward.Action) string {
+	if a == forward.Noop {
+		return a.Past()
+	}
+	return a.String()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -162,6 +163,7 @@ type probeServerOptions struct {
 type probeServerFlags struct {
 	token, tokenFile string
 	proxies          []string
+	tlsCert, tlsKey  string
 }
 
 // probeTokenEnv holds the probe server's token when no flag gives it.
@@ -170,6 +172,31 @@ const probeTokenEnv = "PORTFWD_PROBE_TOKEN"
 // maxTokenFileBytes bounds a token file: a token is a line, and a wrong
 // path (/dev/zero, a log) must fail, not fill the memory.
 const maxTokenFileBytes = 4 << 10
+
+// probeServerLong is probe-server's --help.
+const probeServerLong = `probe-server answers portfwd check from outside your home: it probes the
+ports a request names, on the address the request came from, and on no other
+address, so it cannot be used to scan or flood anyone else. It never probes
+its own host or link (loopback, link-local), nor private networks unless
+--allow-private. Requests are limited in ports, rate per source (an IPv4
+address or an IPv6 /56) and time; requests without the right token are
+limited apart, so they cannot crowd out those with it.
+
+The token comes from --token-file or --token (not both; --token shows in ps),
+else from $` + probeTokenEnv + `; a flag wins over the environment.
+
+Serve HTTPS with --tls-cert and --tls-key (PEM files, such as Let's Encrypt's
+fullchain.pem and privkey.pem; restart to load renewed ones), or put it behind
+a TLS-terminating reverse proxy: over plain HTTP the token travels in clear.
+Clients send the token in the Authorization header, never in the URL: give
+portfwd check its --token-file or $` + probeTokenEnv + ` (not --token, which
+shows in ps), and --via-ca with the certificate when it is self-signed.
+
+Behind a reverse proxy every request comes from the proxy: name the proxy's address with
+--trusted-proxy and the header it writes the client's address in with
+--client-ip-header (X-Real-IP, X-Forwarded-For or Forwarded; the last address
+in it is used), and listen where only the proxy reaches. Headers from any
+other peer are ignored.`
 
 func newCmdProbeServer(f *factory) *cobra.Command { return newCmdProbeServerRun(f, nil) }
 
@@ -181,24 +208,9 @@ func newCmdProbeServerRun(f *factory, runF func(context.Context, *probeServerOpt
 	cmd := &cobra.Command{
 		Use:   "probe-server",
 		Short: "Serve outside checks for portfwd check --via (run it on a VPS or a friend's machine)",
-		Long: `probe-server answers portfwd check from outside your home: it probes the
-ports a request names, on the address the request came from, and on no other
-address, so it cannot be used to scan or flood anyone else. It never probes
-its own host or link (loopback, link-local), nor private networks unless
---allow-private. Requests are limited in ports, rate per source (an IPv4
-address or an IPv6 /56) and time; requests without the right token are
-limited apart, so they cannot crowd out those with it.
-
-The token comes from --token-file or --token (not both; --token shows in ps),
-else from $` + probeTokenEnv + `; a flag wins over the environment.
-
-Put it behind TLS (or use a token over a trusted network). Behind a reverse
-proxy every request comes from the proxy: name the proxy's address with
---trusted-proxy and the header it writes the client's address in with
---client-ip-header (X-Real-IP, X-Forwarded-For or Forwarded; the last address
-in it is used), and listen where only the proxy reaches. Headers from any
-other peer are ignored.`,
-		Example: `  portfwd probe-server --listen :8443 --token-file /etc/portfwd/token
+		Long:  probeServerLong,
+		Example: `  portfwd probe-server --listen :8443 --token-file /etc/portfwd/token \
+      --tls-cert /etc/portfwd/cert.pem --tls-key /etc/portfwd/key.pem
   portfwd probe-server --listen 127.0.0.1:8443 --token-file /etc/portfwd/token \
       --trusted-proxy 127.0.0.1 --client-ip-header X-Real-IP`,
 		Args: cobra.NoArgs,
@@ -230,6 +242,8 @@ func probeServerFlagSet(cmd *cobra.Command, opts *probeServerOptions, pf *probeS
 	fl.BoolVar(&s.AllowPrivate, "allow-private", false, "probe private (RFC 1918, RFC 4193) and carrier-grade NAT addresses too: for a probe server on a LAN")
 	fl.StringSliceVar(&pf.proxies, "trusted-proxy", nil, "address of a reverse proxy in front of the server (repeatable); its requests are answered for the client named in --client-ip-header")
 	fl.StringVar(&s.ClientIPHeader, "client-ip-header", "", "header a --trusted-proxy writes the client's address in, e.g. X-Real-IP")
+	fl.StringVar(&pf.tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM, the chain after it); needs --tls-key")
+	fl.StringVar(&pf.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 }
 
 func runProbeServer(ctx context.Context, opts *probeServerOptions) error {
@@ -244,6 +258,9 @@ func (pf probeServerFlags) resolve(s *probe.Server, getenv func(string) string) 
 		return err
 	}
 	s.Token = token
+	if s.TLS, err = serverTLS(pf.tlsCert, pf.tlsKey); err != nil {
+		return err
+	}
 	for _, p := range pf.proxies {
 		a, err := netip.ParseAddr(strings.TrimSpace(p))
 		if err != nil || a.Zone() != "" {
@@ -252,6 +269,22 @@ func (pf probeServerFlags) resolve(s *probe.Server, getenv func(string) string) 
 		s.TrustedProxies = append(s.TrustedProxies, a.Unmap())
 	}
 	return nil
+}
+
+// serverTLS is the TLS config of --tls-cert and --tls-key, which go
+// together; nil when neither is given (plain HTTP).
+func serverTLS(certFile, keyFile string) (*tls.Config, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case certFile == "" || keyFile == "":
+		return nil, errors.New("--tls-cert and --tls-key go together: give both, or neither for plain HTTP")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading --tls-cert %s and --tls-key %s: %w", certFile, keyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // probeToken is the token of --token or --token-file, which may not both

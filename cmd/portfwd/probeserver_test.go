@@ -65,6 +65,9 @@ func TestProbeServerTokenErrors(t *testing.T) {
 		"over":         {"--token-file", writeToken(t, strings.Repeat("x", maxTokenFileBytes+1))},
 		"bad proxy":    {"--trusted-proxy", "proxy.example"},
 		"zoned proxy":  {"--trusted-proxy", "fe80::1%eth0"},
+		"cert alone":   {"--tls-cert", writeToken(t, "x")},
+		"key alone":    {"--tls-key", writeToken(t, "x")},
+		"bad pair":     {"--tls-cert", writeToken(t, "x"), "--tls-key", writeToken(t, "y")},
 	}
 	for name, args := range tests {
 		if _, err := probeServerRun(t, args...); err == nil {
@@ -101,7 +104,8 @@ func TestProbeServerHelp(t *testing.T) {
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"--token-file", "PORTFWD_PROBE_TOKEN", "a flag wins over the environment", "--trusted-proxy", "--client-ip-header", "--allow-private"} {
+	for _, want := range []string{"--token-file", "PORTFWD_PROBE_TOKEN", "a flag wins over the environment", "--trusted-proxy", "--client-ip-header", "--allow-private",
+		"--tls-cert", "--tls-key", "Authorization header, never in the URL", "--via-ca"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("probe-server --help does not say %q:\n%s", want, out.String())
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,6 +33,8 @@ func (p *printer) JSON(v any) error {
 	p.wrote = true
 	enc := json.NewEncoder(p.io.Out)
 	enc.SetIndent("", "  ")
+	// Not for a web page: "->" stays "->", not "-\u003e".
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 
@@ -102,8 +105,10 @@ type gatewayView struct {
 	URL       string   `json:"url"`
 	Protocols []string `json:"protocols"`
 	ThisHost  string   `json:"this_host"`
-	Answered  []string `json:"answered,omitempty"` // backend: auto: the protocols that answered
-	Why       string   `json:"why,omitempty"`      // and why this one was chosen
+	Asked     []string `json:"asked,omitempty"`     // backend: auto: the protocols asked
+	Answered  []string `json:"answered,omitempty"`  // the protocols that answered
+	Detection string   `json:"detection,omitempty"` // what was asked and how long was waited, for people
+	Why       string   `json:"why,omitempty"`       // and why this one was chosen
 	// Remembered: auto detection opened the protocol an earlier run
 	// chose, alone; answered is that one.
 	Remembered bool `json:"remembered,omitempty"`
@@ -116,19 +121,42 @@ func viewGateway(g *forward.Gateway) gatewayView {
 	p := g.Backend.Properties()
 	v := gatewayView{Backend: p.Name, URL: p.Gateway, Protocols: p.Protocols, ThisHost: g.Self.String(), FromState: p.ListsFromState}
 	if g.Detection != nil {
-		v.Answered, v.Why, v.Remembered = g.Detection.Answered, g.Detection.Why, g.Detection.Remembered
+		d := g.Detection
+		v.Asked, v.Answered, v.Detection, v.Why, v.Remembered = d.Asked, d.Answered, d.Asking(), d.Why, d.Remembered
 	}
 	return v
+}
+
+// gatewayWords names a gateway for people: where it is, and the protocols
+// it answered when they say more than the backend's name —
+// "http://192.168.1.1:5000/rootDesc.xml (UPnP …:2, WANIPConnection:2)",
+// "iptables://localhost/eth0 (iptables-nft)". The backend's name is said
+// where detection chose it (detectionWords).
+func gatewayWords(v gatewayView) string {
+	protocols := slices.DeleteFunc(slices.Clone(v.Protocols), func(p string) bool { return strings.EqualFold(p, v.Backend) })
+	words := forward.Printable(v.URL)
+	if len(protocols) > 0 {
+		words += " (" + forward.Printable(strings.Join(protocols, ", ")) + ")"
+	}
+	return words
+}
+
+// detectionWords says how auto detection chose the backend: what it
+// asked, what answered, and why this one; "" without detection.
+func detectionWords(v gatewayView) string {
+	if v.Detection == "" {
+		return ""
+	}
+	return v.Detection + "; chose " + v.Backend + ": " + v.Why
 }
 
 // gatewayLine says on stderr which gateway the command talks to, and how
 // detection chose it.
 func (p *printer) gatewayLine(g *forward.Gateway) {
-	props := g.Backend.Properties()
-	p.errf("gateway: %s %s (%s), this host %s\n", props.Name, forward.Printable(props.Gateway),
-		forward.Printable(strings.Join(props.Protocols, ", ")), g.Self)
-	if d := g.Detection; d != nil {
-		p.errf("gateway: answered %s; chose %s: %s\n", strings.Join(d.Answered, ", "), props.Name, d.Why)
+	v := viewGateway(g)
+	p.errf("gateway: %s, this host %s\n", gatewayWords(v), v.ThisHost)
+	if d := detectionWords(v); d != "" {
+		p.errf("gateway: %s\n", d)
 	}
 }
 

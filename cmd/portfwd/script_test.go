@@ -58,11 +58,13 @@ func TestScripts(t *testing.T) {
 // fileGateway is the in-memory gateway's file: its settings and the
 // mappings it holds.
 type fileGateway struct {
-	Self     netip.Addr        `json:"self"`
-	External netip.Addr        `json:"external"`
-	Name     string            `json:"name"`   // Properties.Name; "memory" when empty
-	Refuse   []string          `json:"refuse"` // keys ("tcp/2456") whose Add the gateway refuses
-	Silent   bool              `json:"silent"` // answers nothing: opening waits --timeout, then fails
+	Self     netip.Addr `json:"self"`
+	External netip.Addr `json:"external"`
+	Name     string     `json:"name"`   // Properties.Name; "memory" when empty
+	Refuse   []string   `json:"refuse"` // keys ("tcp/2456") whose Add the gateway refuses
+	Silent   bool       `json:"silent"` // answers nothing: opening waits --timeout, then fails
+	// Networks, when set, are all the gateway reaches (HostChecker).
+	Networks []netip.Prefix    `json:"networks"`
 	Mappings []forward.Mapping `json:"mappings"`
 }
 
@@ -155,6 +157,15 @@ func (b *fileBackend) Properties() forward.Properties {
 	return p
 }
 
+// HostProblem implements forward.HostChecker over the file's networks.
+func (b *fileBackend) HostProblem(host netip.Addr) string {
+	if !host.IsValid() || len(b.fg.Networks) == 0 ||
+		slices.ContainsFunc(b.fg.Networks, func(p netip.Prefix) bool { return p.Contains(host) }) {
+		return ""
+	}
+	return fmt.Sprintf("%s is on none of the test gateway's networks", host)
+}
+
 func (b *fileBackend) save(ctx context.Context) error {
 	ms, err := b.Memory.List(ctx)
 	if err != nil {
@@ -171,11 +182,12 @@ func (b *fileBackend) save(ctx context.Context) error {
 //	                                               "quoted" description is read as a Go string
 //	gateway refuse PROTO/PORT                      refuse mappings on a key
 //	gateway silent on|off                          answer nothing (opening waits --timeout)
+//	gateway networks PREFIX...                     the only networks it reaches
 //	gateway has PROTO/PORT [HOST:PORT [DESCRIPTION]]
 //	gateway count N                                how many mappings it holds
 func cmdGateway(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 2 {
-		ts.Fatalf("usage: gateway put|refuse|has|count ARGS")
+		ts.Fatalf("usage: gateway put|refuse|silent|networks|has|count ARGS")
 	}
 	path := ts.Getenv("PORTFWD_TEST_GATEWAY")
 	fg, err := readFileGateway(path)
@@ -189,6 +201,13 @@ func cmdGateway(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(fg.write(path))
 	case "silent":
 		fg.Silent = args[1] == "on"
+		ts.Check(fg.write(path))
+	case "networks":
+		for _, a := range args[1:] {
+			p, err := netip.ParsePrefix(a)
+			ts.Check(err)
+			fg.Networks = append(fg.Networks, p)
+		}
 		ts.Check(fg.write(path))
 	case "has":
 		found := slices.ContainsFunc(fg.Mappings, func(m forward.Mapping) bool { return matches(ts, m, args[1:]) })

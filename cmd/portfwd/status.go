@@ -50,6 +50,7 @@ type statusMapping struct {
 
 type statusDoc struct {
 	FormatVersion   int             `json:"format_version"`
+	Config          string          `json:"config,omitempty"` // the file read, if any
 	Gateway         gatewayView     `json:"gateway"`
 	ExternalAddress string          `json:"external_address"`
 	ExternalError   string          `json:"external_error,omitempty"`
@@ -76,7 +77,7 @@ func statusOf(ctx context.Context, cfg *forward.Config, g *forward.Gateway) (sta
 		return statusDoc{}, err
 	}
 	observed := slices.SortedFunc(slices.Values(r.Observed), func(a, b forward.Mapping) int { return a.Key.Compare(b.Key) })
-	doc := statusDoc{FormatVersion: formatVersion, Gateway: viewGateway(g), Mappings: []statusMapping{}}
+	doc := statusDoc{FormatVersion: formatVersion, Config: cfg.File, Gateway: viewGateway(g), Mappings: []statusMapping{}}
 	if ext, err := g.Backend.ExternalAddr(ctx); err != nil {
 		doc.ExternalError = err.Error()
 	} else {
@@ -107,10 +108,10 @@ func printStatus(out *printer, doc statusDoc) error {
 	if doc.ExternalError != "" {
 		ext = "unknown: " + doc.ExternalError
 	}
-	info := out.table("GATEWAY", doc.Gateway.Backend+" "+doc.Gateway.URL)
-	info.row("PROTOCOLS", strings.Join(doc.Gateway.Protocols, ", "))
-	if len(doc.Gateway.Answered) > 0 {
-		info.row("ANSWERED", strings.Join(doc.Gateway.Answered, ", ")+" (chose "+doc.Gateway.Backend+": "+doc.Gateway.Why+")")
+	info := out.table("GATEWAY", gatewayWords(doc.Gateway))
+	info.row("BACKEND", doc.Gateway.Backend)
+	if d := detectionWords(doc.Gateway); d != "" {
+		info.row("DETECTION", d)
 	}
 	info.row("EXTERNAL ADDRESS", ext)
 	info.row("THIS HOST", doc.Gateway.ThisHost)
@@ -121,25 +122,34 @@ func printStatus(out *printer, doc statusDoc) error {
 		return err
 	}
 	fmt.Fprintln(out.io.Out)
-	t := out.table("PROTO", "EXTERNAL", "INTERNAL", "LEASE", "OWNERSHIP", "DESCRIPTION")
+	t := out.table("PROTO", "EXTERNAL", "INTERNAL", "LEASE", "OWNERSHIP", "NOTE", "DESCRIPTION")
 	for _, m := range doc.Mappings {
-		lease := forward.LeaseString(secondsDuration(m.LeaseSeconds))
-		if !m.Enabled {
-			lease += " (disabled)"
-		}
-		if m.Hairpin {
-			lease += ", hairpin"
-		}
 		desc := m.Description
 		if m.RuleDescription != "" {
 			desc += " (" + m.RuleDescription + ")"
 		}
 		t.row(m.Protocol, fmt.Sprint(m.ExternalPort), fmt.Sprintf("%s:%d", m.InternalHost, m.InternalPort),
-			lease, m.Ownership, desc)
+			forward.LeaseString(secondsDuration(m.LeaseSeconds)), m.Ownership, mappingNote(m.mappingView), desc)
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
 	out.errf("%d mapping(s) on the gateway.\n", len(doc.Mappings))
+	if doc.Config == "" && slices.ContainsFunc(doc.Mappings, func(m statusMapping) bool { return m.Rule != "" }) {
+		out.errf("The router keeps only portfwd's tag (portfwd:<rule>); the rules' descriptions are in their config: name it (portfwd status FILE) to show them.\n")
+	}
 	return nil
+}
+
+// mappingNote is what a status row says of a mapping beside its lease:
+// disabled on the router, hairpin NAT written for it.
+func mappingNote(m mappingView) string {
+	var notes []string
+	if !m.Enabled {
+		notes = append(notes, "disabled")
+	}
+	if m.Hairpin {
+		notes = append(notes, "hairpin")
+	}
+	return strings.Join(notes, ", ")
 }

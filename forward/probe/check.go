@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -163,7 +164,7 @@ func (c *Checker) checkLocal(ctx context.Context, t Target) Report {
 func (c *Checker) finish(ctx context.Context, r *Report, env *survey) {
 	r.Steps = append(r.Steps, env.gatewayStep(r.Target), env.wanStep())
 	outside, answer := c.outside(ctx, r.Target, env)
-	r.Steps = append(r.Steps, outside)
+	r.Steps = append(r.Steps, followsFrom(r.Steps, outside))
 	if answer.Answered {
 		r.Info, r.Latency = infoOf(answer), answer.Latency
 	}
@@ -174,6 +175,23 @@ func (c *Checker) finish(ctx context.Context, r *Report, env *survey) {
 func infoOf(res Result) *Info {
 	info := res.Info
 	return &info
+}
+
+// followsFrom is the outside layer's step when an earlier layer already
+// failed: nothing outside can reach a server that does not answer on the
+// LAN, or a port the router does not forward, so its fix points there
+// instead of at the router's firewall or the ISP.
+func followsFrom(earlier []Step, outside Step) Step {
+	if outside.Status != StatusFail {
+		return outside
+	}
+	for _, s := range earlier {
+		if s.Status == StatusFail {
+			outside.Fix = fmt.Sprintf("expected while the %s layer fails: fix that first", s.Layer)
+			return outside
+		}
+	}
+	return outside
 }
 
 // decide picks the verdict. The cause is the first failing layer in the

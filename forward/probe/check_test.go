@@ -2,9 +2,14 @@ package probe
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -183,5 +188,85 @@ func TestTargets(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("Targets = %+v\nwant %+v", got, want)
+	}
+}
+
+// TestCheckSaysEachThingOnce: a failing layer's message says what is
+// wrong and its fix what to do, never both the same advice; and when the
+// server does not answer on the LAN, the outside layer failing too points
+// back there, not at the router's firewall.
+func TestCheckSaysEachThingOnce(t *testing.T) {
+	w := newWorld()
+	w.serveMinecraft()
+	w.bindings, w.answers = nil, map[netip.AddrPort]Result{}
+	w.outside = &fakeVantage{observed: wanAddr, answer: Result{Err: ErrRefused}}
+	r := w.checker().Check(context.Background(), []Target{mcTarget()})[0]
+	for _, s := range r.Steps {
+		if s.Fix != "" && strings.Contains(s.Message, "start the server") {
+			t.Errorf("%s: message %q repeats its fix %q", s.Layer, s.Message, s.Fix)
+		}
+		if s.Layer == LayerLocal && (s.Fix != "start the server, and check the rule's internal_port" || strings.Contains(s.Fix, "0.0.0.0")) {
+			t.Errorf("nothing bound: fix %q; want start the server (nothing to re-bind yet)", s.Fix)
+		}
+		if s.Layer == LayerOutside && (s.Status != StatusFail || strings.Contains(s.Fix, "firewall") || !strings.Contains(s.Fix, "local layer")) {
+			t.Errorf("outside while local fails: %+v; want a fix pointing at the local layer", s)
+		}
+	}
+	if r.Verdict != Unreachable || !strings.HasPrefix(r.Cause, "nothing listening on 192.168.1.10:25565") {
+		t.Errorf("verdict %s, cause %q", r.Verdict, r.Cause)
+	}
+}
+
+// TestCheckNamesNoRoute: a host on none of this machine's networks is
+// out of reach, said as such (not as "no answer before the deadline"), with
+// the rule's internal_host as the thing to check; a host that did not
+// answer ARP on its own network is told apart.
+func TestCheckNamesNoRoute(t *testing.T) {
+	for errno, want := range map[syscall.Errno]string{
+		syscall.ENETUNREACH:  "it is on none of this machine's networks (network is unreachable)",
+		syscall.EHOSTUNREACH: "no host answered for it on its network (no route to host)",
+	} {
+		dialErr := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}
+		err := dialError(dialErr)
+		if !errors.Is(err, ErrNoRoute) || !errors.Is(err, ErrNoAnswer) || !errors.Is(err, errno) || strings.Contains(err.Error(), "deadline") {
+			t.Errorf("%v: dialError = %v; want ErrNoRoute, refining ErrNoAnswer, and no deadline", errno, err)
+		}
+		w := newWorld()
+		other := netip.MustParseAddrPort("192.168.1.20:25565")
+		w.gw.Put(forward.Mapping{Key: mcKey, InternalHost: other.Addr(), InternalPort: other.Port(), Description: "portfwd:minecraft", Enabled: true})
+		w.answers[other] = Result{Err: fmt.Errorf("probing: %w", err)}
+		tgt := Target{Rule: "minecraft", Kind: MinecraftJava, External: mcKey, Internal: other}
+		r := w.checker().Check(context.Background(), []Target{tgt})[0]
+		if r.Verdict != Unreachable || r.Cause != "192.168.1.20:25565 is out of reach: no route to the address: "+want ||
+			!strings.Contains(r.Fix, "internal_host") {
+			t.Errorf("%v: verdict %s, cause %q, fix %q", errno, r.Verdict, r.Cause, r.Fix)
+		}
+	}
+}
+
+// hostCheckingGateway is a gateway that knows it reaches no host on
+// 192.168.1.0/24 (forward.HostChecker).
+type hostCheckingGateway struct{ *forwardtest.Memory }
+
+func (hostCheckingGateway) HostProblem(host netip.Addr) string {
+	if netip.MustParsePrefix("192.168.1.0/24").Contains(host) {
+		return host.String() + " is on none of the gateway's networks"
+	}
+	return ""
+}
+
+// TestCheckNamesTheHostTheGatewayCannotReach: when the gateway says it
+// cannot reach the rule's host, the local layer's failure names that
+// cause and the rule's internal_host, whatever the probe ran into.
+func TestCheckNamesTheHostTheGatewayCannotReach(t *testing.T) {
+	w := newWorld()
+	other := netip.MustParseAddrPort("192.168.1.30:22")
+	w.answers[other] = Result{Err: fmt.Errorf("connecting: %w", ErrNoAnswer)}
+	c := w.checker()
+	c.Gateway = hostCheckingGateway{w.gw}
+	tgt := Target{Rule: "nas", Kind: TCP, External: forward.Key{Protocol: forward.TCP, ExternalPort: 2222}, Internal: other}
+	r := c.Check(context.Background(), []Target{tgt})[0]
+	if r.Verdict != Unreachable || r.Cause != "192.168.1.30:22 does not answer: 192.168.1.30 is on none of the gateway's networks" || r.Fix != FixInternalHost {
+		t.Errorf("verdict %s, cause %q, fix %q", r.Verdict, r.Cause, r.Fix)
 	}
 }

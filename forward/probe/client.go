@@ -3,6 +3,8 @@ package probe
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -155,8 +157,12 @@ type RemoteVantage struct {
 	// Token is sent as a bearer token when set. Over http:// it travels in
 	// clear; it only keeps strangers from spending the server's rate limit.
 	Token string
+	// RootCAs, when set, are the certificate authorities an https:// probe
+	// server's certificate must chain to, in place of the system's: for a
+	// server with a self-signed certificate (probe-server --tls-cert).
+	RootCAs *x509.CertPool
 	// HTTPClient sends the request; nil means a client with a timeout of
-	// clientTimeout.
+	// clientTimeout (trusting RootCAs when set).
 	HTTPClient *http.Client
 }
 
@@ -253,7 +259,13 @@ func (v RemoteVantage) client() *http.Client {
 	if v.HTTPClient != nil {
 		return v.HTTPClient
 	}
-	return &http.Client{Timeout: clientTimeout}
+	c := &http.Client{Timeout: clientTimeout}
+	if v.RootCAs != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: v.RootCAs, MinVersion: tls.VersionTLS12}
+		c.Transport = t
+	}
+	return c
 }
 
 // readAnswer decodes the answer, turning a refusal into a *VantageError.

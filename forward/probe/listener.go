@@ -48,17 +48,19 @@ func (b Binding) Reachable(lan netip.Addr) bool {
 type LocalReport struct {
 	OK       bool      `json:"ok"`
 	Message  string    `json:"message"`
+	Fix      string    `json:"fix,omitempty"` // what to do, when not OK
 	Bindings []Binding `json:"bindings"`
 }
 
 // DescribeLocal judges the bindings Bindings found for one rule's internal
-// port, and says in one sentence what is wrong and what to do, or who
-// serves the port. lan is the address the router forwards to.
+// port, and says in one sentence what is wrong (Message) and what to do
+// (Fix), or who serves the port. lan is the address the router forwards
+// to.
 func DescribeLocal(p forward.Protocol, port uint16, lan netip.Addr, bs []Binding) LocalReport {
 	key := fmt.Sprintf("%s/%d", p, port)
 	r := LocalReport{Bindings: bs}
 	if len(bs) == 0 {
-		r.Message = fmt.Sprintf("nothing is bound to %s on this machine; start the server", key)
+		r.Message, r.Fix = fmt.Sprintf("nothing is bound to %s on this machine", key), "start the server"
 		return r
 	}
 	for _, b := range bs {
@@ -68,27 +70,28 @@ func DescribeLocal(p forward.Protocol, port uint16, lan netip.Addr, bs []Binding
 			return r
 		}
 	}
-	r.Message = unreachableMessage(key, lan, bs)
+	r.Message, r.Fix = unreachableMessage(key, lan, bs)
 	return r
 }
 
 // unreachableMessage explains bindings that exist but that the router's
 // forwarded traffic cannot arrive at: loopback ones, or ones on an
-// address other than lan (a VPN or container interface, an old DHCP lease).
-func unreachableMessage(key string, lan netip.Addr, bs []Binding) string {
-	fix := "make the server listen on 0.0.0.0"
+// address other than lan (a VPN or container interface, an old DHCP
+// lease), and what to do.
+func unreachableMessage(key string, lan netip.Addr, bs []Binding) (msg, fix string) {
+	fix = "make the server listen on 0.0.0.0"
 	if lan.IsValid() {
 		fix += " or " + lan.Unmap().String()
 	}
 	where := fmt.Sprintf("%s is bound to %s only, by %s", key, boundAddrs(bs), owners(bs))
 	switch {
 	case allLoopback(bs):
-		return where + ": the router cannot reach it; " + fix
+		return where + ": the router cannot reach it", fix
 	case lan.IsValid():
-		return fmt.Sprintf("%s, not to %s, the LAN address the router forwards to: the router cannot reach it; %s",
-			where, lan.Unmap(), fix)
+		return fmt.Sprintf("%s, not to %s, the LAN address the router forwards to: the router cannot reach it",
+			where, lan.Unmap()), fix
 	}
-	return where + ": the router reaches it only if it forwards to that address; " + fix
+	return where + ": the router reaches it only if it forwards to that address", fix
 }
 
 // allLoopback reports whether every binding is on a loopback address.

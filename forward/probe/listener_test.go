@@ -2,6 +2,7 @@ package probe
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/portfwd/portfwd/forward"
@@ -95,8 +96,13 @@ func TestDescribeLocal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		r := DescribeLocal(forward.TCP, 25565, tt.lan, tt.bs)
-		if r.OK != tt.ok || r.Message != tt.msg {
-			t.Errorf("%s:\n got %v %q\nwant %v %q", tt.name, r.OK, r.Message, tt.ok, tt.msg)
+		// The table reads "what is wrong; what to do": Message and Fix.
+		got := r.Message
+		if r.Fix != "" {
+			got += "; " + r.Fix
+		}
+		if r.OK != tt.ok || got != tt.msg || strings.Contains(r.Message, r.Fix) != (r.Fix == "") {
+			t.Errorf("%s:\n got %v %q (fix %q)\nwant %v %q", tt.name, r.OK, r.Message, r.Fix, tt.ok, tt.msg)
 		}
 		if len(r.Bindings) != len(tt.bs) {
 			t.Errorf("%s: report carries %d bindings, want %d", tt.name, len(r.Bindings), len(tt.bs))

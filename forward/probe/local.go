@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/portfwd/portfwd/forward"
 )
 
 // local checks the server on the LAN: who is bound to the port (when it
@@ -19,6 +21,10 @@ func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
 		owner = bound.Message
 	}
 	res := c.probe(ctx, t.Kind, t.Internal)
+	if problem := c.hostProblem(t); problem != "" && !res.Answered {
+		s.Status, s.Message, s.Fix = StatusFail, fmt.Sprintf("%s does not answer: %s", t.Internal, problem), FixInternalHost
+		return s, res
+	}
 	switch {
 	case res.Answered && owner != "":
 		s.Status, s.Message = StatusOK, fmt.Sprintf("%s; it answers %s on %s", owner, t.Kind, t.Internal)
@@ -27,6 +33,9 @@ func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
 	case t.Kind == UDP && t.Self:
 		// Bound, and plain UDP cannot ask more of an unknown server.
 		s.Status, s.Message = StatusOK, fmt.Sprintf("something is bound to udp/%d", t.Internal.Port())
+	case errors.Is(res.Err, ErrNoRoute):
+		s.Status, s.Message = StatusFail, fmt.Sprintf("%s is out of reach: %v", t.Internal, routeCause(res.Err))
+		s.Fix = FixInternalHost
 	case t.Kind == UDP && errors.Is(res.Err, ErrNoAnswer):
 		s.Status, s.Message = StatusWarn, fmt.Sprintf("no answer from %s; a plain UDP probe cannot tell more", t.Internal)
 	case errors.Is(res.Err, ErrRefused):
@@ -55,10 +64,28 @@ func (c *Checker) bound(t Target) (s Step, ok bool) {
 	if rep.OK {
 		return Step{Message: rep.Message}, true
 	}
-	s = Step{Layer: LayerLocal, Status: StatusFail, Message: rep.Message,
-		Fix: "start the server, and make it listen on all addresses (0.0.0.0), not 127.0.0.1"}
+	s = Step{Layer: LayerLocal, Status: StatusFail, Message: rep.Message, Fix: rep.Fix}
 	if len(bs) == 0 {
-		s.Message = fmt.Sprintf("nothing listening on %s (%s)", t.Internal, rep.Message)
+		s.Message = fmt.Sprintf("nothing listening on %s: %s", t.Internal, rep.Message)
+		s.Fix = "start the server, and check the rule's internal_port"
 	}
 	return s, false
+}
+
+// FixInternalHost is the advice for a rule whose internal host the
+// gateway, or this machine, cannot reach.
+const FixInternalHost = "check the rule's internal_host: it must be a host on one of the router's LAN networks (on the router, ip -br addr lists them and ip route its routes)"
+
+// hostProblem is why the gateway cannot reach t's server, when the
+// gateway can tell (forward.HostChecker); "" otherwise, and for a server
+// on this machine.
+func (c *Checker) hostProblem(t Target) string {
+	if t.Self || c.Gateway == nil {
+		return ""
+	}
+	hc, ok := forward.As[forward.HostChecker](c.Gateway)
+	if !ok {
+		return ""
+	}
+	return hc.HostProblem(t.Internal.Addr())
 }

@@ -59,6 +59,11 @@ var (
 	// ErrBadAnswer: something answered, but not in the expected protocol
 	// (another service on the port, or a broken server).
 	ErrBadAnswer = errors.New("answer is not in the expected protocol")
+	// ErrNoRoute: the probe could not be sent, or was answered by "no
+	// route": the address is on none of this machine's networks
+	// (ENETUNREACH), or no host answered for it on its own network
+	// (EHOSTUNREACH). It refines ErrNoAnswer, which it also matches.
+	ErrNoRoute = errors.New("no route to the address")
 )
 
 // Dialer opens connections; tests and the probe server choose where from.

@@ -86,6 +86,9 @@ func dial(ctx context.Context, d Dialer, network string, addr netip.AddrPort) (n
 // dialError classifies a failure to connect: a refusal is ErrRefused, and
 // anything else (deadline, no route to host) means nothing answered.
 func dialError(err error) error {
+	if r := noRoute(err); r != nil {
+		return fmt.Errorf("connecting: %w", r)
+	}
 	if isRefused(err) {
 		return fmt.Errorf("connecting: %w", ErrRefused)
 	}
@@ -104,6 +107,8 @@ func ioError(what string, err error) error {
 	switch {
 	case errors.Is(err, ErrRefused), errors.Is(err, ErrNoAnswer), errors.Is(err, ErrBadAnswer):
 		return fmt.Errorf("%s: %w", what, err)
+	case noRoute(err) != nil:
+		return fmt.Errorf("%s: %w", what, noRoute(err))
 	case isRefused(err):
 		return fmt.Errorf("%s: %w", what, ErrRefused)
 	case isTimeout(err):
@@ -128,6 +133,38 @@ func ensureClassified(err error) error {
 		return err
 	}
 	return ioError("probing", err)
+}
+
+// routeError is ErrNoRoute with its cause, said for people.
+type routeError struct{ errno syscall.Errno }
+
+func (e routeError) Error() string {
+	if e.errno == syscall.ENETUNREACH {
+		return "no route to the address: it is on none of this machine's networks (network is unreachable)"
+	}
+	return "no route to the address: no host answered for it on its network (no route to host)"
+}
+
+func (e routeError) Unwrap() []error { return []error{ErrNoRoute, ErrNoAnswer, e.errno} }
+
+// routeCause is the routeError err wraps, said for people without the
+// layers of context around it; err itself when it wraps none.
+func routeCause(err error) error {
+	var re routeError
+	if errors.As(err, &re) {
+		return re
+	}
+	return err
+}
+
+// noRoute is err as an ErrNoRoute, or nil when it is not one.
+func noRoute(err error) error {
+	for _, errno := range []syscall.Errno{syscall.ENETUNREACH, syscall.EHOSTUNREACH} {
+		if errors.Is(err, errno) {
+			return routeError{errno}
+		}
+	}
+	return nil
 }
 
 // isRefused reports a TCP RST or an ICMP port unreachable.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,6 +69,10 @@ type Server struct {
 	Burst int
 	// Timeout bounds each probe; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// TLS, when set, makes ListenAndServe serve HTTPS with it (its
+	// Certificates): the token then travels encrypted. Nil serves plain
+	// HTTP, for a server behind a TLS-terminating reverse proxy.
+	TLS *tls.Config
 	// Probe runs one probe; nil means Run. Tests inject a fake.
 	Probe func(ctx context.Context, kind Kind, addr netip.AddrPort, opts Options) Result
 	// Now is the clock of the rate limit; nil means time.Now.
@@ -391,9 +396,7 @@ func ListenAndServe(ctx context.Context, addr string, s *Server, log io.Writer) 
 		ErrorLog:          stdlog.New(log, "probe server: ", 0),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	fmt.Fprintf(log, "probe server listening on %s\n", ln.Addr())
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	served := s.start(hs, ln, log)
 	select {
 	case err := <-served:
 		return fmt.Errorf("serving probe requests on %s: %w", addr, err)
@@ -407,6 +410,21 @@ func ListenAndServe(ctx context.Context, addr string, s *Server, log io.Writer) 
 	}
 	<-served
 	return nil
+}
+
+// start serves hs on ln, over TLS when s.TLS is set, and says where once
+// it listens; the channel gets what serving ended with.
+func (s *Server) start(hs *http.Server, ln net.Listener, log io.Writer) <-chan error {
+	served := make(chan error, 1)
+	if s.TLS == nil {
+		fmt.Fprintf(log, "probe server listening on %s\n", ln.Addr())
+		go func() { served <- hs.Serve(ln) }()
+		return served
+	}
+	hs.TLSConfig = s.TLS.Clone()
+	fmt.Fprintf(log, "probe server listening on %s (HTTPS)\n", ln.Addr())
+	go func() { served <- hs.ServeTLS(ln, "", "") }()
+	return served
 }
 
 // maxRequestTime is the longest a request can spend probing.
