@@ -111,15 +111,17 @@ func (g *IGD) holder(ctx context.Context, k forward.Key) (forward.Mapping, bool)
 // (and most routers) silently replace a mapping when the same internal
 // client asks again, so a game's own UPnP mapping on this host would be
 // taken over; portfwd only replaces what is already m, or what portfwd
-// made for the same host (another PC's portfwd mapping is that PC's). A
-// mapping that takes any port replaces only its own: the port it tries may
-// be another rule's.
+// made for the same host and the same config (another PC's portfwd
+// mapping is that PC's, another config's is that config's; an older
+// portfwd's for the same rule is adopted: forward.Adopts). A mapping that
+// takes any port replaces only its own: the port it tries may be another
+// rule's.
 func mayReplace(holder, m forward.Mapping) bool {
 	if m.AnyExternal {
-		return holder.InternalHost == m.InternalHost && holder.Description == m.Description
+		return holder.InternalHost == m.InternalHost && forward.SameDescription(holder.Description, m.Description)
 	}
 	return holder.InternalHost == m.InternalHost &&
-		(holder.Description == m.Description || holder.Owner() != "")
+		(holder.Description == m.Description || forward.Adopts(holder, m))
 }
 
 // addPortMapping sends one AddPortMapping. NewRemoteHost is "" (any remote
