@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 
@@ -41,13 +42,22 @@ func DefaultConfigName(file string) string {
 // but shorter (MaxConfigNameLen), or DefaultConfigName of the file.
 func (l *loader) configName(n *yaml.Node) string {
 	name, ok := l.scalar(n, "name")
-	switch {
-	case !ok:
+	if !ok {
 		return DefaultConfigName(l.file)
-	case len(name) > MaxConfigNameLen:
-		l.errorf(n.Line, "name", "name %q is longer than %d characters: it tags every forward on the router (pf:%s:<rule>), and routers cut descriptions short", name, MaxConfigNameLen, name)
-	case !namePattern.MatchString(name):
-		l.errorf(n.Line, "name", "invalid name %q: use lower-case letters, digits and hyphens, starting with a letter or digit", name)
 	}
+	l.check(n, "name", CheckConfigName(name))
 	return name
+}
+
+// CheckConfigName accepts what a config's name may be: lower-case
+// letters, digits and hyphens, starting with a letter or digit, at most
+// MaxConfigNameLen characters.
+func CheckConfigName(name string) error {
+	switch {
+	case len(name) > MaxConfigNameLen:
+		return fmt.Errorf("name %q is longer than %d characters: it tags every forward on the router (pf:<name>:<rule>), and routers cut descriptions short", name, MaxConfigNameLen)
+	case !namePattern.MatchString(name):
+		return fmt.Errorf("invalid name %q: use lower-case letters, digits and hyphens, starting with a letter or digit", name)
+	}
+	return nil
 }
