@@ -67,9 +67,8 @@ func (g *IGD) addAny(ctx context.Context, m forward.Mapping, taken error) (forwa
 
 // addOn installs m on its own external port.
 func (g *IGD) addOn(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
-	if holder, held := g.holder(ctx, m.Key); held && !mayReplace(holder, m) {
-		ce := &forward.ConflictError{Want: m, Holder: holder}
-		return forward.Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, heldError{ce})
+	if err := g.makeRoom(ctx, m); err != nil {
+		return forward.Mapping{}, err
 	}
 	lease := leaseSeconds(m.Lease)
 	err := g.addPortMapping(ctx, m, lease)
@@ -89,6 +88,30 @@ func (g *IGD) addOn(ctx context.Context, m forward.Mapping) (forward.Mapping, er
 		return forward.Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, err)
 	}
 	return got, nil
+}
+
+// makeRoom checks who holds m's key before AddPortMapping: someone else
+// is a conflict. An older portfwd's mapping that m adopts (forward.Adopts)
+// with another description is deleted first: routers keep a mapping's
+// description when its own client adds it again (miniupnpd 2.3.1 logs
+// "updating existing port mapping" and keeps the old one), so re-tagging
+// it costs one round trip during which the port is free.
+func (g *IGD) makeRoom(ctx context.Context, m forward.Mapping) error {
+	holder, held := g.holder(ctx, m.Key)
+	switch {
+	case !held:
+		return nil
+	case !mayReplace(holder, m):
+		ce := &forward.ConflictError{Want: m, Holder: holder}
+		return fmt.Errorf("adding mapping %s: %w", m.Key, heldError{ce})
+	case forward.SameDescription(holder.Description, m.Description) || !forward.Adopts(holder, m):
+		return nil
+	}
+	err := asSOAPError("DeletePortMapping", g.client.DeletePortMappingCtx(ctx, "", m.ExternalPort, wireProtocol(m.Protocol)))
+	if err != nil && soapCode(err) != codeNoSuchEntry {
+		return fmt.Errorf("re-tagging mapping %s (%q): %w", m.Key, holder.Description, err)
+	}
+	return nil
 }
 
 // heldError is a *forward.ConflictError found before AddPortMapping.

@@ -120,7 +120,7 @@ func applyOn(ctx context.Context, opts *applyOptions, cfg *forward.Config, g *fo
 	if err := printResult(opts.Out, cfg, g, r.Plan, res, checked); err != nil {
 		return err
 	}
-	if opts.Mode == forward.ModeDown && res.Failed() == 0 {
+	if opts.Mode == forward.ModeDown && res.Failed() == 0 && !othersRemain(r) {
 		if err := teardown(ctx, opts.Out, g); err != nil {
 			return err
 		}

@@ -120,3 +120,21 @@ func printOrphans(out *printer, mappings []statusMapping) {
 			m.Config, forward.Printable(m.Fix))
 	}
 }
+
+// othersRemain reports whether, after down, the gateway still holds
+// forwards portfwd made for other configs: then what the backend set up
+// for them (iptables: portfwd's chains) must stay.
+func othersRemain(r *forward.Reconciliation) bool {
+	deleted := map[forward.Key]bool{}
+	for _, c := range r.Plan.Changes {
+		if c.Action == forward.Delete {
+			deleted[c.Key] = true
+		}
+	}
+	for _, m := range r.Observed {
+		if _, tagged := forward.OwnerOf(m.Description); tagged && !deleted[m.Key] {
+			return true
+		}
+	}
+	return false
+}
