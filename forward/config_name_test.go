@@ -61,6 +61,7 @@ func TestOwnerOf(t *testing.T) {
 		{"pf:minecr", Owner{}, false}, // cut inside the config's name
 		{"pf::x", Owner{}, false},
 		{"pf:thirteen-chars:x", Owner{}, false},
+		{"pf:Bad\x1b:x", Owner{}, false},
 		{"Xbox", Owner{}, false},
 		{"portfwd:", Owner{}, false},
 	}

@@ -118,11 +118,12 @@ func (o Owner) String() string {
 // at all: "pf:mc:minecraft" is config "mc", rule "minecraft";
 // "portfwd:minecraft" (and "portfwd:minecraft some text") is rule
 // "minecraft" of no config (Legacy). A description truncated inside the
-// config's name carries no tag.
+// config's name, or whose name is not one a config may have
+// (CheckConfigName), carries no tag.
 func OwnerOf(description string) (Owner, bool) {
 	if rest, ok := strings.CutPrefix(description, TagPrefix); ok {
 		config, rule, found := strings.Cut(rest, ":")
-		ok := found && config != "" && rule != "" && len(config) <= MaxConfigNameLen
+		ok := found && rule != "" && len(config) <= MaxConfigNameLen && namePattern.MatchString(config)
 		if !ok {
 			return Owner{}, false
 		}

@@ -108,8 +108,9 @@ func namedConfigLoader(load func(context.Context) (*forward.Config, error), name
 }
 
 // printOrphans tells, after the status table, the command that removes
-// each orphaned config's forwards, once per config.
-func printOrphans(out *printer, mappings []statusMapping) {
+// each orphaned config's forwards, once per config. It never fails: the
+// error is for its caller's return.
+func printOrphans(out *printer, mappings []statusMapping) error {
 	seen := map[string]bool{}
 	for _, m := range mappings {
 		if m.Ownership != ownedByOrphan || seen[m.Config] {
@@ -119,6 +120,7 @@ func printOrphans(out *printer, mappings []statusMapping) {
 		out.errf("Config %q is gone (its file was deleted or renamed); its forwards are orphaned. Remove them: %s\n",
 			m.Config, forward.Printable(m.Fix))
 	}
+	return nil
 }
 
 // othersRemain reports whether, after down, the gateway still holds

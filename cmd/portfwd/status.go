@@ -144,6 +144,5 @@ func printStatus(out *printer, doc statusDoc) error {
 		return err
 	}
 	out.errf("%d mapping(s) on the gateway.\n", len(doc.Mappings))
-	printOrphans(out, doc.Mappings)
-	return nil
+	return printOrphans(out, doc.Mappings)
 }
