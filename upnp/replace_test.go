@@ -29,3 +29,42 @@ func TestMayReplace(t *testing.T) {
 		}
 	}
 }
+
+// An older portfwd's mapping (portfwd:mc) is re-tagged by deleting it
+// first: the router, like miniupnpd, keeps a mapping's description when
+// its own client adds it again. A refresh of a mapping already tagged so
+// sends no delete.
+func TestAddRetagsLegacyMapping(t *testing.T) {
+	f := newFakeIGD(t, "igd2-rootdesc.xml")
+	f.keepDesc = true
+	g := newTestIGD(t, f)
+	legacy := mapping(25565, "127.0.0.1", 0) // portfwd:mc
+	if _, err := g.Add(testCtx(t), legacy); err != nil {
+		t.Fatal(err)
+	}
+	want := legacy
+	want.Description = forward.Tag("games", "mc")
+	for range 2 {
+		if _, err := g.Add(testCtx(t), want); err != nil {
+			t.Fatalf("re-tag: %v", err)
+		}
+	}
+	if len(f.entries) != 1 || f.entries[0].desc != "pf:games:mc" {
+		t.Errorf("entries after the re-tag: %+v", f.entries)
+	}
+	if n := countActions(f, "DeletePortMapping"); n != 1 {
+		t.Errorf("%d DeletePortMapping, want 1 (the re-tag; none for the refresh)", n)
+	}
+}
+
+func countActions(f *fakeIGD, action string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, a := range f.actions {
+		if a == action {
+			n++
+		}
+	}
+	return n
+}
