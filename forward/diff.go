@@ -259,7 +259,7 @@ func compare(d, o Mapping, present bool, opts DiffOptions) Change {
 	case !opts.Owns(o):
 		c.Action, c.Before = Conflict, ptr(o)
 		c.Reason = "held by " + holderName(o)
-	case isLegacy(o) && d.InternalPort == o.InternalPort && d.InternalHost == o.InternalHost:
+	case isLegacy(o) && !isLegacy(d) && d.InternalPort == o.InternalPort && d.InternalHost == o.InternalHost:
 		// Re-tag in place: an add over the mapping, no delete, so the port
 		// is never free (every backend lets a mapping's own rule rewrite it:
 		// Adopts).
