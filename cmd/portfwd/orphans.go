@@ -68,12 +68,12 @@ func shellQuote(s string) string {
 }
 
 // remember records, after an apply, the config's name and file so that a
-// later status can tell when the file is gone; after a down that removed
-// everything, forgets it.
+// later status can tell when the file is gone; after a down (of a file, or
+// --name) that removed everything, forgets the name.
 func remember(reg forward.Registry, mode forward.Mode, cfg *forward.Config, res forward.Result) {
 	switch {
-	case cfg.File == "" || cfg.Name == "":
-	case mode == forward.ModeApply:
+	case cfg.Name == "":
+	case mode == forward.ModeApply && cfg.File != "":
 		reg.Record(cfg.Name, cfg.File)
 	case mode == forward.ModeDown && res.Failed() == 0:
 		reg.Forget(cfg.Name)
