@@ -179,10 +179,9 @@ func summary(p forward.Plan) map[string]int {
 }
 
 func summaryLine(p forward.Plan) string {
-	line := fmt.Sprintf("%d to create, %d to update, %d to renew, %d to delete, %d conflict(s), %d unchanged",
+	return fmt.Sprintf("%d to create, %d to update, %d to renew, %d to delete, %d conflict(s), %d unchanged",
 		p.Count(forward.Create), p.Count(forward.Update), p.Count(forward.Renew), p.Count(forward.Delete),
-		p.Count(forward.Conflict), p.Count(forward.Noop))
-	return line + heldSuffix(p)
+		p.Count(forward.Conflict), p.Count(forward.Noop)) + heldSuffix(p)
 }
 
 // heldSuffix counts the forwards in place but held by someone else, when
