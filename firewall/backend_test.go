@@ -46,7 +46,7 @@ func newTest(t *testing.T) (*Firewall, *fakeIPT) {
 func mc(port uint16, host string) forward.Mapping {
 	return forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: port},
 		InternalHost: netip.MustParseAddr(host), InternalPort: 25565,
-		Description: forward.Tag("mc"), Enabled: true}
+		Description: forward.LegacyTag("mc"), Enabled: true}
 }
 
 func TestConformance(t *testing.T) {
@@ -167,7 +167,7 @@ func TestAddConflictWithOwnRule(t *testing.T) {
 	}
 	snap := fake.snapshot()
 	other := mc(25565, "192.168.77.11")
-	other.Description = forward.Tag("other")
+	other.Description = forward.LegacyTag("other")
 	_, err := f.Add(ctx, other)
 	var ce *forward.ConflictError
 	if !errors.As(err, &ce) || ce.Holder.Description != "portfwd:mc" {
@@ -397,4 +397,34 @@ func listOne(t *testing.T, f *Firewall, k forward.Key) forward.Mapping {
 	}
 	t.Fatalf("List has no %v: %v", k, ms)
 	return forward.Mapping{}
+}
+
+// An older portfwd's rules (portfwd:<rule>) are re-tagged by an Add of the
+// same rule with its config's tag: afterwards the key has exactly the new
+// rules, listed with the new tag; another config's rules on the key are a
+// conflict.
+func TestAddRetagsLegacyRules(t *testing.T) {
+	f, fake := newTest(t)
+	ctx := context.Background()
+	if _, err := f.Add(ctx, mc(25565, "192.168.77.10")); err != nil { // portfwd:mc
+		t.Fatal(err)
+	}
+	retagged := mc(25565, "192.168.77.10")
+	retagged.Description = forward.Tag("games", "mc")
+	if _, err := f.Add(ctx, retagged); err != nil {
+		t.Fatalf("re-tag: %v", err)
+	}
+	list, err := f.List(ctx)
+	if err != nil || len(list) != 1 || list[0].Description != "pf:games:mc" {
+		t.Fatalf("after the re-tag List = %+v, %v; want one mapping tagged pf:games:mc", list, err)
+	}
+	if strings.Contains(fake.snapshot(), "portfwd:mc") {
+		t.Errorf("the old rules stayed:\n%s", fake.snapshot())
+	}
+	other := retagged
+	other.Description = forward.Tag("other", "mc")
+	var ce *forward.ConflictError
+	if _, err := f.Add(ctx, other); !errors.As(err, &ce) {
+		t.Errorf("Add over another config's rules = %v; want a conflict", err)
+	}
 }

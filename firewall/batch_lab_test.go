@@ -101,7 +101,7 @@ func labPasses(c *lab.Child) [][]forward.Mapping {
 	var first, second []forward.Mapping
 	for i := range 200 {
 		m := mc(uint16(30000+i), []netip.Addr{c.LANHost, c.LANHost2}[i%2].String())
-		m.Description = forward.Tag(fmt.Sprintf("r%d", i))
+		m.Description = forward.Tag("t", fmt.Sprintf("r%d", i))
 		m.InternalPort = m.ExternalPort
 		m.Hairpin = i%10 == 0
 		first = append(first, m)
@@ -156,7 +156,7 @@ func firstErr(res forward.Result) error {
 func refusedTransaction(t *testing.T, c *lab.Child, f *Firewall, save func() string) {
 	t.Helper()
 	bad := mc(30001, c.LANHost.String())
-	bad.Protocol, bad.Description = "TCP", forward.Tag("bad")
+	bad.Protocol, bad.Description = "TCP", forward.LegacyTag("bad")
 	var plan forward.Plan
 	for _, m := range []forward.Mapping{mc(30000, c.LANHost.String()), bad, mc(30002, c.LANHost2.String())} {
 		plan.Changes = append(plan.Changes, forward.Change{Action: forward.Create, Key: m.Key, After: &m})

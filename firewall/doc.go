@@ -19,7 +19,7 @@
 // answer through the router instead of straight back to a client that
 // expects the public address.
 //
-// Every rule also carries -m comment --comment portfwd:<rule> (forward.Tag),
+// Every rule also carries -m comment --comment pf:<config>:<rule> (forward.Tag),
 // which List reads back as the mapping's Description. The ACCEPT and
 // MASQUERADE rules match the connection's original destination port
 // (conntrack --ctorigdstport), so two mappings to the same internal port

@@ -74,10 +74,8 @@ func (e editor) add(ctx context.Context, m forward.Mapping) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for _, o := range append(mappingsIn(e.v, "PREROUTING"), mappingsIn(e.v, chainDNAT)...) {
-		if o.Key == m.Key && !o.SameTarget(m) {
-			return &forward.ConflictError{Want: m, Holder: o}
-		}
+	if err := e.retag(ctx, m); err != nil {
+		return err
 	}
 	if err := e.ensureHooks(ctx, hookForward, hookDNAT); err != nil {
 		return err
@@ -94,6 +92,30 @@ func (e editor) add(ctx context.Context, m forward.Mapping) error {
 	}
 	// Hairpin switched off, or never on: nothing to write then.
 	return e.deleteRules(ctx, m.Key, []chainRules{rulesHairpin, rulesSNAT})
+}
+
+// retag checks who holds m's key. Someone else's rule that forwards
+// elsewhere is a *forward.ConflictError. portfwd's own rules of the key
+// with another tag that m adopts (an older portfwd's tag for the same
+// rule, forward.Adopts), forwarding to the same place, are removed so that
+// m's are written with its tag: in a batch both are one iptables-restore,
+// so the port is never free.
+func (e editor) retag(ctx context.Context, m forward.Mapping) error {
+	for _, o := range mappingsIn(e.v, "PREROUTING") {
+		if o.Key == m.Key && !o.SameTarget(m) {
+			return &forward.ConflictError{Want: m, Holder: o}
+		}
+	}
+	for _, o := range mappingsIn(e.v, chainDNAT) {
+		switch {
+		case o.Key != m.Key || o.SameTarget(m):
+		case forward.Adopts(o, m) && o.InternalHost == m.InternalHost && o.InternalPort == m.InternalPort:
+			return e.deleteRules(ctx, m.Key, owned)
+		default:
+			return &forward.ConflictError{Want: m, Holder: o}
+		}
+	}
+	return nil
 }
 
 // addHairpin writes m's hairpin DNAT and, when the host shares a subnet

@@ -33,7 +33,7 @@ func reconcile(t *testing.T, b forward.Backend, desired []forward.Mapping) forwa
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := forward.Diff(desired, observed, forward.DiffOptions{Prune: true, AnyHost: true})
+	plan := forward.Diff(desired, observed, forward.DiffOptions{Config: "t", Rules: []string{"mc"}, Prune: true, AnyHost: true})
 	return forward.Apply(context.Background(), b, plan, nil)
 }
 
@@ -44,7 +44,7 @@ func batchPasses() [][]forward.Mapping {
 	var first, second []forward.Mapping
 	for i := range 20 {
 		m := mc(uint16(30000+i), []string{"192.168.77.10", "192.168.77.11", "10.9.0.5"}[i%3])
-		m.Description = forward.Tag(fmt.Sprintf("r%d", i))
+		m.Description = forward.Tag("t", fmt.Sprintf("r%d", i))
 		m.Hairpin = i%4 == 0
 		first = append(first, m)
 		switch {
@@ -130,7 +130,7 @@ func TestBatchFailingTransaction(t *testing.T) {
 				return nil
 			}
 			bad := mc(30001, "192.168.77.10")
-			bad.Description = forward.Tag("bad")
+			bad.Description = forward.LegacyTag("bad")
 			desired := []forward.Mapping{mc(30000, "192.168.77.10"), bad, mc(30002, "192.168.77.11")}
 			res := reconcile(t, f, desired)
 			for i, o := range res.Outcomes {

@@ -41,9 +41,9 @@ func (r Result) Made() int {
 	return n
 }
 
-// makesCall reports whether a change of action a calls the backend: noops
-// and conflicts do not.
-func makesCall(a Action) bool { return a != Noop && a != Conflict }
+// makesCall reports whether a change of action a calls the backend: noops,
+// conflicts and forwards held by someone else do not.
+func makesCall(a Action) bool { return a != Noop && a != Conflict && a != Held }
 
 // Progress hears how far an apply is: done of total changes that talk to
 // the gateway (creates, updates, renewals, deletes), once before the first
@@ -155,6 +155,8 @@ func applyOne(ctx context.Context, w changer, c Change) Outcome {
 	out := Outcome{Change: c}
 	switch c.Action {
 	case Noop:
+	case Held:
+		out.Note = c.Reason
 	case Conflict:
 		out.Err = &ConflictError{Want: *c.After, Holder: *c.Before}
 	case Delete:

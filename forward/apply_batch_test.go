@@ -106,7 +106,7 @@ func plan(t *testing.T, g forward.Backend, desired []forward.Mapping) forward.Pl
 	if err != nil {
 		t.Fatal(err)
 	}
-	return forward.Diff(desired, observed, forward.DiffOptions{Prune: true, Hosts: []netip.Addr{self}})
+	return forward.Diff(desired, observed, forward.DiffOptions{Config: "t", Prune: true, Hosts: []netip.Addr{self}})
 }
 
 func ports(t *testing.T, g forward.Backend) []uint16 {
@@ -124,11 +124,11 @@ func ports(t *testing.T, g forward.Backend) []uint16 {
 
 func TestApplyBatchesWhenItCan(t *testing.T) {
 	g := newBatching()
-	g.Put(mapping(forward.TCP, 9, self, "portfwd:old", 0))            // pruned
-	g.Put(withPort(mapping(forward.TCP, 2, self, "portfwd:b", 0), 1)) // replaced
+	g.Put(mapping(forward.TCP, 9, self, "pf:t:old", 0))            // pruned
+	g.Put(withPort(mapping(forward.TCP, 2, self, "pf:t:b", 0), 1)) // replaced
 	desired := []forward.Mapping{
-		mapping(forward.TCP, 1, self, "portfwd:a", 0),
-		mapping(forward.TCP, 2, self, "portfwd:b", 0),
+		mapping(forward.TCP, 1, self, "pf:t:a", 0),
+		mapping(forward.TCP, 2, self, "pf:t:b", 0),
 	}
 	res := forward.Apply(context.Background(), g, plan(t, g, desired), nil)
 	if res.Failed() != 0 || res.Made() != 3 || len(res.Outcomes) != 3 {
@@ -165,10 +165,10 @@ func TestApplyBatchCommitFailsChangeByChange(t *testing.T) {
 		return nil
 	}
 	desired := []forward.Mapping{
-		mapping(forward.TCP, 1, self, "portfwd:a", 0),
-		mapping(forward.TCP, 2, self, "portfwd:b", 0),
-		mapping(forward.TCP, 3, other, "portfwd:c", 0), // secure mode: refused while staging
-		mapping(forward.TCP, 4, self, "portfwd:d", 0),
+		mapping(forward.TCP, 1, self, "pf:t:a", 0),
+		mapping(forward.TCP, 2, self, "pf:t:b", 0),
+		mapping(forward.TCP, 3, other, "pf:t:c", 0), // secure mode: refused while staging
+		mapping(forward.TCP, 4, self, "pf:t:d", 0),
 	}
 	res := forward.Apply(context.Background(), g, plan(t, g, desired), nil)
 	want := []error{nil, bad, forward.ErrNotAuthorized, nil}
@@ -188,7 +188,7 @@ func TestApplyBatchCommitFailsChangeByChange(t *testing.T) {
 func TestApplyBatchBeginFailsGoesOneByOne(t *testing.T) {
 	g := newBatching()
 	g.failBegin = errors.New("no transactions here")
-	res := forward.Apply(context.Background(), g, plan(t, g, []forward.Mapping{mapping(forward.TCP, 1, self, "portfwd:a", 0)}), nil)
+	res := forward.Apply(context.Background(), g, plan(t, g, []forward.Mapping{mapping(forward.TCP, 1, self, "pf:t:a", 0)}), nil)
 	if res.Failed() != 0 || g.direct != 1 || g.commits != 0 {
 		t.Errorf("outcomes %+v, %d direct calls, %d commits; want the change made directly", res.Outcomes, g.direct, g.commits)
 	}
@@ -198,7 +198,7 @@ func TestApplyBatchCancelled(t *testing.T) {
 	g := newBatching()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res := forward.Apply(ctx, g, plan(t, g, []forward.Mapping{mapping(forward.TCP, 1, self, "portfwd:a", 0)}), nil)
+	res := forward.Apply(ctx, g, plan(t, g, []forward.Mapping{mapping(forward.TCP, 1, self, "pf:t:a", 0)}), nil)
 	if !errors.Is(res.Outcomes[0].Err, context.Canceled) || len(ports(t, g)) != 0 || g.direct != 0 {
 		t.Errorf("cancelled: %v, gateway holds %v, %d direct calls", res.Outcomes[0].Err, ports(t, g), g.direct)
 	}
@@ -208,9 +208,9 @@ func TestApplyBatchCancelled(t *testing.T) {
 // batch of the backend it wraps.
 func TestReadOnlyRefusesBatches(t *testing.T) {
 	g := newBatching()
-	g.Put(mapping(forward.TCP, 9, self, "portfwd:old", 0))
+	g.Put(mapping(forward.TCP, 9, self, "pf:t:old", 0))
 	ro := forward.ReadOnly(g)
-	res := forward.Apply(context.Background(), ro, plan(t, ro, []forward.Mapping{mapping(forward.TCP, 1, self, "portfwd:a", 0)}), nil)
+	res := forward.Apply(context.Background(), ro, plan(t, ro, []forward.Mapping{mapping(forward.TCP, 1, self, "pf:t:a", 0)}), nil)
 	if len(res.Outcomes) != 2 {
 		t.Fatalf("outcomes %+v; want a create and a delete", res.Outcomes)
 	}

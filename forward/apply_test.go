@@ -17,15 +17,15 @@ func reconcile(t *testing.T, gw *forwardtest.Memory, desired []forward.Mapping) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := forward.Diff(desired, observed, forward.DiffOptions{Prune: true, Hosts: []netip.Addr{gw.Self}})
+	plan := forward.Diff(desired, observed, forward.DiffOptions{Config: "t", Prune: true, Hosts: []netip.Addr{gw.Self}})
 	return forward.Apply(context.Background(), gw, plan, nil)
 }
 
 func TestApplyIsIdempotent(t *testing.T) {
 	gw := forwardtest.NewMemory(self)
 	desired := []forward.Mapping{
-		mapping(forward.TCP, 25565, self, "portfwd:mc", time.Hour),
-		mapping(forward.UDP, 2456, self, "portfwd:vh", time.Hour),
+		mapping(forward.TCP, 25565, self, "pf:t:mc", time.Hour),
+		mapping(forward.UDP, 2456, self, "pf:t:vh", time.Hour),
 	}
 	if res := reconcile(t, gw, desired); res.Failed() != 0 || res.Made() != 2 {
 		t.Fatalf("first apply: %d failed, %d calls", res.Failed(), res.Made())
@@ -39,11 +39,11 @@ func TestApplyIsIdempotent(t *testing.T) {
 
 func TestApplyConflictDoesNotStopOthers(t *testing.T) {
 	gw := forwardtest.NewMemory(self)
-	foreign := mapping(forward.TCP, 25565, self, "libminiupnpc", 0)
+	foreign := retarget(mapping(forward.TCP, 25565, self, "libminiupnpc", 0), self, 25570)
 	gw.Put(foreign)
 	desired := []forward.Mapping{
-		mapping(forward.TCP, 25565, self, "portfwd:mc", time.Hour),
-		mapping(forward.UDP, 2456, self, "portfwd:vh", time.Hour),
+		mapping(forward.TCP, 25565, self, "pf:t:mc", time.Hour),
+		mapping(forward.UDP, 2456, self, "pf:t:vh", time.Hour),
 	}
 	res := reconcile(t, gw, desired)
 	if res.Failed() != 1 {
@@ -66,8 +66,8 @@ func TestApplyConflictDoesNotStopOthers(t *testing.T) {
 
 func TestApplyUpdateReplaces(t *testing.T) {
 	gw := forwardtest.NewMemory(self)
-	gw.Put(withPort(mapping(forward.TCP, 25565, self, "portfwd:mc", time.Hour), 1))
-	res := reconcile(t, gw, []forward.Mapping{mapping(forward.TCP, 25565, self, "portfwd:mc", time.Hour)})
+	gw.Put(withPort(mapping(forward.TCP, 25565, self, "pf:t:mc", time.Hour), 1))
+	res := reconcile(t, gw, []forward.Mapping{mapping(forward.TCP, 25565, self, "pf:t:mc", time.Hour)})
 	if res.Failed() != 0 || res.Outcomes[0].Change.Action != forward.Update {
 		t.Fatalf("outcomes: %+v", res.Outcomes)
 	}
@@ -79,7 +79,7 @@ func TestApplyUpdateReplaces(t *testing.T) {
 
 func TestApplyRefusedNamesError(t *testing.T) {
 	gw := forwardtest.NewMemory(self)
-	res := reconcile(t, gw, []forward.Mapping{mapping(forward.TCP, 25565, other, "portfwd:mc", time.Hour)})
+	res := reconcile(t, gw, []forward.Mapping{mapping(forward.TCP, 25565, other, "pf:t:mc", time.Hour)})
 	if !errors.Is(res.Outcomes[0].Err, forward.ErrNotAuthorized) {
 		t.Errorf("err = %v, want ErrNotAuthorized", res.Outcomes[0].Err)
 	}
@@ -94,8 +94,8 @@ func (p permanentOnly) Add(ctx context.Context, m forward.Mapping) (forward.Mapp
 
 func TestApplyNotesPermanentGrant(t *testing.T) {
 	gw := permanentOnly{forwardtest.NewMemory(self)}
-	want := mapping(forward.TCP, 25565, self, "portfwd:mc", time.Hour)
-	plan := forward.Diff([]forward.Mapping{want}, nil, forward.DiffOptions{Hosts: []netip.Addr{self}})
+	want := mapping(forward.TCP, 25565, self, "pf:t:mc", time.Hour)
+	plan := forward.Diff([]forward.Mapping{want}, nil, forward.DiffOptions{Config: "t", Hosts: []netip.Addr{self}})
 	res := forward.Apply(context.Background(), gw, plan, nil)
 	if res.Outcomes[0].Note == "" || res.Outcomes[0].Granted.Lease != 0 {
 		t.Errorf("outcome = %+v; want a note about the permanent lease", res.Outcomes[0])
@@ -106,7 +106,7 @@ func TestApplyCancelled(t *testing.T) {
 	gw := forwardtest.NewMemory(self)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	plan := forward.Diff([]forward.Mapping{mapping(forward.TCP, 1, self, "portfwd:x", 0)}, nil, forward.DiffOptions{})
+	plan := forward.Diff([]forward.Mapping{mapping(forward.TCP, 1, self, "pf:t:x", 0)}, nil, forward.DiffOptions{Config: "t"})
 	res := forward.Apply(ctx, gw, plan, nil)
 	if !errors.Is(res.Outcomes[0].Err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", res.Outcomes[0].Err)

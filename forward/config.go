@@ -14,7 +14,10 @@ import (
 // Config is a parsed, validated config file: the gateway to talk to and the
 // rules whose forwards it must hold.
 type Config struct {
-	File        string
+	File string
+	// Name tags the config's forwards on the router (Tag): the name: key,
+	// else DefaultConfigName(File).
+	Name        string
 	Gateway     GatewaySettings
 	ProbeServer ProbeServer
 	Rules       []Rule
@@ -171,7 +174,7 @@ func (c *Config) Desired(self netip.Addr, props Properties) []Mapping {
 					Key:          Key{Protocol: p, ExternalPort: r.External.First + uint16(i)},
 					InternalHost: host,
 					InternalPort: r.Internal.First + uint16(i),
-					Description:  Tag(r.Name),
+					Description:  Tag(c.Name, r.Name),
 					Lease:        lease,
 					Enabled:      true,
 					AnyExternal:  r.AnyExternal,
@@ -185,17 +188,20 @@ func (c *Config) Desired(self netip.Addr, props Properties) []Mapping {
 }
 
 // Ownership is the DiffOptions ownership for this config on a backend
-// with properties p: the tagged mappings to self and to every host a rule
-// names, or, on a gateway that is this machine (p.Local), every tagged
-// mapping.
+// with properties p: the mappings tagged with the config's name (or an
+// older portfwd's tag for one of its rules) to self and to every host a
+// rule names, or, on a gateway that is this machine (p.Local), to any
+// host.
 func (c *Config) Ownership(self netip.Addr, p Properties) DiffOptions {
 	hosts := []netip.Addr{self}
+	rules := make([]string, 0, len(c.Rules))
 	for _, r := range c.Rules {
 		if r.InternalAddr.IsValid() {
 			hosts = append(hosts, r.InternalAddr)
 		}
+		rules = append(rules, r.Name)
 	}
-	return DiffOptions{Hosts: hosts, AnyHost: p.Local}
+	return DiffOptions{Config: c.Name, Rules: rules, Hosts: hosts, AnyHost: p.Local}
 }
 
 // Rule finds the rule called name.

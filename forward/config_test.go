@@ -88,7 +88,7 @@ func TestLoadErrors(t *testing.T) {
 		{"two documents", "rules: []\n---\nrules: []\n", []want{{2, "", "more than one YAML document"}}},
 		{"root is a list", "- name: a\n", []want{{1, "", "want a mapping with gateway: and rules: keys, got a list"}}},
 		{"unknown top key", "rules: []\nrulez: []\n", []want{{2, "rulez", `unknown key "rulez" (did you mean "rules"?)`}}},
-		{"unknown key far from any", "rules: []\nzzzzzz: 1\n", []want{{2, "zzzzzz", "known keys: gateway, probe_server, rules"}}},
+		{"unknown key far from any", "rules: []\nzzzzzz: 1\n", []want{{2, "zzzzzz", "known keys: name, gateway, probe_server, rules"}}},
 		{"unknown probe", "rules:\n  - name: mc\n    service: minecraft-java\n    probe: gopher\n", []want{{4, "rules[0].probe", `unknown probe "gopher"`}}},
 		{"probe over the wrong protocol", "rules:\n  - name: mc\n    protocol: udp\n    external_port: 2000\n    probe: http\n", []want{{5, "rules[0].probe", `probe "http" speaks tcp, but the rule forwards udp`}}},
 		{"bad probe server url", "probe_server:\n  url: ftp://x\nrules: []\n", []want{{2, "probe_server.url", "invalid probe server URL"}}},
@@ -350,7 +350,7 @@ rules:
 	}
 	nas := netip.MustParseAddr("192.168.1.20")
 	m := func(p Protocol, ext uint16, host netip.Addr, in uint16, rule string) Mapping {
-		return Mapping{Key: Key{p, ext}, InternalHost: host, InternalPort: in, Description: Tag(rule), Lease: 30 * time.Minute, Enabled: true}
+		return Mapping{Key: Key{p, ext}, InternalHost: host, InternalPort: in, Description: Tag("portfwd", rule), Lease: 30 * time.Minute, Enabled: true}
 	}
 	want := []Mapping{
 		m(TCP, 2000, nas, 2000, "web"),

@@ -41,7 +41,7 @@ func newLoader(file string, opts LoadOptions) *loader {
 
 // The keys each level of the file may hold.
 var (
-	topKeys         = []string{"gateway", "probe_server", "rules"}
+	topKeys         = []string{"name", "gateway", "probe_server", "rules"}
 	gatewayKeys     = []string{"backend", "address", "lease", "wan_interface", "hairpin"}
 	probeServerKeys = []string{"url", "token"}
 	ruleKeys        = []string{"name", "service", "protocol", "external_port", "internal_port", "internal_host", "probe", "description", "hairpin"}
@@ -82,7 +82,7 @@ func (l *loader) load(ctx context.Context, data []byte) *Config {
 	if l.spent {
 		return nil
 	}
-	cfg := &Config{File: l.file, Gateway: l.gateway(f["gateway"]), ProbeServer: l.probeServer(f["probe_server"])}
+	cfg := &Config{File: l.file, Name: l.configName(f["name"]), Gateway: l.gateway(f["gateway"]), ProbeServer: l.probeServer(f["probe_server"])}
 	cfg.Rules = l.rules(ctx, f["rules"], root.Line)
 	return cfg
 }

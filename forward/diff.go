@@ -18,10 +18,13 @@ type Action int
 //	Renew     Before: the gateway's;        After: the same, with the lease to ask for
 //	Delete    Before: the owned mapping;    After: nil
 //	Conflict  Before: someone else's;       After: the mapping wanted on its key
+//	Held      Before: someone else's;       After: the mapping wanted, which it already is
 //
 // Update is a replacement (IsReplace): Apply deletes Before, then adds
 // After. Conflict is not something Apply can carry out: it reports a key
-// held by someone else.
+// held by someone else. Held is a key held by someone else (a game's own
+// UPnP mapping, another config's) that already forwards where the rule
+// wants: the forward works, but it is not portfwd's to renew or delete.
 const (
 	Noop Action = iota
 	Create
@@ -29,11 +32,12 @@ const (
 	Renew
 	Delete
 	Conflict
+	Held
 )
 
-var actionNames = [...]string{"noop", "create", "update", "renew", "delete", "conflict"}
+var actionNames = [...]string{"noop", "create", "update", "renew", "delete", "conflict", "held"}
 
-var actionPast = [...]string{"unchanged", "created", "updated", "renewed", "deleted", "conflict"}
+var actionPast = [...]string{"unchanged", "created", "updated", "renewed", "deleted", "conflict", "held"}
 
 // String is the lower-case name used in tables and JSON.
 func (a Action) String() string {
@@ -78,9 +82,9 @@ type Plan struct {
 }
 
 // Pending reports whether the gateway differs from the config at all,
-// conflicts included.
+// conflicts included. A Held forward is in place: not pending.
 func (p Plan) Pending() bool {
-	return slices.ContainsFunc(p.Changes, func(c Change) bool { return c.Action != Noop })
+	return slices.ContainsFunc(p.Changes, func(c Change) bool { return c.Action != Noop && c.Action != Held })
 }
 
 // Count is the number of changes with action a.
@@ -98,20 +102,41 @@ func (p Plan) Count(a Action) int {
 type DiffOptions struct {
 	// Prune deletes owned mappings that no desired mapping claims.
 	Prune bool
+	// Config is the name of the config (Config.Name): an observed mapping
+	// is owned only when its tag names it. Two configs on one PC never
+	// touch each other's mappings.
+	Config string
+	// Rules are the config's rule names: a mapping tagged by an older
+	// portfwd (LegacyTag) with one of them is owned, and re-tagged.
+	Rules []string
 	// Hosts are the internal hosts this config maps to. An observed
-	// mapping is owned only when it carries portfwd's tag AND points at one
-	// of them: another PC on the LAN running portfwd with its own config
-	// owns its own mappings, and they are foreign here.
+	// mapping is owned only when it carries the config's tag AND points at
+	// one of them: another PC on the LAN running portfwd with a config of
+	// the same name owns its own mappings, and they are foreign here.
 	Hosts []netip.Addr
-	// AnyHost makes every tagged mapping owned, whatever host it forwards
-	// to: the gateway is this machine (Properties.Local).
+	// AnyHost makes every mapping with the config's tag owned, whatever
+	// host it forwards to: the gateway is this machine (Properties.Local).
 	AnyHost bool
 }
 
 // Owns reports whether the config these options describe may change o:
-// it carries portfwd's tag and forwards to one of Hosts (or AnyHost).
+// it carries the config's tag (or an older portfwd's tag for one of its
+// rules) and forwards to one of Hosts (or AnyHost).
 func (opts DiffOptions) Owns(o Mapping) bool {
-	return o.Owner() != "" && (opts.AnyHost || slices.Contains(opts.Hosts, o.InternalHost))
+	return opts.Tags(o) && (opts.AnyHost || slices.Contains(opts.Hosts, o.InternalHost))
+}
+
+// Tags reports whether o's description names this config, whatever host
+// it forwards to.
+func (opts DiffOptions) Tags(o Mapping) bool {
+	own, ok := OwnerOf(o.Description)
+	switch {
+	case !ok:
+		return false
+	case own.Legacy():
+		return slices.Contains(opts.Rules, own.Rule)
+	}
+	return own.Config == opts.Config
 }
 
 // Diff compares the desired mappings with those observed on the gateway
@@ -207,7 +232,7 @@ func diffAny(d Mapping, observed []Mapping, seen map[Key]Mapping, wanted map[Key
 func matchAny(d Mapping, observed []Mapping, wanted map[Key]bool, opts DiffOptions) (Mapping, bool) {
 	var found []Mapping
 	for _, o := range observed {
-		if !wanted[o.Key] && opts.Owns(o) && o.Description == d.Description && o.Protocol == d.Protocol &&
+		if !wanted[o.Key] && opts.Owns(o) && Adopts(o, d) && o.Protocol == d.Protocol &&
 			o.InternalHost == d.InternalHost && o.InternalPort == d.InternalPort {
 			found = append(found, o)
 		}
@@ -228,9 +253,18 @@ func compare(d, o Mapping, present bool, opts DiffOptions) Change {
 	switch {
 	case !present:
 		c.Action, c.Reason = Create, "not on the gateway"
+	case !opts.Owns(o) && heldInPlace(d, o):
+		c.Action, c.Before = Held, ptr(o)
+		c.Reason = "in place, held by " + holderName(o)
 	case !opts.Owns(o):
 		c.Action, c.Before = Conflict, ptr(o)
 		c.Reason = "held by " + holderName(o)
+	case isLegacy(o) && !isLegacy(d) && d.InternalPort == o.InternalPort && d.InternalHost == o.InternalHost:
+		// Re-tag in place: an add over the mapping, no delete, so the port
+		// is never free (every backend lets a mapping's own rule rewrite it:
+		// Adopts).
+		c.Action, c.Before = Renew, ptr(o)
+		c.Reason = "re-tagging " + quote(o.Description) + " (made by an older portfwd) as " + quote(d.Description)
 	case !same(d, o):
 		c.Action, c.Before, c.Reason = Update, ptr(o), updateReason(d, o)
 	case needsRenew(d.Lease, o.Lease):
@@ -240,6 +274,18 @@ func compare(d, o Mapping, present bool, opts DiffOptions) Change {
 		c.Action, c.Before = Noop, ptr(o)
 	}
 	return c
+}
+
+// heldInPlace reports whether someone else's mapping o already does what
+// d asks: same internal host and port, switched on.
+func heldInPlace(d, o Mapping) bool {
+	return o.Enabled && o.InternalHost == d.InternalHost && o.InternalPort == d.InternalPort
+}
+
+// isLegacy reports whether o carries an older portfwd's tag.
+func isLegacy(o Mapping) bool {
+	own, ok := OwnerOf(o.Description)
+	return ok && own.Legacy()
 }
 
 // same compares everything but the lease: where the traffic goes, who

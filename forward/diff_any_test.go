@@ -12,14 +12,14 @@ import (
 // anyMC is the desired mapping of external_port: any with internal port
 // 25565: the suggested external port is the internal one.
 func anyMC() forward.Mapping {
-	m := mapping(forward.TCP, 25565, self, "portfwd:mc", time.Hour)
+	m := mapping(forward.TCP, 25565, self, "pf:t:mc", time.Hour)
 	m.AnyExternal = true
 	return m
 }
 
 // granted is mc as the gateway granted it on external port ext.
 func granted(ext uint16, lease time.Duration) forward.Mapping {
-	m := mapping(forward.TCP, 25565, self, "portfwd:mc", lease)
+	m := mapping(forward.TCP, 25565, self, "pf:t:mc", lease)
 	m.ExternalPort = ext
 	return m
 }
@@ -48,15 +48,15 @@ func TestDiffAnyExternal(t *testing.T) {
 		{"another internal port is no match", []forward.Mapping{withPort(granted(25566, time.Hour), 25570)}, true,
 			[]string{"create tcp/25565", "delete tcp/25566"}},
 		{"another rule's mapping is no match",
-			[]forward.Mapping{mapping(forward.TCP, 25566, self, "portfwd:web", time.Hour)}, false,
+			[]forward.Mapping{mapping(forward.TCP, 25566, self, "pf:t:web", time.Hour)}, false,
 			[]string{"create tcp/25565"}},
 		{"an orphan of ours on the suggested port is replaced, not pruned",
-			[]forward.Mapping{mapping(forward.TCP, 25565, self, "portfwd:old", time.Hour)}, true,
+			[]forward.Mapping{mapping(forward.TCP, 25565, self, "pf:t:old", time.Hour)}, true,
 			[]string{"update tcp/25565"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan := forward.Diff([]forward.Mapping{anyMC()}, tt.observed, forward.DiffOptions{Prune: tt.prune, Hosts: []netip.Addr{self, other}})
+			plan := forward.Diff([]forward.Mapping{anyMC()}, tt.observed, forward.DiffOptions{Config: "t", Prune: tt.prune, Hosts: []netip.Addr{self, other}})
 			if got := actions(plan); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Diff = %q, want %q", got, tt.want)
 			}
@@ -66,7 +66,7 @@ func TestDiffAnyExternal(t *testing.T) {
 
 func TestDiffAnyExternalActsOnTheGrantedPort(t *testing.T) {
 	plan := forward.Diff([]forward.Mapping{anyMC()}, []forward.Mapping{granted(25566, time.Minute)},
-		forward.DiffOptions{Hosts: []netip.Addr{self}})
+		forward.DiffOptions{Config: "t", Hosts: []netip.Addr{self}})
 	c := plan.Changes[0]
 	if c.After.ExternalPort != 25566 || !c.After.AnyExternal || c.Before.ExternalPort != 25566 {
 		t.Errorf("renew asks for %v (any %v) over %v, want the granted port 25566", c.After, c.After.AnyExternal, c.Before)
@@ -76,9 +76,9 @@ func TestDiffAnyExternalActsOnTheGrantedPort(t *testing.T) {
 func TestDiffAnyExternalLeavesAFixedRulesKey(t *testing.T) {
 	// tcp/25566 is another rule's fixed port: the any rule must not claim
 	// the mapping there even if it once looked like its own.
-	fixed := mapping(forward.TCP, 25566, self, "portfwd:web", time.Hour)
+	fixed := mapping(forward.TCP, 25566, self, "pf:t:web", time.Hour)
 	plan := forward.Diff([]forward.Mapping{anyMC(), fixed}, []forward.Mapping{granted(25566, time.Hour)},
-		forward.DiffOptions{Prune: true, Hosts: []netip.Addr{self}})
+		forward.DiffOptions{Config: "t", Prune: true, Hosts: []netip.Addr{self}})
 	want := []string{"create tcp/25565", "update tcp/25566"}
 	if got := actions(plan); !reflect.DeepEqual(got, want) {
 		t.Errorf("Diff = %q, want %q", got, want)
@@ -88,7 +88,7 @@ func TestDiffAnyExternalLeavesAFixedRulesKey(t *testing.T) {
 func TestDiffDoesNotChangeItsInput(t *testing.T) {
 	desired := []forward.Mapping{anyMC()}
 	desired[0].Protocol = "TCP"
-	forward.Diff(desired, []forward.Mapping{granted(25566, time.Hour)}, forward.DiffOptions{Hosts: []netip.Addr{self}})
+	forward.Diff(desired, []forward.Mapping{granted(25566, time.Hour)}, forward.DiffOptions{Config: "t", Hosts: []netip.Addr{self}})
 	if desired[0].Protocol != "TCP" || desired[0].ExternalPort != 25565 {
 		t.Errorf("Diff changed its input: %v", desired[0])
 	}

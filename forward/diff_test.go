@@ -20,6 +20,12 @@ func mapping(p forward.Protocol, port uint16, host netip.Addr, desc string, leas
 		InternalPort: port, Description: desc, Lease: lease, Enabled: true}
 }
 
+// retarget is m forwarding to host:port instead.
+func retarget(m forward.Mapping, host netip.Addr, port uint16) forward.Mapping {
+	m.InternalHost, m.InternalPort = host, port
+	return m
+}
+
 func actions(p forward.Plan) []string {
 	var out []string
 	for _, c := range p.Changes {
@@ -29,8 +35,8 @@ func actions(p forward.Plan) []string {
 }
 
 func TestDiff(t *testing.T) {
-	mc := mapping(forward.TCP, 25565, self, "portfwd:mc", time.Hour)
-	vh := mapping(forward.UDP, 2456, self, "portfwd:valheim", time.Hour)
+	mc := mapping(forward.TCP, 25565, self, "pf:t:mc", time.Hour)
+	vh := mapping(forward.UDP, 2456, self, "pf:t:valheim", time.Hour)
 	tests := []struct {
 		name     string
 		desired  []forward.Mapping
@@ -69,10 +75,16 @@ func TestDiff(t *testing.T) {
 		{"update on disabled mapping",
 			[]forward.Mapping{mc}, []forward.Mapping{disabled(mc)}, true, []string{"update tcp/25565"}},
 		{"foreign mapping on the key is a conflict",
-			[]forward.Mapping{mc}, []forward.Mapping{mapping(forward.TCP, 25565, self, "upnpc", 0)}, true,
+			[]forward.Mapping{mc}, []forward.Mapping{retarget(mapping(forward.TCP, 25565, self, "upnpc", 0), self, 1)}, true,
+			[]string{"conflict tcp/25565"}},
+		{"foreign mapping already forwarding where the rule wants is held",
+			[]forward.Mapping{mc}, []forward.Mapping{mapping(forward.TCP, 25565, self, "Xbox", 0)}, true,
+			[]string{"held tcp/25565"}},
+		{"a disabled foreign mapping is a conflict, not held",
+			[]forward.Mapping{mc}, []forward.Mapping{disabled(mapping(forward.TCP, 25565, self, "Xbox", 0))}, true,
 			[]string{"conflict tcp/25565"}},
 		{"another host's portfwd mapping is foreign",
-			[]forward.Mapping{mc}, []forward.Mapping{mapping(forward.TCP, 25565, other, "portfwd:mc", 0)}, true,
+			[]forward.Mapping{mc}, []forward.Mapping{mapping(forward.TCP, 25565, other, "pf:t:mc", 0)}, true,
 			[]string{"conflict tcp/25565"}},
 		{"prune deletes owned mappings no longer wanted",
 			[]forward.Mapping{mc}, []forward.Mapping{mc, vh}, true, []string{"noop tcp/25565", "delete udp/2456"}},
@@ -81,16 +93,16 @@ func TestDiff(t *testing.T) {
 		{"prune never touches foreign mappings",
 			nil, []forward.Mapping{
 				mapping(forward.TCP, 8080, self, "upnpc", 0),
-				mapping(forward.TCP, 8081, other, "portfwd:web", 0),
+				mapping(forward.TCP, 8081, other, "pf:t:web", 0),
 				mapping(forward.TCP, 8082, self, "my portfwd:web", 0),
 			}, true, nil},
 		{"same port on both protocols is two keys",
-			[]forward.Mapping{mc, mapping(forward.UDP, 25565, self, "portfwd:mc", time.Hour)}, nil, true,
+			[]forward.Mapping{mc, mapping(forward.UDP, 25565, self, "pf:t:mc", time.Hour)}, nil, true,
 			[]string{"create tcp/25565", "create udp/25565"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan := forward.Diff(tt.desired, tt.observed, forward.DiffOptions{Prune: tt.prune, Hosts: []netip.Addr{self}})
+			plan := forward.Diff(tt.desired, tt.observed, forward.DiffOptions{Config: "t", Prune: tt.prune, Hosts: []netip.Addr{self}})
 			if got := actions(plan); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Diff = %q, want %q", got, tt.want)
 			}
@@ -104,10 +116,10 @@ func TestDiff(t *testing.T) {
 func TestDiffIsDeterministic(t *testing.T) {
 	var desired, observed []forward.Mapping
 	for p := uint16(2000); p < 2050; p++ {
-		desired = append(desired, mapping(forward.UDP, p, self, "portfwd:r", time.Hour))
-		observed = append(observed, mapping(forward.TCP, p, self, "portfwd:old", time.Hour))
+		desired = append(desired, mapping(forward.UDP, p, self, "pf:t:r", time.Hour))
+		observed = append(observed, mapping(forward.TCP, p, self, "pf:t:old", time.Hour))
 	}
-	opts := forward.DiffOptions{Prune: true, Hosts: []netip.Addr{self}}
+	opts := forward.DiffOptions{Config: "t", Prune: true, Hosts: []netip.Addr{self}}
 	first := forward.Diff(desired, observed, opts)
 	for i := 0; i < 20; i++ {
 		if got := forward.Diff(desired, observed, opts); !reflect.DeepEqual(got, first) {
@@ -134,7 +146,7 @@ func TestActionString(t *testing.T) {
 
 func hasChange(actions []string) bool {
 	for _, a := range actions {
-		if len(a) < 4 || a[:4] != "noop" {
+		if !strings.HasPrefix(a, "noop") && !strings.HasPrefix(a, "held") {
 			return true
 		}
 	}
@@ -149,18 +161,18 @@ func disabled(m forward.Mapping) forward.Mapping                   { m.Enabled =
 // this config's: a rule removed from the file is pruned whatever host it
 // forwarded to, while foreign rules stay out of the plan.
 func TestDiffAnyHost(t *testing.T) {
-	nas := mapping(forward.TCP, 8080, other, "portfwd:nas", 0)
+	nas := mapping(forward.TCP, 8080, other, "pf:t:nas", 0)
 	foreign := mapping(forward.TCP, 9090, other, "docker", 0)
 	observed := []forward.Mapping{nas, foreign}
-	hostsOnly := forward.Diff(nil, observed, forward.DiffOptions{Prune: true, Hosts: []netip.Addr{self}})
+	hostsOnly := forward.Diff(nil, observed, forward.DiffOptions{Config: "t", Prune: true, Hosts: []netip.Addr{self}})
 	if len(hostsOnly.Changes) != 0 {
 		t.Errorf("by hosts: %q, want nothing (another host's portfwd owns it)", actions(hostsOnly))
 	}
-	anyHost := forward.Diff(nil, observed, forward.DiffOptions{Prune: true, Hosts: []netip.Addr{self}, AnyHost: true})
+	anyHost := forward.Diff(nil, observed, forward.DiffOptions{Config: "t", Prune: true, Hosts: []netip.Addr{self}, AnyHost: true})
 	if got := actions(anyHost); !reflect.DeepEqual(got, []string{"delete tcp/8080"}) {
 		t.Errorf("AnyHost: %q, want [delete tcp/8080]", got)
 	}
-	opts := forward.DiffOptions{AnyHost: true}
+	opts := forward.DiffOptions{Config: "t", AnyHost: true}
 	if !opts.Owns(nas) || opts.Owns(foreign) {
 		t.Errorf("AnyHost Owns(tagged)=%v Owns(foreign)=%v; want true, false", opts.Owns(nas), opts.Owns(foreign))
 	}
@@ -168,10 +180,10 @@ func TestDiffAnyHost(t *testing.T) {
 
 // Turning hairpin on or off for a rule is a change to its mapping.
 func TestDiffHairpin(t *testing.T) {
-	plain := mapping(forward.TCP, 25565, self, "portfwd:mc", 0)
+	plain := mapping(forward.TCP, 25565, self, "pf:t:mc", 0)
 	hairpin := plain
 	hairpin.Hairpin = true
-	opts := forward.DiffOptions{Hosts: []netip.Addr{self}}
+	opts := forward.DiffOptions{Config: "t", Hosts: []netip.Addr{self}}
 	for _, tt := range []struct {
 		name           string
 		want, observed forward.Mapping

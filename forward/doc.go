@@ -1,6 +1,10 @@
 // Package forward is portfwd's core. A newcomer's map:
 //
-//	model.go, probekind.go   the model: Protocol, Key, Mapping (with its owner tag), ProbeKind
+//	model.go, probekind.go   the model: Protocol, Key, Mapping (with its owner tag
+//	                         pf:<config>:<rule>, OwnerOf, Adopts), ProbeKind
+//	config_name.go           a config's name (name:, else the file's base name)
+//	registry.go              Registry: which file each config name was applied from, so
+//	                         status can call a deleted or renamed config's forwards orphaned
 //	config*.go, validate*.go the YAML config: Load, every problem with file, line and key; warnings
 //	catalog.go               the service catalog (service: minecraft-java)
 //	diff.go                  the pure planner: Diff → Plan of Changes (Action enum)

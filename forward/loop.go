@@ -510,7 +510,7 @@ func (l *Loop) hold(res Result, now time.Time) {
 	next := make(map[Key]held)
 	for _, o := range res.Outcomes {
 		switch c := o.Change; {
-		case o.Err != nil || c.Action == Delete || c.Action == Conflict:
+		case o.Err != nil || c.Action == Delete || c.Action == Conflict || c.Action == Held:
 		case o.Granted != nil:
 			next[o.Granted.Key] = held{m: *o.Granted, expires: expiry(now, o.Granted.Lease), lifetime: o.Granted.Lease}
 		case c.Before != nil:

@@ -317,7 +317,7 @@ func TestLoopCleanupOnExitRemovesOwnedOnly(t *testing.T) {
 	foreign := forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: 3074}, InternalHost: self,
 		InternalPort: 3074, Description: "console", Enabled: true}
 	otherPC := forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: 9000},
-		InternalHost: netip.MustParseAddr("192.168.1.99"), InternalPort: 9000, Description: forward.Tag("web"), Enabled: true}
+		InternalHost: netip.MustParseAddr("192.168.1.99"), InternalPort: 9000, Description: forward.Tag("portfwd", "web"), Enabled: true}
 	h.gw.Put(foreign)
 	h.gw.Put(otherPC)
 	h.obs.report(t)

@@ -54,7 +54,7 @@ type Mapping struct {
 	InternalHost netip.Addr // the LAN host the gateway forwards to
 	InternalPort uint16
 	// Description is the text stored on the gateway. Mappings portfwd owns
-	// carry Tag(rule) here; see OwnerOf.
+	// carry Tag(config, rule) here; see OwnerOf.
 	Description string
 	// Lease is the lease duration: requested (desired mappings) or remaining
 	// (observed mappings). Zero means permanent.
@@ -70,35 +70,122 @@ type Mapping struct {
 	Hairpin bool `json:",omitempty"`
 }
 
-// TagPrefix marks the mappings portfwd owns, in the gateway's description.
-const TagPrefix = "portfwd:"
+// TagPrefix starts the description of every mapping portfwd makes:
+// "pf:<config>:<rule>" (Tag). It is short because routers truncate
+// descriptions (some keep 32 characters): the config's name (at most
+// MaxConfigNameLen) always survives, and Diff matches a truncated rule
+// name by prefix (SameDescription).
+const TagPrefix = "pf:"
 
-// Tag is the description portfwd stores with the mappings of rule.
-func Tag(rule string) string { return TagPrefix + rule }
+// LegacyTagPrefix is the tag of portfwd before configs had names:
+// "portfwd:<rule>". Such a mapping is adopted by the config that has the
+// rule (DiffOptions.Rules), which re-tags it on its next apply.
+const LegacyTagPrefix = "portfwd:"
 
-// OwnerOf returns the rule named by a description's ownership tag, and
-// whether the description carries one at all. "portfwd:minecraft" and
-// "portfwd:minecraft some text" both name rule "minecraft".
-func OwnerOf(description string) (rule string, ok bool) {
-	rest, found := strings.CutPrefix(description, TagPrefix)
-	if !found {
-		return "", false
+// MaxConfigNameLen bounds a config's name, so that "pf:<name>:" (16
+// characters at most) survives any truncation routers are known to make.
+const MaxConfigNameLen = 12
+
+// Tag is the description portfwd stores with the mappings of rule in the
+// config named config.
+func Tag(config, rule string) string { return TagPrefix + config + ":" + rule }
+
+// LegacyTag is the description portfwd stored before configs had names.
+func LegacyTag(rule string) string { return LegacyTagPrefix + rule }
+
+// Owner is who a mapping belongs to, read from its description.
+type Owner struct {
+	// Config is the config's name; "" for a LegacyTag.
+	Config string
+	// Rule is the rule's name, cut short when the router truncated the
+	// description.
+	Rule string
+}
+
+// Legacy reports whether the tag predates config names.
+func (o Owner) Legacy() bool { return o.Config == "" }
+
+// String is how status and messages name the owner: "config mc, rule
+// minecraft", or "rule minecraft (older portfwd)".
+func (o Owner) String() string {
+	if o.Legacy() {
+		return "rule " + o.Rule + " (tagged by an older portfwd)"
 	}
-	rule, _, _ = strings.Cut(rest, " ")
-	return rule, rule != ""
+	return "config " + o.Config + ", rule " + o.Rule
+}
+
+// OwnerOf reads a description's ownership tag, and whether it carries one
+// at all: "pf:mc:minecraft" is config "mc", rule "minecraft";
+// "portfwd:minecraft" (and "portfwd:minecraft some text") is rule
+// "minecraft" of no config (Legacy). A description truncated inside the
+// config's name, or whose name is not one a config may have
+// (CheckConfigName), carries no tag.
+func OwnerOf(description string) (Owner, bool) {
+	if rest, ok := strings.CutPrefix(description, TagPrefix); ok {
+		config, rule, found := strings.Cut(rest, ":")
+		ok := found && rule != "" && len(config) <= MaxConfigNameLen && namePattern.MatchString(config)
+		if !ok {
+			return Owner{}, false
+		}
+		return Owner{Config: config, Rule: rule}, true
+	}
+	rest, ok := strings.CutPrefix(description, LegacyTagPrefix)
+	if !ok {
+		return Owner{}, false
+	}
+	rule, _, _ := strings.Cut(rest, " ")
+	return Owner{Rule: rule}, rule != ""
 }
 
 // Owner is the rule that owns m, or "" when m is not portfwd's.
 func (m Mapping) Owner() string {
-	rule, _ := OwnerOf(m.Description)
-	return rule
+	o, _ := OwnerOf(m.Description)
+	return o.Rule
+}
+
+// minTruncated is the shortest description taken for a truncation of a
+// longer one. Routers that truncate keep 32 characters, some 31 (a
+// C string's NUL in a 32-byte field); a shorter description that is a
+// prefix of the one asked is more likely another rule ("pf:mc:web" and
+// "pf:mc:web-2") than a cut one.
+const minTruncated = 24
+
+// SameDescription reports whether two descriptions are the same, allowing
+// for a router that cut one of them short: "pf:mc:minecraft-ja" (kept)
+// and "pf:mc:minecraft-java-server" (asked) are the same.
+func SameDescription(a, b string) bool {
+	if a == b {
+		return true
+	}
+	short, long := a, b
+	if len(short) > len(long) {
+		short, long = long, short
+	}
+	return len(short) >= minTruncated && strings.HasPrefix(long, short)
+}
+
+// Adopts reports whether writing want over holder, both tagged and to the
+// same host, keeps the key with its owner: the same config (a refresh, or
+// a rule renamed in it), or an older portfwd's tag for the same rule.
+// Backends that check a key's holder before writing let such a write
+// through; any other holder is someone else's.
+func Adopts(holder, want Mapping) bool {
+	h, ok1 := OwnerOf(holder.Description)
+	w, ok2 := OwnerOf(want.Description)
+	if !ok1 || !ok2 || holder.InternalHost != want.InternalHost {
+		return false
+	}
+	if h.Legacy() {
+		return h.Rule == w.Rule
+	}
+	return h.Config == w.Config
 }
 
 // SameTarget reports whether m and o send traffic to the same place for
 // the same owner: internal host, internal port and description. The lease,
 // and whether the mapping is switched on, do not count.
 func (m Mapping) SameTarget(o Mapping) bool {
-	return m.InternalHost == o.InternalHost && m.InternalPort == o.InternalPort && m.Description == o.Description
+	return m.InternalHost == o.InternalHost && m.InternalPort == o.InternalPort && SameDescription(m.Description, o.Description)
 }
 
 // String renders m as "tcp/25565 -> 192.168.1.10:25565".

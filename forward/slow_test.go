@@ -75,7 +75,7 @@ func TestReconcileProgress(t *testing.T) {
 	gw.Put(forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: 2222}, InternalHost: lanOther, InternalPort: 22,
 		Description: "someone's ssh", Enabled: true})
 	gw.Put(forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: 9000}, InternalHost: lanSelf, InternalPort: 9000,
-		Description: forward.Tag("old"), Enabled: true})
+		Description: forward.Tag("portfwd", "old"), Enabled: true})
 	var heard [][2]int
 	r := reconcileOn(t, gw, mcAndSSH+"  - {name: web, protocol: tcp, external_port: 8080}\n", forward.ReconcileOptions{Mode: forward.ModeApply, Prune: true,
 		Progress: func(done, total int) { heard = append(heard, [2]int{done, total}) }})

@@ -317,7 +317,7 @@ func (l *loader) ruleName(r *ruleInput) string {
 	name, ok := l.scalar(r.nodes["name"], key)
 	switch {
 	case !ok && isNull(r.nodes["name"]):
-		l.errorf(r.Line, key, "name is required: it tags the rule's forwards on the router (portfwd:<name>)")
+		l.errorf(r.Line, key, "name is required: it tags the rule's forwards on the router (pf:<config>:<name>)")
 	case !ok:
 	case len(name) > maxNameLen:
 		l.errorf(r.nodes["name"].Line, key, "name %q is longer than %d characters", name, maxNameLen)

@@ -67,9 +67,8 @@ func (g *IGD) addAny(ctx context.Context, m forward.Mapping, taken error) (forwa
 
 // addOn installs m on its own external port.
 func (g *IGD) addOn(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
-	if holder, held := g.holder(ctx, m.Key); held && !mayReplace(holder, m) {
-		ce := &forward.ConflictError{Want: m, Holder: holder}
-		return forward.Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, heldError{ce})
+	if err := g.makeRoom(ctx, m); err != nil {
+		return forward.Mapping{}, err
 	}
 	lease := leaseSeconds(m.Lease)
 	err := g.addPortMapping(ctx, m, lease)
@@ -89,6 +88,30 @@ func (g *IGD) addOn(ctx context.Context, m forward.Mapping) (forward.Mapping, er
 		return forward.Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, err)
 	}
 	return got, nil
+}
+
+// makeRoom checks who holds m's key before AddPortMapping: someone else
+// is a conflict. An older portfwd's mapping that m adopts (forward.Adopts)
+// with another description is deleted first: routers keep a mapping's
+// description when its own client adds it again (miniupnpd 2.3.1 logs
+// "updating existing port mapping" and keeps the old one), so re-tagging
+// it costs one round trip during which the port is free.
+func (g *IGD) makeRoom(ctx context.Context, m forward.Mapping) error {
+	holder, held := g.holder(ctx, m.Key)
+	switch {
+	case !held:
+		return nil
+	case !mayReplace(holder, m):
+		ce := &forward.ConflictError{Want: m, Holder: holder}
+		return fmt.Errorf("adding mapping %s: %w", m.Key, heldError{ce})
+	case forward.SameDescription(holder.Description, m.Description) || !forward.Adopts(holder, m):
+		return nil
+	}
+	err := asSOAPError("DeletePortMapping", g.client.DeletePortMappingCtx(ctx, "", m.ExternalPort, wireProtocol(m.Protocol)))
+	if err != nil && soapCode(err) != codeNoSuchEntry {
+		return fmt.Errorf("re-tagging mapping %s (%q): %w", m.Key, holder.Description, err)
+	}
+	return nil
 }
 
 // heldError is a *forward.ConflictError found before AddPortMapping.
@@ -111,15 +134,17 @@ func (g *IGD) holder(ctx context.Context, k forward.Key) (forward.Mapping, bool)
 // (and most routers) silently replace a mapping when the same internal
 // client asks again, so a game's own UPnP mapping on this host would be
 // taken over; portfwd only replaces what is already m, or what portfwd
-// made for the same host (another PC's portfwd mapping is that PC's). A
-// mapping that takes any port replaces only its own: the port it tries may
-// be another rule's.
+// made for the same host and the same config (another PC's portfwd
+// mapping is that PC's, another config's is that config's; an older
+// portfwd's for the same rule is adopted: forward.Adopts). A mapping that
+// takes any port replaces only its own: the port it tries may be another
+// rule's.
 func mayReplace(holder, m forward.Mapping) bool {
 	if m.AnyExternal {
-		return holder.InternalHost == m.InternalHost && holder.Description == m.Description
+		return holder.InternalHost == m.InternalHost && forward.SameDescription(holder.Description, m.Description)
 	}
 	return holder.InternalHost == m.InternalHost &&
-		(holder.Description == m.Description || holder.Owner() != "")
+		(holder.Description == m.Description || forward.Adopts(holder, m))
 }
 
 // addPortMapping sends one AddPortMapping. NewRemoteHost is "" (any remote

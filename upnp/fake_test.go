@@ -41,6 +41,7 @@ type fakeIGD struct {
 	listing  string            // testdata file answered to GetListOfPortMappings ("" lists entries)
 	full     bool              // answer every GetListOfPortMappings with a full page, as a broken router did
 	descVars map[string]string // "{{NAME}}" in the description becomes the value
+	keepDesc bool              // a refresh keeps the old description, as miniupnpd 2.3.1 does
 	// slow, when set, is how long the fake takes for an action with
 	// these arguments before it answers, as a router whose table scan
 	// slows every change; it gives up when the client does.
@@ -196,6 +197,9 @@ func (f *fakeIGD) add(a map[string]string, requester string) string {
 	if i := f.find(a); i >= 0 {
 		if f.entries[i].client != e.client {
 			return "soap-718-conflict.xml"
+		}
+		if f.keepDesc {
+			e.desc = f.entries[i].desc
 		}
 		f.entries[i] = e
 		return ""

@@ -19,6 +19,10 @@ type applyOptions struct {
 	NoProbe          bool
 	EnableForwarding bool
 	Vantage          vantageFlags
+	// Name is down --name: remove the forwards of the config of that
+	// name (an orphan's) instead of the file's own.
+	Name     string
+	Registry forward.Registry // remembers which file each config name was applied from
 }
 
 func newCmdApply(f *factory, runF func(context.Context, *applyOptions) error) *cobra.Command {
@@ -42,6 +46,7 @@ and the exit code is 3.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.gatewayRun = f.gatewayRun(accessChange, opts.EnableForwarding, f.fileConfig(args))
+			opts.Registry = forward.Registry{Dir: f.Settings.StateDir}
 			return runOr(cmd.Context(), runF, runApply, opts)
 		},
 	}
@@ -54,20 +59,34 @@ and the exit code is 3.`,
 
 func newCmdDown(f *factory, runF func(context.Context, *applyOptions) error) *cobra.Command {
 	opts := &applyOptions{Mode: forward.ModeDown, Prune: true, NoProbe: true}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "down [FILE]",
 		Short: "Remove every port forward the file owns",
 		Long: `down removes every mapping on the gateway that this config owns (its
-description starts with "portfwd:" and it forwards to this host or a host the
-file names). Mappings made by anyone else are left alone.`,
-		Example: `  portfwd down minecraft.yaml`,
-		Args:    cobra.MaximumNArgs(1),
+description is "pf:<config name>:<rule>", or "portfwd:<rule>" from an older
+portfwd for one of its rules, and it forwards to this host or a host the file
+names). Forwards of other configs, other PCs or other programs are left alone.
+
+--name NAME removes instead the forwards of the config called NAME on this
+PC: the way to remove an orphan's, whose file was deleted or renamed
+(portfwd status shows them, with this command). FILE is then optional: it
+gives the gateway settings and the other hosts to look at.`,
+		Example: `  portfwd down minecraft.yaml
+  portfwd down --name old-mc`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			load := f.fileConfig(args)
+			if opts.Name != "" {
+				load = namedConfigLoader(func(ctx context.Context) (*forward.Config, error) { return f.optionalConfig(ctx, args) }, &opts.Name)
+			}
 			// Removing forwards needs no IPv4 forwarding.
-			opts.gatewayRun = f.gatewayRun(accessRemove, false, f.fileConfig(args))
+			opts.gatewayRun = f.gatewayRun(accessRemove, false, load)
+			opts.Registry = forward.Registry{Dir: f.Settings.StateDir}
 			return runOr(cmd.Context(), runF, runApply, opts)
 		},
 	}
+	cmd.Flags().StringVar(&opts.Name, "name", "", "remove the forwards of the config with this name (an orphan's: see portfwd status)")
+	return cmd
 }
 
 type applyDoc struct {
@@ -94,6 +113,7 @@ func applyOn(ctx context.Context, opts *applyOptions, cfg *forward.Config, g *fo
 		return err
 	}
 	res := *r.Result
+	remember(opts.Registry, opts.Mode, cfg, res)
 	var checked checkResult
 	if !opts.NoProbe {
 		if checked, err = runChecks(ctx, cfg, g, opts.Vantage, opts.Out.progress()); err != nil {
@@ -107,7 +127,7 @@ func applyOn(ctx context.Context, opts *applyOptions, cfg *forward.Config, g *fo
 	if err := show(opts.Out, cfg, g, r.Plan, res, checked); err != nil {
 		return err
 	}
-	if opts.Mode == forward.ModeDown && res.Failed() == 0 {
+	if opts.Mode == forward.ModeDown && res.Failed() == 0 && !othersRemain(r) {
 		if err := teardown(ctx, opts.Out, g); err != nil {
 			return err
 		}
@@ -118,7 +138,7 @@ func applyOn(ctx context.Context, opts *applyOptions, cfg *forward.Config, g *fo
 // applyExit is the exit of an apply: partial when a change failed, else
 // unreachable when a rule's check says so.
 func applyExit(plan forward.Plan, res forward.Result, checked checkResult) error {
-	if n, tried := res.Failed(), len(plan.Changes)-plan.Count(forward.Noop); n > 0 && n == tried {
+	if n, tried := res.Failed(), len(plan.Changes)-plan.Count(forward.Noop)-plan.Count(forward.Held); n > 0 && n == tried {
 		return withCode(exitPartial, fmt.Errorf("all %d change(s) failed; see above for why and what to do", n))
 	} else if n > 0 {
 		return withCode(exitPartial, fmt.Errorf("%d of %d change(s) failed; the others were made", n, tried))
@@ -159,7 +179,7 @@ func printResult(out *printer, cfg *forward.Config, g *forward.Gateway, plan for
 	if err := outcomeTable(out, res); err != nil {
 		return err
 	}
-	out.errf("Apply: %d change(s) made, %d failed, %d unchanged.\n", res.Made(), res.Failed(), plan.Count(forward.Noop))
+	out.errf("Apply: %d change(s) made, %d failed, %d unchanged%s.\n", res.Made(), res.Failed(), plan.Count(forward.Noop), heldSuffix(plan))
 	if checked.reports == nil {
 		return nil
 	}

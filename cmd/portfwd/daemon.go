@@ -208,7 +208,7 @@ func newDaemon(ctx context.Context, opts *daemonOptions) (*daemon, error) {
 		return nil, err
 	}
 	d := &daemon{opts: opts, log: logger, path: path}
-	d.current.Store(cfg)
+	d.store(cfg)
 	d.dialer = &forward.Dialer{
 		Open: func(ctx context.Context, backend string) (*forward.Gateway, error) {
 			return opts.Open(ctx, d.current.Load(), backend)
@@ -234,11 +234,19 @@ func (d *daemon) reloader(loop *forward.Loop, hup <-chan os.Signal) *forward.Rel
 	load := func(ctx context.Context) (*forward.Config, error) {
 		cfg, err := d.opts.Load(ctx, d.path)
 		if err == nil {
-			d.current.Store(cfg)
+			d.store(cfg)
 		}
 		return cfg, err
 	}
 	return &forward.Reloader{Path: d.path, Load: load, Loop: loop, Dialer: d.dialer, Hint: hup, Logf: d.logf, Warnf: d.warnf}
+}
+
+// store makes cfg the config the loop and the dialer use, and remembers
+// its name and file (forward.Registry) so that status can tell when the
+// file is gone.
+func (d *daemon) store(cfg *forward.Config) {
+	d.current.Store(cfg)
+	forward.Registry{Dir: d.opts.StateDir}.Record(cfg.Name, d.path)
 }
 
 // logf writes one line to the daemon's log.

@@ -92,8 +92,10 @@ func TestLabApplyReachesLANHost(t *testing.T) {
 func TestLabForeignMappingsSurvive(t *testing.T) {
 	l := lab.ForTest(t, lab.Options{})
 	host := l.LANHost.String()
-	// Another program holds the Minecraft port and one more.
-	upnpc(t, l, "-e", "someone else", "-a", host, "25565", "25565", "TCP")
+	// Another program holds the Minecraft port (forwarding it to another
+	// internal port: one forwarding it where the rule wants is in place,
+	// TestLabHeldByAGame) and one more.
+	upnpc(t, l, "-e", "someone else", "-a", host, "25566", "25565", "TCP")
 	upnpc(t, l, "-e", "console", "-a", host, "3074", "3074", "UDP")
 	cfg := writeConfig(t, acceptance)
 

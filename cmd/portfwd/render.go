@@ -209,7 +209,16 @@ func summary(p forward.Plan) map[string]int {
 func summaryLine(p forward.Plan) string {
 	return fmt.Sprintf("%d to create, %d to update, %d to renew, %d to delete, %d conflict(s), %d unchanged",
 		p.Count(forward.Create), p.Count(forward.Update), p.Count(forward.Renew), p.Count(forward.Delete),
-		p.Count(forward.Conflict), p.Count(forward.Noop))
+		p.Count(forward.Conflict), p.Count(forward.Noop)) + heldSuffix(p)
+}
+
+// heldSuffix counts the forwards in place but held by someone else, when
+// there are any.
+func heldSuffix(p forward.Plan) string {
+	if n := p.Count(forward.Held); n > 0 {
+		return fmt.Sprintf(", %d in place but held by another program", n)
+	}
+	return ""
 }
 
 func secondsDuration(s int64) time.Duration { return time.Duration(s) * time.Second }

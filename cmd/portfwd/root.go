@@ -49,8 +49,9 @@ portfwd.yaml, then:
   portfwd status   show every forward on the router, yours and others'
   portfwd down     remove every forward the file owns
 
-portfwd only ever changes forwards it made itself (their description on the
-router starts with "portfwd:"); everything else is left alone.`,
+portfwd only ever changes forwards it made for the file's config (their
+description on the router is "pf:<config name>:<rule>"); everything else,
+other configs' forwards included, is left alone.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,7 +52,11 @@ func TestScripts(t *testing.T) {
 		// Keep state and cache inside the script's work dir, even as root.
 		env.Setenv("PORTFWD_STATE_DIR", env.WorkDir+"/state")
 		env.Setenv("XDG_CACHE_HOME", env.WorkDir+"/cache")
-		return nil
+		// $CONFIGS is the repository's configs/, so scripts apply the
+		// example files users do.
+		configs, err := filepath.Abs("../../configs")
+		env.Setenv("CONFIGS", configs)
+		return err
 	}, Cmds: map[string]func(*testscript.TestScript, bool, []string){"gateway": cmdGateway}})
 }
 

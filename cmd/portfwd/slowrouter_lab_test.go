@@ -40,7 +40,7 @@ func TestLabSlowRouter50Rules(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 50 {
-		if !strings.Contains(listed, fmt.Sprintf("%d->%s:%d 'portfwd:r%d'", 30000+i, l.LANHost, 30000+i, i)) {
+		if !strings.Contains(listed, fmt.Sprintf("%d->%s:%d 'pf:portfwd:r%d'", 30000+i, l.LANHost, 30000+i, i)) {
 			t.Errorf("upnpc -l does not list r%d on tcp/%d:\n%s", i, 30000+i, listed)
 		}
 	}

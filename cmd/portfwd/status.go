@@ -11,7 +11,10 @@ import (
 )
 
 // statusOptions is everything status needs, resolved from flags.
-type statusOptions struct{ gatewayRun }
+type statusOptions struct {
+	gatewayRun
+	Registry forward.Registry // the configs applied on this PC, to find orphans
+}
 
 func newCmdStatus(f *factory, runF func(context.Context, *statusOptions) error) *cobra.Command {
 	opts := &statusOptions{}
@@ -21,8 +24,10 @@ func newCmdStatus(f *factory, runF func(context.Context, *statusOptions) error) 
 		Long: `status shows which gateway portfwd talks to, the protocols it answered, its
 external (WAN) address, and every mapping on it, each marked:
 
-  owned     made by portfwd for this host (apply and down manage it)
-  portfwd   made by portfwd on another host (left alone here)
+  owned     this config's: made by portfwd from this file (apply and down manage it)
+  portfwd   made by portfwd for another config or on another host (left alone here)
+  orphaned  made by portfwd on this PC for a config whose file was deleted or
+            renamed: nothing renews or removes it; the FIX column has the command
   foreign   made by something else: a game, a console, another UPnP client
 
 A config file is optional; without one, the gateway settings come from the
@@ -34,6 +39,7 @@ flags and PORTFWD_GATEWAY_* variables.`,
 			opts.gatewayRun = f.gatewayRun(accessRead, false, func(ctx context.Context) (*forward.Config, error) {
 				return f.optionalConfig(ctx, args)
 			})
+			opts.Registry = forward.Registry{Dir: f.Settings.StateDir}
 			return runOr(cmd.Context(), runF, runStatus, opts)
 		},
 	}
@@ -41,7 +47,12 @@ flags and PORTFWD_GATEWAY_* variables.`,
 
 type statusMapping struct {
 	mappingView
-	Ownership string `json:"ownership"` // owned | portfwd | foreign
+	Ownership string `json:"ownership"` // owned | portfwd | orphaned | foreign
+	// Config is the name of the config whose tag the mapping carries ("" for
+	// foreign ones and those of an older portfwd).
+	Config string `json:"config,omitempty"`
+	// Fix is, for an orphaned mapping, the command that removes it.
+	Fix string `json:"fix,omitempty"`
 	// RuleDescription is the description: of the owning rule in the config,
 	// for owned mappings. The router only stores the tag: routers truncate
 	// descriptions, and a truncated one would look changed on every run.
@@ -59,7 +70,7 @@ type statusDoc struct {
 
 func runStatus(ctx context.Context, opts *statusOptions) error {
 	return opts.run(ctx, func(ctx context.Context, cfg *forward.Config, g *forward.Gateway) error {
-		doc, err := statusOf(ctx, cfg, g)
+		doc, err := statusOf(ctx, cfg, g, opts.Registry)
 		if err != nil {
 			return err
 		}
@@ -71,7 +82,7 @@ func runStatus(ctx context.Context, opts *statusOptions) error {
 }
 
 // statusOf reads the gateway's mappings and its external address.
-func statusOf(ctx context.Context, cfg *forward.Config, g *forward.Gateway) (statusDoc, error) {
+func statusOf(ctx context.Context, cfg *forward.Config, g *forward.Gateway, reg forward.Registry) (statusDoc, error) {
 	r, err := forward.Reconcile(ctx, g, cfg, forward.ReconcileOptions{Mode: forward.ModePlan})
 	if err != nil {
 		return statusDoc{}, err
@@ -83,24 +94,16 @@ func statusOf(ctx context.Context, cfg *forward.Config, g *forward.Gateway) (sta
 	} else {
 		doc.ExternalAddress = ext.String()
 	}
+	w := owners{own: r.Own, known: reg.Known(), file: cfg.File}
 	for _, m := range observed {
-		sm := statusMapping{mappingView: *viewMapping(&m), Ownership: ownership(m, r.Own)}
-		if rule, ok := cfg.Rule(m.Owner()); ok && sm.Ownership == "owned" {
+		sm := statusMapping{mappingView: *viewMapping(&m)}
+		sm.Ownership, sm.Config, sm.Fix = w.classify(m)
+		if rule, ok := cfg.Rule(m.Owner()); ok && sm.Ownership == ownedByThis {
 			sm.RuleDescription = rule.Description
 		}
 		doc.Mappings = append(doc.Mappings, sm)
 	}
 	return doc, nil
-}
-
-func ownership(m forward.Mapping, mine forward.DiffOptions) string {
-	switch {
-	case m.Owner() == "":
-		return "foreign"
-	case mine.Owns(m):
-		return "owned"
-	}
-	return "portfwd"
 }
 
 func printStatus(out *printer, doc statusDoc) error {
@@ -136,9 +139,9 @@ func printStatus(out *printer, doc statusDoc) error {
 	}
 	out.errf("%d mapping(s) on the gateway.\n", len(doc.Mappings))
 	if doc.Config == "" && slices.ContainsFunc(doc.Mappings, func(m statusMapping) bool { return m.Rule != "" }) {
-		out.errf("The router keeps only portfwd's tag (portfwd:<rule>); the rules' descriptions are in their config: name it (portfwd status FILE) to show them.\n")
+		out.errf("The router keeps only portfwd's tag (pf:<config>:<rule>); the rules' descriptions are in their config: name it (portfwd status FILE) to show them.\n")
 	}
-	return nil
+	return printOrphans(out, doc.Mappings)
 }
 
 // mappingNote is what a status row says of a mapping beside its lease:

@@ -55,7 +55,7 @@ func Run(t *testing.T, h Harness) {
 
 func (h Harness) mapping(offset uint16, p forward.Protocol) forward.Mapping {
 	return forward.Mapping{Key: forward.Key{Protocol: p, ExternalPort: h.Port + offset},
-		InternalHost: h.Self, InternalPort: h.Port + offset, Description: forward.Tag("conformance"),
+		InternalHost: h.Self, InternalPort: h.Port + offset, Description: forward.Tag("t", "conformance"),
 		Lease: h.Lease, Enabled: true}
 }
 

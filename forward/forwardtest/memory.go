@@ -72,7 +72,7 @@ func (g *Memory) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, e
 	if g.Secure && m.InternalHost != g.Self {
 		return forward.Mapping{}, forward.ErrNotAuthorized
 	}
-	if old, ok := g.mappings[m.Key]; ok && (old.InternalHost != m.InternalHost || old.Owner() != m.Owner()) {
+	if old, ok := g.mappings[m.Key]; ok && (old.InternalHost != m.InternalHost || old.Description != m.Description && !forward.Adopts(old, m)) {
 		return forward.Mapping{}, &forward.ConflictError{Want: m, Holder: old}
 	}
 	g.mappings[m.Key] = m

@@ -83,7 +83,7 @@ func RunRecords(t *testing.T, h RecordsHarness) {
 // mapping is a mapping of the suite's own on port h.Port+offset.
 func (h RecordsHarness) mapping(offset uint16, p forward.Protocol, lease time.Duration) forward.Mapping {
 	return forward.Mapping{Key: forward.Key{Protocol: p, ExternalPort: h.Port + offset},
-		InternalHost: h.Self, InternalPort: h.Port + offset, Description: forward.Tag("records"),
+		InternalHost: h.Self, InternalPort: h.Port + offset, Description: forward.Tag("t", "records"),
 		Lease: lease, Enabled: true}
 }
 

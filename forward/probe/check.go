@@ -55,7 +55,9 @@ const (
 
 // Target is one thing to check: a rule's port, probed with its kind.
 type Target struct {
-	Rule     string
+	Rule string
+	// Tag is the description the rule's mappings carry (forward.Tag).
+	Tag      string `json:"-"`
 	Kind     Kind
 	External forward.Key    // the port on the router's WAN address
 	Internal netip.AddrPort // the server on the LAN

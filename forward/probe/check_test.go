@@ -174,7 +174,7 @@ func TestCheckAsksVantageOnceForManyRules(t *testing.T) {
 }
 
 func TestTargets(t *testing.T) {
-	cfg := &forward.Config{Rules: []forward.Rule{
+	cfg := &forward.Config{Name: "pc", Rules: []forward.Rule{
 		{Name: "mc", Protocols: []forward.Protocol{forward.TCP}, External: forward.PortRange{First: 25565, Last: 25565},
 			Internal: forward.PortRange{First: 25565, Last: 25565}, Probe: "minecraft-java"},
 		{Name: "valheim", Protocols: []forward.Protocol{forward.UDP}, External: forward.PortRange{First: 2456, Last: 2457},
@@ -182,8 +182,8 @@ func TestTargets(t *testing.T) {
 	}}
 	got := Targets(cfg, lanHost)
 	want := []Target{
-		{Rule: "mc", Kind: MinecraftJava, External: mcKey, Internal: mcLAN, Self: true},
-		{Rule: "valheim", Kind: A2S, External: forward.Key{Protocol: forward.UDP, ExternalPort: 2457},
+		{Rule: "mc", Tag: "pf:pc:mc", Kind: MinecraftJava, External: mcKey, Internal: mcLAN, Self: true},
+		{Rule: "valheim", Tag: "pf:pc:valheim", Kind: A2S, External: forward.Key{Protocol: forward.UDP, ExternalPort: 2457},
 			Internal: netip.MustParseAddrPort("192.168.1.20:3457")},
 	}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {

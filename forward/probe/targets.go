@@ -28,6 +28,7 @@ func Targets(cfg *forward.Config, self netip.Addr) []Target {
 		}
 		out = append(out, Target{
 			Rule:        r.Name,
+			Tag:         forward.Tag(cfg.Name, r.Name),
 			Kind:        kind,
 			External:    forward.Key{Protocol: kind.Network(), ExternalPort: r.External.First + offset},
 			Internal:    netip.AddrPortFrom(host, r.Internal.First+offset),
@@ -63,6 +64,6 @@ func (env *survey) resolveGranted(targets []Target) []Target {
 // servesTarget reports whether the mapping on k is t's rule's.
 func (env *survey) servesTarget(k forward.Key, t Target) bool {
 	m, ok := env.mappings[k]
-	return ok && m.Protocol == t.External.Protocol && m.Description == forward.Tag(t.Rule) &&
+	return ok && m.Protocol == t.External.Protocol && forward.SameDescription(m.Description, t.Tag) &&
 		m.InternalHost == t.Internal.Addr() && m.InternalPort == t.Internal.Port()
 }

@@ -106,7 +106,7 @@ func TestRecordsSCTPNeverPoisons(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			plan := forward.Diff(want, observed, forward.DiffOptions{Prune: true, Hosts: []netip.Addr{loopback}})
+			plan := forward.Diff(want, observed, forward.DiffOptions{Config: "t", Rules: []string{"mc"}, Prune: true, Hosts: []netip.Addr{loopback}})
 			if res := forward.Apply(testCtx(t), b, plan, nil); res.Failed() != 0 {
 				t.Errorf("%s: apply %d: %d changes failed: %+v", p.name, run, res.Failed(), res.Outcomes)
 			}
