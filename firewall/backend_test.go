@@ -46,7 +46,7 @@ func newTest(t *testing.T) (*Firewall, *fakeIPT) {
 func mc(port uint16, host string) forward.Mapping {
 	return forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: port},
 		InternalHost: netip.MustParseAddr(host), InternalPort: 25565,
-		Description: forward.LegacyTag("mc"), Enabled: true}
+		Description: (forward.LegacyTagPrefix + "mc"), Enabled: true}
 }
 
 func TestConformance(t *testing.T) {
@@ -167,7 +167,7 @@ func TestAddConflictWithOwnRule(t *testing.T) {
 	}
 	snap := fake.snapshot()
 	other := mc(25565, "192.168.77.11")
-	other.Description = forward.LegacyTag("other")
+	other.Description = (forward.LegacyTagPrefix + "other")
 	_, err := f.Add(ctx, other)
 	var ce *forward.ConflictError
 	if !errors.As(err, &ce) || ce.Holder.Description != "portfwd:mc" {

@@ -156,7 +156,7 @@ func firstErr(res forward.Result) error {
 func refusedTransaction(t *testing.T, c *lab.Child, f *Firewall, save func() string) {
 	t.Helper()
 	bad := mc(30001, c.LANHost.String())
-	bad.Protocol, bad.Description = "TCP", forward.LegacyTag("bad")
+	bad.Protocol, bad.Description = "TCP", (forward.LegacyTagPrefix + "bad")
 	var plan forward.Plan
 	for _, m := range []forward.Mapping{mc(30000, c.LANHost.String()), bad, mc(30002, c.LANHost2.String())} {
 		plan.Changes = append(plan.Changes, forward.Change{Action: forward.Create, Key: m.Key, After: &m})

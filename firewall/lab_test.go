@@ -114,7 +114,7 @@ func firewallChild(t *testing.T, c *lab.Child) {
 		t.Fatal("the suite made no backend")
 	}
 	hairpin := forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: 40003}, InternalHost: c.LANHost,
-		InternalPort: 40003, Description: forward.LegacyTag("conformance"), Enabled: true, Hairpin: true}
+		InternalPort: 40003, Description: (forward.LegacyTagPrefix + "conformance"), Enabled: true, Hairpin: true}
 	if _, err := last.Add(context.Background(), hairpin); err != nil {
 		t.Fatal(err)
 	}

@@ -130,7 +130,7 @@ func TestBatchFailingTransaction(t *testing.T) {
 				return nil
 			}
 			bad := mc(30001, "192.168.77.10")
-			bad.Description = forward.LegacyTag("bad")
+			bad.Description = (forward.LegacyTagPrefix + "bad")
 			desired := []forward.Mapping{mc(30000, "192.168.77.10"), bad, mc(30002, "192.168.77.11")}
 			res := reconcile(t, f, desired)
 			for i, o := range res.Outcomes {

@@ -107,7 +107,7 @@ type DiffOptions struct {
 	// touch each other's mappings.
 	Config string
 	// Rules are the config's rule names: a mapping tagged by an older
-	// portfwd (LegacyTag) with one of them is owned, and re-tagged.
+	// portfwd (LegacyTagPrefix) with one of them is owned, and re-tagged.
 	Rules []string
 	// Hosts are the internal hosts this config maps to. An observed
 	// mapping is owned only when it carries the config's tag AND points at

@@ -90,12 +90,9 @@ const MaxConfigNameLen = 12
 // config named config.
 func Tag(config, rule string) string { return TagPrefix + config + ":" + rule }
 
-// LegacyTag is the description portfwd stored before configs had names.
-func LegacyTag(rule string) string { return LegacyTagPrefix + rule }
-
 // Owner is who a mapping belongs to, read from its description.
 type Owner struct {
-	// Config is the config's name; "" for a LegacyTag.
+	// Config is the config's name; "" for a legacy tag (LegacyTagPrefix).
 	Config string
 	// Rule is the rule's name, cut short when the router truncated the
 	// description.
@@ -104,15 +101,6 @@ type Owner struct {
 
 // Legacy reports whether the tag predates config names.
 func (o Owner) Legacy() bool { return o.Config == "" }
-
-// String is how status and messages name the owner: "config mc, rule
-// minecraft", or "rule minecraft (older portfwd)".
-func (o Owner) String() string {
-	if o.Legacy() {
-		return "rule " + o.Rule + " (tagged by an older portfwd)"
-	}
-	return "config " + o.Config + ", rule " + o.Rule
-}
 
 // OwnerOf reads a description's ownership tag, and whether it carries one
 // at all: "pf:mc:minecraft" is config "mc", rule "minecraft";

@@ -99,7 +99,7 @@ func TestLegacyTagIsAdoptedInPlace(t *testing.T) {
 	self := netip.MustParseAddr("192.168.1.10")
 	gw := forwardtest.NewMemory(self)
 	legacy := forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: 25565}, InternalHost: self,
-		InternalPort: 25565, Description: forward.LegacyTag("minecraft"), Lease: time.Hour, Enabled: true}
+		InternalPort: 25565, Description: (forward.LegacyTagPrefix + "minecraft"), Lease: time.Hour, Enabled: true}
 	gw.Put(legacy)
 	vh := loadNamed(t, "valheim.yaml", valheimYAML)
 	g := &forward.Gateway{Backend: gw, Self: self}
@@ -160,7 +160,7 @@ func TestHeldByAnotherProgramIsNoFailure(t *testing.T) {
 func TestLegacyTagWantedAsIsIsNoop(t *testing.T) {
 	self := netip.MustParseAddr("192.168.1.10")
 	m := forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: 25565}, InternalHost: self,
-		InternalPort: 25565, Description: forward.LegacyTag("mc"), Enabled: true}
+		InternalPort: 25565, Description: (forward.LegacyTagPrefix + "mc"), Enabled: true}
 	plan := forward.Diff([]forward.Mapping{m}, []forward.Mapping{m}, forward.DiffOptions{Rules: []string{"mc"}, Hosts: []netip.Addr{self}})
 	if got := actions(plan); !reflect.DeepEqual(got, []string{"noop tcp/25565"}) {
 		t.Errorf("plan %q, want a noop", got)

@@ -32,7 +32,7 @@ func newTestIGD(t *testing.T, f *fakeIGD) *IGD {
 
 func mapping(port uint16, host string, lease time.Duration) forward.Mapping {
 	return forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: port},
-		InternalHost: netip.MustParseAddr(host), InternalPort: port, Description: forward.LegacyTag("mc"),
+		InternalHost: netip.MustParseAddr(host), InternalPort: port, Description: (forward.LegacyTagPrefix + "mc"),
 		Lease: lease, Enabled: true}
 }
 

@@ -165,7 +165,7 @@ func labConflictUpnpc(t *testing.T, g *IGD) {
 func labConflict718(t *testing.T, g *IGD, c *lab.Child) {
 	other := labIGDFrom(t, g, c.LANHost2)
 	held := mapping(41001, c.LANHost2.String(), 0)
-	held.Description = forward.LegacyTag("other-host")
+	held.Description = (forward.LegacyTagPrefix + "other-host")
 	if _, err := other.Add(testCtx(t), held); err != nil {
 		t.Fatalf("Add from %v: %v", c.LANHost2, err)
 	}

@@ -18,7 +18,7 @@ func TestResolveGranted(t *testing.T) {
 		env.mappings[m.Key] = m
 	}
 	target := func(rule string, any bool) Target {
-		return Target{Rule: rule, Tag: forward.LegacyTag(rule), Kind: TCP, External: forward.Key{Protocol: forward.TCP, ExternalPort: 25565},
+		return Target{Rule: rule, Tag: (forward.LegacyTagPrefix + rule), Kind: TCP, External: forward.Key{Protocol: forward.TCP, ExternalPort: 25565},
 			Internal: netip.AddrPortFrom(host, 25565), AnyExternal: any}
 	}
 	targets := []Target{target("mc", true), target("mc", false), target("gone", true)}

@@ -76,7 +76,7 @@ func (e *env) recorded(t *testing.T, k forward.Key) (entry, bool) {
 // mapping is a mapping of this host's external and internal port.
 func mapping(p forward.Protocol, port uint16, lease time.Duration) forward.Mapping {
 	return forward.Mapping{Key: forward.Key{Protocol: p, ExternalPort: port}, InternalHost: loopback,
-		InternalPort: port, Description: forward.LegacyTag("mc"), Lease: lease, Enabled: true}
+		InternalPort: port, Description: (forward.LegacyTagPrefix + "mc"), Lease: lease, Enabled: true}
 }
 
 func key(p forward.Protocol, port uint16) forward.Key {

@@ -14,7 +14,7 @@ import (
 func (r *labRun) labSameInternal() (first, second forward.Mapping) {
 	first, second = r.mapping(forward.TCP, 41606, time.Hour), r.mapping(forward.TCP, 41607, time.Hour)
 	second.InternalPort = first.InternalPort
-	second.Description = forward.LegacyTag("second")
+	second.Description = (forward.LegacyTagPrefix + "second")
 	return first, second
 }
 
