@@ -5,7 +5,7 @@
 // find it.
 //
 //	portfwd-lab up [-igdv1] [-cgnat] [-insecure] [-no-upnp] [-no-natpmp]
-//	               [-pcp-third-party] [-ipv6-on] [-iptables]
+//	               [-pcp-third-party] [-ipv6-on] [-ipv6] [-iptables]
 //	portfwd-lab down | reboot | env | sweep | help
 //	portfwd-lab exec lan|wan|router -- cmd args...
 //	portfwd-lab listen tcp|udp|minecraft PORT (run it in a namespace via exec)

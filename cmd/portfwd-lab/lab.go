@@ -24,6 +24,7 @@ func upFlags(opts *lab.Options, insecure *bool) *flag.FlagSet {
 	fs.BoolVar(&opts.NoNATPMP, "no-natpmp", false, "enable_natpmp=no: the router speaks UPnP only")
 	fs.BoolVar(&opts.PCPThirdParty, "pcp-third-party", false, "pcp_allow_thirdparty=yes: PCP maps for other LAN hosts")
 	fs.BoolVar(&opts.IPv6On, "ipv6-on", false, "leave miniupnpd's IPv6 support on, as Debian and OpenWrt ship it")
+	fs.BoolVar(&opts.IPv6, "ipv6", false, "global IPv6 on every host; miniupnpd serves pinholes (WANIPv6FirewallControl) and PCP over IPv6")
 	fs.BoolVar(&opts.Iptables, "iptables", false, "no miniupnpd: a Linux router with its own iptables rules (portfwd's iptables backend)")
 	return fs
 }

@@ -31,6 +31,9 @@ type Child struct {
 	WANHost, RouterWAN           netip.Addr
 	RouterLAN, LANHost, LANHost2 netip.Addr
 	RootDescURL                  string
+	// The IPv6 lab's addresses (Options.IPv6), else zero.
+	WANHost6, RouterWAN6, RouterLAN6, LANHost6 netip.Addr
+	RootDescURL6                               string
 
 	// Env is ChildOptions.Env, which is also in the child's environment.
 	Env map[string]string
@@ -111,7 +114,8 @@ func (l *Lab) child(test string, h Host, phase string, opts ChildOptions) (*Chil
 	}
 	return &Child{Test: test, Phase: phase, Host: h, Dir: dir,
 		WANHost: l.WANHost, RouterWAN: l.RouterWAN, RouterLAN: l.RouterLAN, LANHost: l.LANHost, LANHost2: l.LANHost2,
-		RootDescURL: l.RootDescURL, Env: opts.Env}, nil
+		RootDescURL: l.RootDescURL, WANHost6: l.WANHost6, RouterWAN6: l.RouterWAN6, RouterLAN6: l.RouterLAN6,
+		LANHost6: l.LANHost6, RootDescURL6: l.RootDescURL6, Env: opts.Env}, nil
 }
 
 // childArgs runs exactly test, verbosely (the marker and "--- PASS" are in

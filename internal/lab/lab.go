@@ -85,6 +85,14 @@ type Options struct {
 	// lines per add with ipv6_disable=yes). A slow router is this with
 	// LogLineCost.
 	IPv6On bool
+	// IPv6 gives every lab machine a global IPv6 address (LAB.md "IPv6 in
+	// the lab": the wan link 2a02:8000:0:1::/64, the lan link
+	// 2a02:8000:77:1::/64, the lan side routed as 2a02:8000:77::/48), turns
+	// on IPv6 forwarding on the router and miniupnpd's IPv6 side (it
+	// implies IPv6On): miniupnpd then serves WANIPv6FirewallControl and its
+	// HTTP on RootDescURL6, PCP on RouterLAN6. The router forwards to the
+	// LAN host over IPv6 only what the LAN opened or a pinhole allows.
+	IPv6 bool
 	// LogLineCost, when set, makes every line miniupnpd logs cost this
 	// long: its log reaches the file through a one-page pipe drained at
 	// one line per LogLineCost, so miniupnpd waits on it as on a slow
@@ -107,6 +115,10 @@ type Options struct {
 	Log io.Writer
 }
 
+// ipv6On is whether miniupnpd's IPv6 side is on: asked for, or needed by
+// the IPv6 lab.
+func (o Options) ipv6On() bool { return o.IPv6On || o.IPv6 }
+
 func (o Options) secureMode() bool { return o.SecureMode == nil || *o.SecureMode }
 
 // owner is the process the lab belongs to (see Sweep): this one, or for a
@@ -125,7 +137,13 @@ type Lab struct {
 	WANHost, RouterWAN           netip.Addr // the wan link
 	RouterLAN, LANHost, LANHost2 netip.Addr // the lan link; LANHost2 is a second address of the LAN host
 	RootDescURL                  string     // http://192.168.77.1:5000/rootDesc.xml
-	Dir                          string     // config, lease file, pid file, miniupnpd.log
+	// The IPv6 addresses, with Options.IPv6 only (else zero): the wan host,
+	// the router's wan and lan sides, the LAN host, and the description
+	// URL on the router's lan IPv6 address, which a pinhole request must
+	// use (secure mode: the requester must be the internal client).
+	WANHost6, RouterWAN6, RouterLAN6, LANHost6 netip.Addr
+	RootDescURL6                               string // http://[2a02:8000:77:1::1]:5000/rootDesc.xml
+	Dir                                        string // config, lease file, pid file, miniupnpd.log
 
 	opts   Options
 	daemon *daemon // the running miniupnpd, nil when stopped
@@ -145,7 +163,21 @@ func (l *Lab) addresses() {
 	l.LANHost = netip.MustParseAddr("192.168.77.10")
 	l.LANHost2 = netip.MustParseAddr("192.168.77.11")
 	l.RootDescURL = fmt.Sprintf("http://%s:%d/rootDesc.xml", l.RouterLAN, HTTPPort)
+	if l.opts.IPv6 {
+		l.WANHost6 = netip.MustParseAddr("2a02:8000:0:1::80")
+		l.RouterWAN6 = netip.MustParseAddr("2a02:8000:0:1::1")
+		l.RouterLAN6 = netip.MustParseAddr("2a02:8000:77:1::1")
+		l.LANHost6 = netip.MustParseAddr("2a02:8000:77:1::10")
+		l.RootDescURL6 = fmt.Sprintf("http://[%s]:%d/rootDesc.xml", l.RouterLAN6, HTTPPort)
+	}
 }
+
+// Prefix lengths of the IPv6 links, and the prefix the router's lan side
+// is routed as from the wan (a delegated /48).
+const (
+	linkBits6 = 64
+	lanRoute6 = "2a02:8000:77::/48"
+)
 
 // wanBits is the prefix length of the wan link: /10 is the whole shared
 // address space of RFC 6598 in the CGNAT variant.
@@ -238,8 +270,10 @@ func (l *Lab) Reboot(ctx context.Context) error {
 	if err := l.flushChains(ctx); err != nil {
 		return fmt.Errorf("rebooting: %w", err)
 	}
-	if err := os.Remove(l.path(leaseFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("rebooting: %w", err)
+	for _, f := range []string{leaseFile, lease6File} {
+		if err := os.Remove(l.path(f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("rebooting: %w", err)
+		}
 	}
 	return l.startMiniupnpd(ctx)
 }

@@ -47,10 +47,7 @@ func (l *Lab) veth(ctx context.Context, a Host, aName string, b Host, bName stri
 
 // configureHosts assigns addresses, brings links up and adds routes.
 func (l *Lab) configureHosts(ctx context.Context) error {
-	steps := []struct {
-		h    Host
-		args []string
-	}{
+	steps := []hostStep{
 		{WAN, addrAdd(l.WANHost, l.wanBits(), HostIface)},
 		{Router, addrAdd(l.RouterWAN, l.wanBits(), RouterWANIface)},
 		{Router, addrAdd(l.RouterLAN, lanBits, RouterLANIface)},
@@ -64,12 +61,41 @@ func (l *Lab) configureHosts(ctx context.Context) error {
 		// multicast and M-SEARCH never reaches miniupnpd (LAB.md).
 		{LAN, []string{"route", "add", "239.255.255.250/32", "dev", HostIface}},
 	}
-	for _, s := range steps {
+	for _, s := range append(steps, l.ipv6Steps()...) {
 		if err := l.ip(ctx, append([]string{"-n", l.Namespace(s.h)}, s.args...)...); err != nil {
 			return err
 		}
 	}
+	if l.opts.IPv6 {
+		if err := l.sysctl(ctx, Router, "net.ipv6.conf.all.forwarding", "1"); err != nil {
+			return err
+		}
+	}
 	return l.sysctl(ctx, Router, "net.ipv4.ip_forward", "1")
+}
+
+// hostStep is one ip command run in a host's namespace.
+type hostStep struct {
+	h    Host
+	args []string
+}
+
+// ipv6Steps are the IPv6 addresses and routes of LAB.md "IPv6 in the
+// lab", none without Options.IPv6. nodad makes each address usable at
+// once instead of tentative for a second or two.
+func (l *Lab) ipv6Steps() []hostStep {
+	if !l.opts.IPv6 {
+		return nil
+	}
+	nodad := func(a netip.Addr, dev string) []string { return append(addrAdd(a, linkBits6, dev), "nodad") }
+	return []hostStep{
+		{WAN, nodad(l.WANHost6, HostIface)},
+		{Router, nodad(l.RouterWAN6, RouterWANIface)},
+		{Router, nodad(l.RouterLAN6, RouterLANIface)},
+		{LAN, nodad(l.LANHost6, HostIface)},
+		{LAN, []string{"-6", "route", "add", "default", "via", l.RouterLAN6.String()}},
+		{WAN, []string{"-6", "route", "add", lanRoute6, "via", l.RouterWAN6.String()}},
+	}
 }
 
 func addrAdd(a netip.Addr, bits int, dev string) []string {

@@ -29,7 +29,8 @@ const (
 var miniupnpdChains = []string{"miniupnpd", "prerouting_miniupnpd", "postrouting_miniupnpd"}
 
 // rulesetTmpl is a small home router: forward only what the LAN starts or
-// what miniupnpd opened, masquerade out of the WAN. Debian's helper scripts
+// what miniupnpd opened (a forward over IPv4, a pinhole over IPv6),
+// masquerade IPv4 out of the WAN; IPv6 is routed, never translated. Debian's helper scripts
 // under /etc/miniupnpd source a functions file the package does not ship,
 // hence the ruleset is written here directly.
 var rulesetTmpl = template.Must(template.New("ruleset").Parse(`flush ruleset
@@ -49,7 +50,7 @@ table inet filter {
 	chain postrouting {
 		type nat hook postrouting priority 100; policy accept;
 		jump postrouting_miniupnpd
-		oifname "{{.WAN}}" masquerade
+		meta nfproto ipv4 oifname "{{.WAN}}" masquerade
 	}
 	chain prerouting_miniupnpd {
 	}
@@ -104,7 +105,7 @@ func (l *Lab) render(t *template.Template, name string) error {
 		"Secure": yesNo(l.opts.secureMode()), "IGDv1": l.opts.IGDv1,
 		"Dir": l.Dir, "UUID": l.uuid(), "LANNet": lanNet,
 		"UPnP": yesNo(!l.opts.NoUPnP), "NATPMP": yesNo(!l.opts.NoNATPMP), "ThirdParty": l.opts.PCPThirdParty,
-		"IPv6On": l.opts.IPv6On,
+		"IPv6On": l.opts.ipv6On(),
 	}
 	var b bytes.Buffer
 	if err := t.Execute(&b, data); err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,7 +41,21 @@ func (l *Lab) Env() [][2]string {
 		{"LAB_PCP_THIRD_PARTY", strconv.FormatBool(l.opts.PCPThirdParty)},
 		{"LAB_IPTABLES", strconv.FormatBool(l.opts.Iptables)},
 		{"LAB_IPV6_ON", strconv.FormatBool(l.opts.IPv6On)},
+		{"LAB_IPV6", strconv.FormatBool(l.opts.IPv6)},
+		{"LAB_WAN_HOST6", addrString(l.WANHost6)},
+		{"LAB_ROUTER_WAN6", addrString(l.RouterWAN6)},
+		{"LAB_ROUTER_LAN6", addrString(l.RouterLAN6)},
+		{"LAB_LAN_HOST6", addrString(l.LANHost6)},
+		{"LAB_ROOT_DESC_URL6", l.RootDescURL6},
 	}
+}
+
+// addrString is a's text, or empty for the zero address (no IPv6 lab).
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 // Save writes Env to path (atomically: temp file, then rename) so that Load
@@ -74,7 +89,8 @@ func Load(path string, log io.Writer) (*Lab, error) {
 	l.opts = Options{Log: log, IGDv1: env["LAB_IGDV1"] == "true", CGNAT: env["LAB_CGNAT"] == "true",
 		Detached: env["LAB_DETACHED"] == "true", NoUPnP: env["LAB_NO_UPNP"] == "true",
 		NoNATPMP: env["LAB_NO_NATPMP"] == "true", PCPThirdParty: env["LAB_PCP_THIRD_PARTY"] == "true",
-		Iptables: env["LAB_IPTABLES"] == "true", IPv6On: env["LAB_IPV6_ON"] == "true"}
+		Iptables: env["LAB_IPTABLES"] == "true", IPv6On: env["LAB_IPV6_ON"] == "true",
+		IPv6: env["LAB_IPV6"] == "true"}
 	secure := env["LAB_SECURE_MODE"] != "false"
 	l.opts.SecureMode = &secure
 	if !strings.HasPrefix(l.Name, "pfl-") || l.Dir == "" {
