@@ -19,10 +19,10 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 MODULE  := github.com/portfwd/portfwd
 GO      ?= go
 BIN     := bin
-DEB_PKGS := miniupnpd-nftables nftables iptables miniupnpc natpmpc iproute2 procps
+DEB_PKGS := miniupnpd-nftables nftables iptables miniupnpc natpmpc iproute2 procps systemd git make
 # Which package provides each command the lab runs (used to skip apt-get when
 # everything is already installed).
-DEB_CMDS := miniupnpd nft iptables upnpc natpmpc ip pgrep
+DEB_CMDS := miniupnpd nft iptables upnpc natpmpc ip pgrep systemd-analyze git make
 
 
 .PHONY: all build install deps modules test unit lab-test fuzz bench demo lint metrics clean
