@@ -23,25 +23,7 @@ func TestLabFirewallBatch(t *testing.T) {
 		batchChild(t, c)
 		return
 	}
-	l := lab.ForTest(t, lab.Options{Iptables: true})
-	for _, flavour := range []string{"nf_tables", "legacy"} {
-		t.Run(flavour, func(t *testing.T) {
-			for _, table := range []string{"filter", "nat"} { // load legacy tables, as TestLabFirewall
-				if out, err := l.Command(lab.Router, "iptables-legacy", "-t", table, "-S").CombinedOutput(); err != nil {
-					t.Fatalf("iptables-legacy -t %s -S: %v: %s", table, err, out)
-				}
-			}
-			before := saveAll(t, l)
-			var opts lab.ChildOptions
-			if flavour == "legacy" {
-				opts.Path = []string{legacyPath(t)}
-			}
-			l.RunChild(t, lab.Router, flavour, opts)
-			if after := saveAll(t, l); after != before {
-				t.Errorf("the router's ruleset after the batches and Teardown:\n%s\nwant as before:\n%s", after, before)
-			}
-		})
-	}
+	inEachFlavour(t, "the batches and Teardown")
 }
 
 // countingRestorer counts the iptables-restore runs of a Firewall.

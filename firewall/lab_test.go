@@ -30,6 +30,13 @@ func TestLabFirewall(t *testing.T) {
 		firewallChild(t, c)
 		return
 	}
+	inEachFlavour(t, "the suite and Teardown")
+}
+
+// inEachFlavour builds the iptables lab and runs the calling test's child
+// on the router once per flavour; afterwards the router's ruleset must be
+// as before, what the child did (did) notwithstanding.
+func inEachFlavour(t *testing.T, did string) {
 	l := lab.ForTest(t, lab.Options{Iptables: true})
 	for _, flavour := range []string{"nf_tables", "legacy"} {
 		t.Run(flavour, func(t *testing.T) {
@@ -47,7 +54,7 @@ func TestLabFirewall(t *testing.T) {
 			}
 			l.RunChild(t, lab.Router, flavour, opts)
 			if after := saveAll(t, l); after != before {
-				t.Errorf("the router's ruleset after the suite and Teardown:\n%s\nwant as before:\n%s", after, before)
+				t.Errorf("the router's ruleset after %s:\n%s\nwant as before:\n%s", did, after, before)
 			}
 		})
 	}

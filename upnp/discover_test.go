@@ -168,9 +168,7 @@ func TestDiscoverFirstRoundAsksOnce(t *testing.T) {
 func TestDiscoverOtherSTInResend(t *testing.T) {
 	f := newFakeIGD(t, "igd1-rootdesc.xml")
 	r := newSSDPResponder(t, f.rootURL())
-	r.mu.Lock()
-	r.onlyST = "urn:schemas-upnp-org:service:WANIPConnection:1"
-	r.mu.Unlock()
+	r.setOnlyST("urn:schemas-upnp-org:service:WANIPConnection:1")
 	if _, err := Discover(context.Background(), loopbackOptions("127.0.0.1", r, nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -185,9 +183,7 @@ func TestDiscoverOtherSTInResend(t *testing.T) {
 func TestDiscoverSSDPAllFallback(t *testing.T) {
 	f := newFakeIGD(t, "igd1-rootdesc.xml")
 	r := newSSDPResponder(t, f.rootURL())
-	r.mu.Lock()
-	r.onlyST = "ssdp:all"
-	r.mu.Unlock()
+	r.setOnlyST("ssdp:all")
 	opts := loopbackOptions("127.0.0.1", r, nil)
 	opts.Timeout = DefaultDiscoverTimeout
 	if _, err := Discover(context.Background(), opts); err != nil {

@@ -411,6 +411,13 @@ func (s *ssdpResponder) count() int {
 	return len(s.requests)
 }
 
+// setOnlyST makes the responder answer only searches for st.
+func (s *ssdpResponder) setOnlyST(st string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onlyST = st
+}
+
 func (s *ssdpResponder) setDrop(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -52,19 +52,7 @@ func TestAddRetagsLegacyMapping(t *testing.T) {
 	if len(f.entries) != 1 || f.entries[0].desc != "pf:games:mc" {
 		t.Errorf("entries after the re-tag: %+v", f.entries)
 	}
-	if n := countActions(f, "DeletePortMapping"); n != 1 {
+	if n := f.count("DeletePortMapping"); n != 1 {
 		t.Errorf("%d DeletePortMapping, want 1 (the re-tag; none for the refresh)", n)
 	}
-}
-
-func countActions(f *fakeIGD, action string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, a := range f.actions {
-		if a == action {
-			n++
-		}
-	}
-	return n
 }

@@ -85,11 +85,11 @@ func replayRun(t *testing.T, g *replayGateway) {
 	}
 	res := replayReconcile(t, gw, cfg, forward.ModeApply)
 	replayCheckApply(t, res)
-	writes := g.count("AddPortMapping") + g.count("DeletePortMapping")
+	writes := g.igd.count("AddPortMapping") + g.igd.count("DeletePortMapping")
 	if res := replayReconcile(t, gw, cfg, forward.ModeApply); res.Result.Made() != 0 {
 		t.Errorf("re-apply made %d changes: %+v", res.Result.Made(), res.Result.Outcomes)
 	}
-	if n := g.count("AddPortMapping") + g.count("DeletePortMapping"); n != writes {
+	if n := g.igd.count("AddPortMapping") + g.igd.count("DeletePortMapping"); n != writes {
 		t.Errorf("re-apply sent %d writes to the router", n-writes)
 	}
 	plan := replayReconcile(t, gw, cfg, forward.ModePlan).Plan

@@ -30,6 +30,7 @@ type replayGateway struct {
 	router replayRouter
 	igd    *fakeIGD // the table; its mutex guards the gateway's state too
 	ssdp   *net.UDPConn
+	addr   *regexp.Regexp    // the router's captured address, with or without a port
 	hosts  map[string]string // captured "host:port" → the loopback "127.0.0.1:port" serving it
 	desc   []byte            // desc.http, addresses moved
 	loc    *url.URL          // the LOCATION, moved
@@ -192,12 +193,10 @@ func startReplay(t testing.TB, r replayRouter) *replayGateway {
 // listen starts a TCP listener for every port at which the captures name
 // host: the LOCATION's, a URLBase's, absolute control URLs'.
 func (g *replayGateway) listen(host string, captures []byte) {
-	re := regexp.MustCompile(regexp.QuoteMeta(host) + `(:\d+)?(?:[^\d]|$)`)
-	for _, m := range re.FindAllSubmatch(captures, -1) {
-		hp := host + string(m[1])
-		if string(m[1]) == "" {
-			hp = host + ":80"
-		}
+	// \b: 10.0.0.1 is not the start of 10.0.0.10.
+	g.addr = regexp.MustCompile(regexp.QuoteMeta(host) + `(:\d+)?\b`)
+	for _, m := range g.addr.FindAll(captures, -1) {
+		hp := withPort(m)
 		if _, ok := g.hosts[hp]; ok {
 			continue
 		}
@@ -209,24 +208,32 @@ func (g *replayGateway) listen(host string, captures []byte) {
 		g.hosts[hp] = l.Addr().String()
 		go g.accept(l)
 	}
-	g.hosts["@host"] = host
+}
+
+// withPort is a captured address as "host:port", port 80 when it has none.
+func withPort(m []byte) string {
+	if hp := string(m); strings.Contains(hp, ":") {
+		return hp
+	}
+	return string(m) + ":80"
 }
 
 // move rewrites every captured address of the router onto loopback.
 func (g *replayGateway) move(b []byte) []byte {
-	host := g.hosts["@host"]
-	re := regexp.MustCompile(regexp.QuoteMeta(host) + `(:\d+)?`)
-	return re.ReplaceAllFunc(b, func(m []byte) []byte {
-		hp := string(m)
-		if !strings.Contains(hp, ":") {
-			hp += ":80"
-		}
-		if to, ok := g.hosts[hp]; ok {
+	return g.addr.ReplaceAllFunc(b, func(m []byte) []byte {
+		if to, ok := g.hosts[withPort(m)]; ok {
 			return []byte(to)
 		}
 		return m
 	})
 }
+
+// Patterns of the raw messages the replay edits.
+var (
+	contentLength = regexp.MustCompile(`(?im)^(content-length:[ \t]*)\d+`)
+	stLine        = regexp.MustCompile(`(?im)^(ST:[ \t]*)(.*)\r?$`)
+	errorCode     = regexp.MustCompile(`errorCode>\s*(\d+)`)
+)
 
 // fixContentLength sets a raw response's Content-Length, when it has one,
 // to its body's length after the addresses moved; the header keeps its
@@ -236,8 +243,7 @@ func fixContentLength(raw []byte) []byte {
 	if !ok {
 		return raw
 	}
-	re := regexp.MustCompile(`(?im)^(content-length:[ \t]*)\d+`)
-	head = re.ReplaceAll(head, []byte("${1}"+strconv.Itoa(len(body))))
+	head = contentLength.ReplaceAll(head, []byte("${1}"+strconv.Itoa(len(body))))
 	return append(append(head, "\r\n\r\n"...), body...)
 }
 
@@ -313,7 +319,6 @@ func (g *replayGateway) udp() *net.UDPConn {
 // sendSSDP sends the answers to a search for st; each names st as its ST
 // unless the search was ssdp:all or the answer names a device's uuid.
 func (g *replayGateway) sendSSDP(from *net.UDPConn, to *net.UDPAddr, st string, answers [][]byte) {
-	stLine := regexp.MustCompile(`(?im)^(ST:[ \t]*)(.*)\r?$`)
 	for _, a := range answers {
 		if m := stLine.FindSubmatch(a); st != "ssdp:all" && m != nil && !bytes.HasPrefix(m[2], []byte("uuid:")) {
 			a = stLine.ReplaceAll(a, []byte("${1}"+st+"\r"))
@@ -415,7 +420,7 @@ func keepsOpen(raw []byte) bool {
 
 // faultCode is the errorCode in a fault body, 0 if none.
 func faultCode(b []byte) int {
-	m := regexp.MustCompile(`errorCode>\s*(\d+)`).FindSubmatch(b)
+	m := errorCode.FindSubmatch(b)
 	if m == nil {
 		return 0
 	}
@@ -475,19 +480,6 @@ func (g *replayGateway) downAnswer(path, action string) (int, []byte) {
 func (g *replayGateway) envelope(path, action, args string) []byte {
 	return []byte(fmt.Sprintf(`<?xml version="1.0"?>`+"\r\n"+`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:%sResponse xmlns:u="%s">%s</u:%sResponse></s:Body></s:Envelope>`+"\r\n",
 		action, g.urn[path], args, action))
-}
-
-// count is how many times action was asked.
-func (g *replayGateway) count(action string) int {
-	g.igd.mu.Lock()
-	defer g.igd.mu.Unlock()
-	n := 0
-	for _, a := range g.igd.actions {
-		if a == action {
-			n++
-		}
-	}
-	return n
 }
 
 // gatewayAddr is the address the replayed router answers on.

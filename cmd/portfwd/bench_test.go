@@ -23,7 +23,7 @@ import (
 
 func BenchmarkLabColdApply1Rule(b *testing.B) {
 	l := lab.ForTest(b, lab.Options{})
-	cfg := writeBenchConfig(b, 1)
+	cfg := rulesFile(b, 1)
 	host := l.LANHost.String()
 	var pf, up []time.Duration
 	for i := 0; i < b.N; i++ {
@@ -38,7 +38,7 @@ func BenchmarkLabColdApply1Rule(b *testing.B) {
 
 func BenchmarkLabColdApply50Rules(b *testing.B) {
 	l := lab.ForTest(b, lab.Options{})
-	cfg := writeBenchConfig(b, 50)
+	cfg := rulesFile(b, 50)
 	var pf, up []time.Duration
 	for i := 0; i < b.N; i++ {
 		reboot(b, l)
@@ -61,7 +61,7 @@ func BenchmarkLabColdApply50Rules(b *testing.B) {
 // however long the router takes in all.
 func BenchmarkLabSlowRouter50Rules(b *testing.B) {
 	l := lab.ForTest(b, slowRouter)
-	cfg := writeBenchConfig(b, 50)
+	cfg := rulesFile(b, 50)
 	script := fmt.Sprintf(`for p in $(seq 30000 30049); do upnpc -u %s -e bench -a %s $p $p TCP >/dev/null || exit 1; done`,
 		l.RootDescURL, l.LANHost)
 	var pf, up []time.Duration
@@ -76,7 +76,7 @@ func BenchmarkLabSlowRouter50Rules(b *testing.B) {
 
 func BenchmarkLabNoopApply50Rules(b *testing.B) {
 	l := lab.ForTest(b, lab.Options{})
-	cfg := writeBenchConfig(b, 50)
+	cfg := rulesFile(b, 50)
 	// A re-apply on the same machine remembers the gateway: one cache for
 	// the first apply and every no-op after it.
 	cache := b.TempDir()
@@ -96,15 +96,6 @@ func BenchmarkLabNoopApply50Rules(b *testing.B) {
 	report(b, pf, up)
 	b.ReportMetric(ms(median(pfDiscover)), "portfwd-discover-ms")
 	b.ReportMetric(ms(median(upURL)), "upnpc-u-ms")
-}
-
-func writeBenchConfig(b *testing.B, rules int) string {
-	var s strings.Builder
-	s.WriteString("rules:\n")
-	for i := 0; i < rules; i++ {
-		fmt.Fprintf(&s, "  - name: r%d\n    protocol: tcp\n    external_port: %d\n", i, 30000+i)
-	}
-	return writeConfig(b, s.String())
 }
 
 // coldCache gives cmd an empty cache directory of its own, so that a cold
@@ -226,7 +217,7 @@ func (c *slowConn) Read(p []byte) (int, error) {
 // UPnP, NAT-PMP and PCP packet.
 func BenchmarkLabAutoDetect(b *testing.B) {
 	l := lab.ForTest(b, lab.Options{NoUPnP: true})
-	cfg := writeBenchConfig(b, 1)
+	cfg := rulesFile(b, 1)
 	var auto, warm, warmCreate, named, version, natpmpc, silent []time.Duration
 	for i := 0; i < b.N; i++ {
 		reboot(b, l)

@@ -124,6 +124,17 @@ type recordsFile struct {
 	} `json:"gateways"`
 }
 
+// rulesFile is a config of n TCP rules r0… on external ports 30000 and
+// up, in a file of t's.
+func rulesFile(t testing.TB, n int) string {
+	var s strings.Builder
+	s.WriteString("rules:\n")
+	for i := range n {
+		fmt.Fprintf(&s, "  - name: r%d\n    protocol: tcp\n    external_port: %d\n", i, 30000+i)
+	}
+	return writeConfig(t, s.String())
+}
+
 // skipOutsideCI skips t for a missing prerequisite (why) on a developer's
 // machine, and fails it in CI (CI set, as .ci/run is run there): make test
 // installs every program the tests need, so one missing there is a defect,

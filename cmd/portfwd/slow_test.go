@@ -54,16 +54,6 @@ func slowFactory(gw forward.Backend, out, errOut *bytes.Buffer, errTerminal bool
 	return f
 }
 
-// rulesConfig is a config of n TCP rules on ports 30000 and up.
-func rulesConfig(t *testing.T, n int) string {
-	var s strings.Builder
-	s.WriteString("rules:\n")
-	for i := range n {
-		fmt.Fprintf(&s, "  - {name: r%d, protocol: tcp, external_port: %d}\n", i, 30000+i)
-	}
-	return writeConfig(t, s.String())
-}
-
 // TestApplyOutlivesTimeoutOnSlowGateway: --timeout bounds each request to
 // the gateway, not the whole run. Five changes of 150 ms each take longer
 // than --timeout 300ms together, yet each takes less: all five are made.
@@ -73,7 +63,7 @@ func TestApplyOutlivesTimeoutOnSlowGateway(t *testing.T) {
 	self := netip.MustParseAddr("192.168.77.10")
 	gw := &slowGateway{Memory: forwardtest.NewMemory(self), delay: 150 * time.Millisecond}
 	var out, errOut bytes.Buffer
-	args := []string{"apply", "--no-probe", "--timeout", "300ms", "--state-dir", t.TempDir(), rulesConfig(t, 5)}
+	args := []string{"apply", "--no-probe", "--timeout", "300ms", "--state-dir", t.TempDir(), rulesFile(t, 5)}
 	if code := run(context.Background(), args, slowFactory(gw, &out, &errOut, false)); code != exitOK {
 		t.Fatalf("apply exit %d; want 0\n%s%s", code, out.String(), errOut.String())
 	}
@@ -99,7 +89,7 @@ func TestApplyProgressOnTerminal(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			gw := forwardtest.NewMemory(netip.MustParseAddr("192.168.77.10"))
 			var out, errOut bytes.Buffer
-			args := []string{"apply", "--no-probe", "--state-dir", t.TempDir(), rulesConfig(t, 3)}
+			args := []string{"apply", "--no-probe", "--state-dir", t.TempDir(), rulesFile(t, 3)}
 			if tc.json {
 				args = append(args, "-o", "json")
 			}

@@ -13,17 +13,6 @@ import (
 // of them in about half a minute (LAB.md).
 var slowRouter = lab.Options{IPv6On: true, LogLineCost: lab.SlowRouterLogLine}
 
-// rulesFile is a config of n TCP rules r0… on external ports 30000 and
-// up, in a file of t's.
-func rulesFile(t testing.TB, n int) string {
-	var s strings.Builder
-	s.WriteString("rules:\n")
-	for i := range n {
-		fmt.Fprintf(&s, "  - name: r%d\n    protocol: tcp\n    external_port: %d\n", i, 30000+i)
-	}
-	return writeConfig(t, s.String())
-}
-
 // TestLabSlowRouter50Rules: a cold apply of 50 rules on the slow router,
 // with the default --timeout, makes every forward and exits 0. Its 50
 // AddPortMapping take far longer than --timeout together, each far less:
