@@ -104,10 +104,8 @@ func decodeDescription(r io.Reader, loc *url.URL) (*goupnp.RootDevice, error) {
 // newIGD assembles an IGD from what discovery (or its cache) found; host
 // is the gateway every request must go to.
 func newIGD(kind serviceKind, rootURL string, control *url.URL, deviceType string, local netip.Addr, host string) *IGD {
-	client, sc := newClient(kind, control, host)
 	return &IGD{
-		client:     client,
-		soap:       sc,
+		client:     serviceClient{sc: soapClient(control, host), urn: kind.Type},
 		rootURL:    rootURL,
 		controlURL: control.String(),
 		deviceType: deviceType,
@@ -116,18 +114,11 @@ func newIGD(kind serviceKind, rootURL string, control *url.URL, deviceType strin
 	}
 }
 
-// newClient is the client for kind's service at the control URL. It
-// needs nothing of the description but the control URL, so the discovery
-// cache can rebuild it. Its HTTP client is gatewayClient: requests stay on
-// host, answers are bounded and read leniently; each request's own context
+// soapClient is goupnp's SOAP client for the control URL. It needs
+// nothing of the description but the control URL, so the discovery cache
+// can rebuild it. Its HTTP client is gatewayClient: requests stay on host,
+// answers are bounded and read leniently; each request's own context
 // bounds its time (IGD.limit).
-func newClient(kind serviceKind, control *url.URL, host string) (igdClient, *soap.SOAPClient) {
-	sc := soapClient(control, host)
-	return serviceClient{sc: sc, urn: kind.Type}, sc
-}
-
-// soapClient is goupnp's SOAP client for the control URL, through
-// gatewayClient.
 func soapClient(control *url.URL, host string) *soap.SOAPClient {
 	sc := soap.NewSOAPClient(*control)
 	sc.HTTPClient = gatewayClient(host, 0)

@@ -11,20 +11,6 @@ import (
 	"github.com/portfwd/portfwd/forward"
 )
 
-// igdClient is the part of goupnp's WANIPConnection1/2 and WANPPPConnection1
-// clients that portfwd uses: the port-mapping actions common to all three
-// (WANIPConnection:1 §2.4.15–2.4.18, §2.4.14).
-type igdClient interface {
-	AddPortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string,
-		internalPort uint16, internalClient string, enabled bool, description string, leaseSeconds uint32) error
-	DeletePortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) error
-	GetGenericPortMappingEntryCtx(ctx context.Context, index uint16) (remoteHost string, externalPort uint16, protocol string,
-		internalPort uint16, internalClient string, enabled bool, description string, leaseSeconds uint32, err error)
-	GetSpecificPortMappingEntryCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) (
-		internalPort uint16, internalClient string, enabled bool, description string, leaseSeconds uint32, err error)
-	GetExternalIPAddressCtx(ctx context.Context) (string, error)
-}
-
 // IGD is a forward.Backend for a UPnP Internet Gateway Device. Create it
 // with Discover.
 //
@@ -38,8 +24,7 @@ type igdClient interface {
 // built from the discovery cache rediscovers the gateway once if its first
 // request fails below SOAP (see guard).
 type IGD struct {
-	client     igdClient
-	soap       soapPerformer // the service's SOAP endpoint
+	client     serviceClient // the port-mapping service's SOAP endpoint
 	rootURL    string
 	controlURL string
 	deviceType string // "InternetGatewayDevice:2"
@@ -107,7 +92,7 @@ func (g *IGD) List(ctx context.Context) ([]forward.Mapping, error) {
 // cancelled context, and a transport failure on an unproven cached IGD,
 // which guard answers by rediscovering.
 func (g *IGD) list(ctx context.Context) ([]forward.Mapping, error) {
-	if !g.service.listsPages() || g.soap == nil {
+	if !g.service.listsPages() {
 		return g.listGeneric(ctx)
 	}
 	out, err := g.listFast(ctx)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/huin/goupnp/soap"
+
 	"github.com/portfwd/portfwd/forward"
 	"github.com/portfwd/portfwd/forward/forwardtest"
 	"github.com/portfwd/portfwd/internal/lab"
@@ -200,7 +202,7 @@ func labIGDFrom(t *testing.T, g *IGD, src netip.Addr) *IGD {
 	}
 	tr := &gatewayTransport{host: gatewayHost(control), // the checks and bounds stay
 		base: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}).DialContext}}
-	g2.client.(serviceClient).sc.HTTPClient.Transport = tr
+	g2.client.sc.(*soap.SOAPClient).HTTPClient.Transport = tr
 	g2.local = src
 	return g2
 }

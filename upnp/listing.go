@@ -15,10 +15,8 @@ import (
 	"github.com/portfwd/portfwd/forward"
 )
 
-// soapPerformer sends one SOAP action; goupnp's *soap.SOAPClient is one.
-// GetListOfPortMappings goes through it directly, rather than through
-// goupnp's generated method, so that the listing can be read whether the
-// router sends it as CDATA, as escaped text or as raw child elements.
+// soapPerformer sends one SOAP action; goupnp's *soap.SOAPClient is one,
+// and timedSOAP bounds one's time.
 type soapPerformer interface {
 	PerformActionCtx(ctx context.Context, actionNamespace, actionName string, inAction, outAction interface{}) error
 }
@@ -124,7 +122,7 @@ func (g *IGD) listingPage(ctx context.Context, p forward.Protocol, lo, hi uint16
 			Inner []byte `xml:",innerxml"`
 		}
 	}
-	err := g.soap.PerformActionCtx(ctx, g.service.Type, "GetListOfPortMappings", &in, &out)
+	err := g.client.do(ctx, "GetListOfPortMappings", &in, &out)
 	if err != nil {
 		return nil, asSOAPError("GetListOfPortMappings", err)
 	}

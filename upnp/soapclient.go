@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/huin/goupnp/soap"
 )
 
 // serviceClient sends the port-mapping actions to one service's control
@@ -18,11 +16,9 @@ import (
 // type the router itself spells, where goupnp's generated clients fix one
 // type each.
 type serviceClient struct {
-	sc  *soap.SOAPClient
-	urn string // the service type as the description spells it
+	sc  soapPerformer // goupnp's *soap.SOAPClient, or one bounding its time (timedSOAP)
+	urn string        // the service type as the description spells it
 }
-
-var _ igdClient = serviceClient{}
 
 // do sends action with the in arguments and decodes the answer's into out;
 // both are pointers to structs of strings (goupnp's SOAP encoding).

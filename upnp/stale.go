@@ -88,7 +88,7 @@ func (g *IGD) guarded(ctx context.Context, call func() error) error {
 // adopt takes over what a fresh discovery found. It runs under the check's
 // lock before any other request has been sent through g.
 func (g *IGD) adopt(fresh *IGD) {
-	g.client, g.soap = fresh.client, fresh.soap
+	g.client = fresh.client
 	g.rootURL, g.controlURL, g.deviceType = fresh.rootURL, fresh.controlURL, fresh.deviceType
 	g.service, g.local, g.family = fresh.service, fresh.local, fresh.family
 	g.snap.forget()

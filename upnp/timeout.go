@@ -21,10 +21,7 @@ func (g *IGD) limit(timeout time.Duration) {
 	if timeout <= 0 {
 		timeout = soapTimeout
 	}
-	g.client = timedClient{c: g.client, timeout: timeout}
-	if g.soap != nil {
-		g.soap = timedSOAP{s: g.soap, timeout: timeout}
-	}
+	g.client.sc = timedSOAP{s: g.client.sc, timeout: timeout}
 }
 
 // timed runs one SOAP request named action under its own timeout. A SOAP
@@ -39,56 +36,6 @@ func timed(ctx context.Context, timeout time.Duration, action string, call func(
 		return answer
 	}
 	return err
-}
-
-// timedClient is an igdClient whose every request has its own timeout.
-type timedClient struct {
-	c       igdClient
-	timeout time.Duration
-}
-
-func (t timedClient) AddPortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string,
-	internalPort uint16, internalClient string, enabled bool, description string, leaseSeconds uint32) error {
-	return timed(ctx, t.timeout, "AddPortMapping", func(ctx context.Context) error {
-		return t.c.AddPortMappingCtx(ctx, remoteHost, externalPort, protocol, internalPort, internalClient, enabled, description, leaseSeconds)
-	})
-}
-
-func (t timedClient) DeletePortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) error {
-	return timed(ctx, t.timeout, "DeletePortMapping", func(ctx context.Context) error {
-		return t.c.DeletePortMappingCtx(ctx, remoteHost, externalPort, protocol)
-	})
-}
-
-func (t timedClient) GetGenericPortMappingEntryCtx(ctx context.Context, index uint16) (remoteHost string, externalPort uint16, protocol string,
-	internalPort uint16, internalClient string, enabled bool, description string, leaseSeconds uint32, err error) {
-	err = timed(ctx, t.timeout, "GetGenericPortMappingEntry", func(ctx context.Context) error {
-		var err error
-		remoteHost, externalPort, protocol, internalPort, internalClient, enabled, description, leaseSeconds, err =
-			t.c.GetGenericPortMappingEntryCtx(ctx, index)
-		return err
-	})
-	return
-}
-
-func (t timedClient) GetSpecificPortMappingEntryCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) (
-	internalPort uint16, internalClient string, enabled bool, description string, leaseSeconds uint32, err error) {
-	err = timed(ctx, t.timeout, "GetSpecificPortMappingEntry", func(ctx context.Context) error {
-		var err error
-		internalPort, internalClient, enabled, description, leaseSeconds, err =
-			t.c.GetSpecificPortMappingEntryCtx(ctx, remoteHost, externalPort, protocol)
-		return err
-	})
-	return
-}
-
-func (t timedClient) GetExternalIPAddressCtx(ctx context.Context) (addr string, err error) {
-	err = timed(ctx, t.timeout, "GetExternalIPAddress", func(ctx context.Context) error {
-		var err error
-		addr, err = t.c.GetExternalIPAddressCtx(ctx)
-		return err
-	})
-	return
 }
 
 // timedSOAP is a soapPerformer whose every request has its own timeout.
