@@ -73,10 +73,10 @@ func TestDesiredAnyExternal(t *testing.T) {
 	}
 	self := netip.MustParseAddr("192.168.1.10")
 	m := func(p Protocol) Mapping {
-		return Mapping{Key: Key{p, 25565}, InternalHost: self, InternalPort: 25565, Description: Tag("portfwd", "mc"),
+		return Mapping{Key: Key{Protocol: p, ExternalPort: 25565}, InternalHost: self, InternalPort: 25565, Description: Tag("portfwd", "mc"),
 			Lease: time.Hour, Enabled: true, AnyExternal: true}
 	}
-	if got, want := cfg.Desired(self, Properties{}), []Mapping{m(TCP), m(UDP)}; !reflect.DeepEqual(got, want) {
+	if got, want := cfg.Desired(Hosts{Self: self}, Properties{}), []Mapping{m(TCP), m(UDP)}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Desired = %v, want %v", got, want)
 	}
 }

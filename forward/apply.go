@@ -66,14 +66,15 @@ type Progress func(done, total int)
 // so each outcome still says what became of its own change.
 func Apply(ctx context.Context, b Backend, plan Plan, progress Progress) Result {
 	p := newTally(plan.Changes, progress)
+	props := b.Properties()
 	if bt, ok := As[Batcher](b); ok && p.total > 0 {
 		if tx, err := bt.Begin(ctx); err == nil {
-			res := applyBatch(ctx, b, tx, plan.Changes)
+			res := applyBatch(ctx, familyGuard{b, props}, guardedBatch{familyGuard{tx, props}, tx}, plan.Changes)
 			p.finish()
 			return res
 		}
 	}
-	return applyEach(ctx, b, plan.Changes, p)
+	return applyEach(ctx, familyGuard{b, props}, plan.Changes, p)
 }
 
 // tally tells a Progress how far an apply is.
@@ -129,7 +130,7 @@ func applyEach(ctx context.Context, w changer, changes []Change, t *tally) Resul
 
 // applyBatch stages changes on tx and commits them. When the commit fails,
 // every change that had staged is made again on b, alone.
-func applyBatch(ctx context.Context, b Backend, tx Batch, changes []Change) Result {
+func applyBatch(ctx context.Context, b changer, tx Batch, changes []Change) Result {
 	res := applyEach(ctx, tx, changes, nil)
 	if err := tx.Commit(ctx); err == nil {
 		return res

@@ -68,6 +68,10 @@ type Properties struct {
 	// Hairpin is true when the backend writes hairpin NAT for mappings
 	// that ask for it (Mapping.Hairpin) and reports it in List.
 	Hairpin bool
+	// IPv6 is true when the backend opens IPv6 pinholes (mappings whose
+	// Key.Family is IPv6) and lists the ones it holds. Apply refuses
+	// pinholes on a backend without it (NoIPv6Error) before asking.
+	IPv6 bool
 }
 
 // ThirdParty is whether a backend can map ports to another host than the

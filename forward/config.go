@@ -55,10 +55,16 @@ type Rule struct {
 	Protocols                  []Protocol // "both" => []Protocol{TCP, UDP}
 	External                   PortRange
 	Internal                   PortRange  // same length as External
-	InternalHost               string     // as written: "self", an IPv4 literal or a hostname
-	InternalAddr               netip.Addr // resolved address; zero value for "self"
-	Probe                      ProbeKind  // from the service, else tcp or udp by protocol
-	Line                       int        // line of the rule in the file
+	InternalHost               string     // as written: "self", an IP literal or a hostname
+	InternalAddr               netip.Addr // resolved IPv4 address; zero value for "self"
+	// InternalAddr6 is the resolved IPv6 address of an IPv6 or dual rule;
+	// zero for "self".
+	InternalAddr6 netip.Addr
+	// Families are the address families the rule opens (family:): IPv4
+	// alone by default, IPv6 alone, or both ("dual").
+	Families []Family
+	Probe    ProbeKind // from the service, else tcp or udp by protocol
+	Line     int       // line of the rule in the file
 	// AnyExternal is external_port: any. The rule takes whatever external
 	// port the gateway grants; External then holds the port suggested to
 	// it, which is the internal port.
@@ -151,40 +157,76 @@ func LoadFile(ctx context.Context, file string, opts LoadOptions) (*Config, []Di
 	return Load(ctx, file, data, opts)
 }
 
+// Hosts are the addresses "internal_host: self" stands for: this host's
+// address toward the gateway, and its stable global IPv6 address for IPv6
+// rules (zero when it has none; see ChooseSelfIPv6).
+type Hosts struct {
+	Self, Self6 netip.Addr
+}
+
 // Desired expands the rules into the mappings the gateway should hold: one
-// per protocol per port, sorted by Key. Rules with internal_host "self"
-// forward to self. Hairpin is asked only of a backend that can write it
-// (props.Hairpin); elsewhere it would show a change on every run. On a
-// gateway that is this machine (props.Local) there are no leases.
-func (c *Config) Desired(self netip.Addr, props Properties) []Mapping {
+// per family per protocol per port, sorted by Key. Rules with
+// internal_host "self" forward to hosts.Self, or on IPv6 to hosts.Self6 (a
+// pinhole for self on a host without IPv6 has no InternalHost: Apply
+// refuses it and says why). Hairpin is asked only of a backend that can
+// write it (props.Hairpin); elsewhere it would show a change on every run.
+// On a gateway that is this machine (props.Local) there are no leases.
+func (c *Config) Desired(hosts Hosts, props Properties) []Mapping {
 	var out []Mapping
 	for _, r := range c.Rules {
-		host := r.InternalAddr
-		if !host.IsValid() {
-			host = self
-		}
-		hairpin := props.Hairpin && (r.Hairpin || c.Gateway.Hairpin)
-		lease := c.Gateway.Lease
-		if props.Local {
-			lease = 0 // rules on this machine have no lease: they last until down
-		}
-		for _, p := range r.Protocols {
-			for i := range r.External.Len() {
-				out = append(out, Mapping{
-					Key:          Key{Protocol: p, ExternalPort: r.External.First + uint16(i)},
-					InternalHost: host,
-					InternalPort: r.Internal.First + uint16(i),
-					Description:  Tag(c.Name, r.Name),
-					Lease:        lease,
-					Enabled:      true,
-					AnyExternal:  r.AnyExternal,
-					Hairpin:      hairpin,
-				})
-			}
+		for _, f := range r.families() {
+			out = append(out, c.desired(r, f, hosts, props)...)
 		}
 	}
 	slices.SortFunc(out, func(a, b Mapping) int { return a.Key.Compare(b.Key) })
 	return out
+}
+
+// desired is Desired for one rule in one family. An IPv6 pinhole has no
+// NAT: it opens the internal port itself, takes no other external port and
+// needs no hairpin.
+func (c *Config) desired(r Rule, f Family, hosts Hosts, props Properties) []Mapping {
+	host, self := r.InternalAddr, hosts.Self
+	if f == IPv6 {
+		host, self = r.InternalAddr6, hosts.Self6
+	}
+	if !host.IsValid() {
+		host = self
+	}
+	hairpin := f == IPv4 && props.Hairpin && (r.Hairpin || c.Gateway.Hairpin)
+	lease := c.Gateway.Lease
+	if props.Local {
+		lease = 0 // rules on this machine have no lease: they last until down
+	}
+	var out []Mapping
+	for _, p := range r.Protocols {
+		for i := range r.External.Len() {
+			m := Mapping{
+				Key:          Key{Protocol: p, ExternalPort: r.External.First + uint16(i), Family: f},
+				InternalHost: host,
+				InternalPort: r.Internal.First + uint16(i),
+				Description:  Tag(c.Name, r.Name),
+				Lease:        lease,
+				Enabled:      true,
+				AnyExternal:  r.AnyExternal && f == IPv4,
+				Hairpin:      hairpin,
+			}
+			if f == IPv6 {
+				m.ExternalPort = m.InternalPort
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// families are the rule's families; a rule built by hand without any is
+// IPv4, as every rule was before families existed.
+func (r Rule) families() []Family {
+	if len(r.Families) == 0 {
+		return []Family{IPv4}
+	}
+	return r.Families
 }
 
 // Ownership is the DiffOptions ownership for this config on a backend
@@ -192,12 +234,17 @@ func (c *Config) Desired(self netip.Addr, props Properties) []Mapping {
 // older portfwd's tag for one of its rules) to self and to every host a
 // rule names, or, on a gateway that is this machine (p.Local), to any
 // host.
-func (c *Config) Ownership(self netip.Addr, p Properties) DiffOptions {
-	hosts := []netip.Addr{self}
+func (c *Config) Ownership(self Hosts, p Properties) DiffOptions {
+	hosts := []netip.Addr{self.Self}
+	if self.Self6.IsValid() {
+		hosts = append(hosts, self.Self6)
+	}
 	rules := make([]string, 0, len(c.Rules))
 	for _, r := range c.Rules {
-		if r.InternalAddr.IsValid() {
-			hosts = append(hosts, r.InternalAddr)
+		for _, a := range []netip.Addr{r.InternalAddr, r.InternalAddr6} {
+			if a.IsValid() {
+				hosts = append(hosts, a)
+			}
 		}
 		rules = append(rules, r.Name)
 	}

@@ -71,7 +71,7 @@ func checkFuzzConfig(t *testing.T, cfg *Config) {
 		}
 		total += r.External.Len() * len(r.Protocols)
 	}
-	desired := cfg.Desired(netip.MustParseAddr("192.168.1.10"), Properties{})
+	desired := cfg.Desired(Hosts{Self: netip.MustParseAddr("192.168.1.10")}, Properties{})
 	if len(desired) != total {
 		t.Fatalf("Desired gave %d mappings, want %d", len(desired), total)
 	}

@@ -19,6 +19,8 @@ func fakeLookup(_ context.Context, host string) ([]netip.Addr, error) {
 		return []netip.Addr{netip.MustParseAddr("192.168.1.20")}, nil
 	case "mixed.lan":
 		return []netip.Addr{netip.MustParseAddr("fd00::1"), netip.MustParseAddr("192.168.1.30")}, nil
+	case "dual.lan":
+		return []netip.Addr{netip.MustParseAddr("fd00::1"), netip.MustParseAddr("2a02:8000:77:1::40"), netip.MustParseAddr("192.168.1.40")}, nil
 	case "v6.lan":
 		return []netip.Addr{netip.MustParseAddr("fd00::1")}, nil
 	case "localhost":
@@ -149,8 +151,20 @@ func TestLoadErrors(t *testing.T) {
 			[]want{{5, "rules[0].internal_host", "no IPv4 address"}}},
 		{"loopback literal", rule + "    external_port: 2000\n    internal_host: 127.0.0.1\n",
 			[]want{{5, "rules[0].internal_host", "use internal_host: self"}}},
-		{"IPv6 literal", rule + "    external_port: 2000\n    internal_host: fd00::5\n",
-			[]want{{5, "rules[0].internal_host", "is not IPv4"}}},
+		{"IPv6 literal on an IPv4 rule", rule + "    external_port: 2000\n    internal_host: 2a02:8000:77:1::10\n",
+			[]want{{5, "rules[0].internal_host", "is IPv6: a gateway forwards IPv4 ports to IPv4 hosts; for a pinhole to this IPv6 address set family: ipv6"}}},
+		{"ULA literal on an IPv6 rule", rule + "    external_port: 2000\n    family: ipv6\n    internal_host: fd00::5\n",
+			[]want{{6, "rules[0].internal_host", "unique local IPv6 address the internet cannot reach"}}},
+		{"IPv4 literal on an IPv6 rule", rule + "    external_port: 2000\n    family: ipv6\n    internal_host: 192.168.1.20\n",
+			[]want{{6, "rules[0].internal_host", "is IPv4, but the rule is family: ipv6"}}},
+		{"literal on a dual rule", rule + "    external_port: 2000\n    family: dual\n    internal_host: 192.168.1.20\n",
+			[]want{{6, "rules[0].internal_host", "two rules (family: ipv4 and family: ipv6)"}}},
+		{"unknown family", rule + "    external_port: 2000\n    family: v6\n",
+			[]want{{5, "rules[0].family", `unknown family "v6"; want ipv4 (the default), ipv6`}}},
+		{"pinhole with port translation", rule + "    external_port: 2000\n    internal_port: 8080\n    family: dual\n",
+			[]want{{6, "rules[0].family", "IPv6 has no port translation"}}},
+		{"host without IPv6 on an IPv6 rule", rule + "    external_port: 2000\n    family: ipv6\n    internal_host: nas.lan\n",
+			[]want{{6, "rules[0].internal_host", "no IPv6 address (a pinhole needs the host's global IPv6 address)"}}},
 		{"unspecified literal", rule + "    external_port: 2000\n    internal_host: 0.0.0.0\n",
 			[]want{{5, "rules[0].internal_host", "is not a host address"}}},
 		{"bad address literal", rule + "    external_port: 2000\n    internal_host: 192.168.1.300\n",
@@ -208,7 +222,7 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	want := Rule{Name: "mc", Service: "minecraft-java", Protocols: []Protocol{TCP},
 		External: PortRange{25565, 25565}, Internal: PortRange{25565, 25565},
-		InternalHost: "self", Probe: "minecraft-java", Line: 2}
+		InternalHost: "self", Probe: "minecraft-java", Line: 2, Families: []Family{IPv4}}
 	if !reflect.DeepEqual(cfg.Rules, []Rule{want}) {
 		t.Errorf("rules = %+v\nwant %+v", cfg.Rules, want)
 	}
@@ -253,6 +267,12 @@ func TestLoadRules(t *testing.T) {
 			Rule{Protocols: []Protocol{TCP}, External: PortRange{2000, 2000}, Internal: PortRange{2000, 2000}, Probe: "tcp", InternalHost: "mixed.lan", InternalAddr: netip.MustParseAddr("192.168.1.30")}},
 		{"literal", "name: x\n    protocol: tcp\n    external_port: 2000\n    internal_host: 192.168.1.20",
 			Rule{Protocols: []Protocol{TCP}, External: PortRange{2000, 2000}, Internal: PortRange{2000, 2000}, Probe: "tcp", InternalHost: "192.168.1.20", InternalAddr: nas}},
+		{"dual hostname takes one address of each family", "name: x\n    protocol: tcp\n    external_port: 2000\n    family: dual\n    internal_host: dual.lan",
+			Rule{Protocols: []Protocol{TCP}, External: PortRange{2000, 2000}, Internal: PortRange{2000, 2000}, Probe: "tcp", InternalHost: "dual.lan",
+				InternalAddr: netip.MustParseAddr("192.168.1.40"), InternalAddr6: netip.MustParseAddr("2a02:8000:77:1::40"), Families: []Family{IPv4, IPv6}}},
+		{"IPv6 literal on an IPv6 rule", "name: x\n    protocol: tcp\n    external_port: 2000\n    family: IPv6\n    internal_host: 2a02:8000:77:1::10",
+			Rule{Protocols: []Protocol{TCP}, External: PortRange{2000, 2000}, Internal: PortRange{2000, 2000}, Probe: "tcp", InternalHost: "2a02:8000:77:1::10",
+				InternalAddr6: netip.MustParseAddr("2a02:8000:77:1::10"), Families: []Family{IPv6}}},
 		{"self in capitals", "name: x\n    protocol: tcp\n    external_port: 2000\n    internal_host: SELF",
 			Rule{Protocols: []Protocol{TCP}, External: PortRange{2000, 2000}, Internal: PortRange{2000, 2000}, Probe: "tcp"}},
 	}
@@ -266,6 +286,9 @@ func TestLoadRules(t *testing.T) {
 			got.Name, got.Service, got.Line = "", "", 0
 			if tt.want.InternalHost == "" {
 				tt.want.InternalHost = "self"
+			}
+			if tt.want.Families == nil {
+				tt.want.Families = []Family{IPv4}
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("rule = %+v\nwant   %+v", got, tt.want)
@@ -350,7 +373,7 @@ rules:
 	}
 	nas := netip.MustParseAddr("192.168.1.20")
 	m := func(p Protocol, ext uint16, host netip.Addr, in uint16, rule string) Mapping {
-		return Mapping{Key: Key{p, ext}, InternalHost: host, InternalPort: in, Description: Tag("portfwd", rule), Lease: 30 * time.Minute, Enabled: true}
+		return Mapping{Key: Key{Protocol: p, ExternalPort: ext}, InternalHost: host, InternalPort: in, Description: Tag("portfwd", rule), Lease: 30 * time.Minute, Enabled: true}
 	}
 	want := []Mapping{
 		m(TCP, 2000, nas, 2000, "web"),
@@ -359,10 +382,10 @@ rules:
 		m(UDP, 3000, self, 4000, "voice"),
 		m(UDP, 3001, self, 4001, "voice"),
 	}
-	if got := cfg.Desired(self, Properties{}); !reflect.DeepEqual(got, want) {
+	if got := cfg.Desired(Hosts{Self: self}, Properties{}); !reflect.DeepEqual(got, want) {
 		t.Errorf("Desired =\n%v\nwant\n%v", got, want)
 	}
-	if got := (&Config{}).Desired(self, Properties{}); len(got) != 0 {
+	if got := (&Config{}).Desired(Hosts{Self: self}, Properties{}); len(got) != 0 {
 		t.Errorf("empty config: Desired = %v", got)
 	}
 }
@@ -383,7 +406,7 @@ func TestDesiredHairpin(t *testing.T) {
 	}
 	hairpins := func(cfg *Config, p Properties) map[string]bool {
 		out := map[string]bool{}
-		for _, m := range cfg.Desired(testSelf, p) {
+		for _, m := range cfg.Desired(Hosts{Self: testSelf}, p) {
 			out[m.Owner()] = m.Hairpin
 		}
 		return out
@@ -403,21 +426,21 @@ func TestDesiredHairpin(t *testing.T) {
 func TestOwnership(t *testing.T) {
 	nas := netip.MustParseAddr("192.168.1.20")
 	cfg := &Config{Rules: []Rule{{Name: "a"}, {Name: "b", InternalAddr: nas}}}
-	got := cfg.Ownership(testSelf, Properties{})
+	got := cfg.Ownership(Hosts{Self: testSelf}, Properties{})
 	if !reflect.DeepEqual(got.Hosts, []netip.Addr{testSelf, nas}) || got.AnyHost {
 		t.Errorf("Ownership = %+v", got)
 	}
-	if !cfg.Ownership(testSelf, Properties{Local: true}).AnyHost {
+	if !cfg.Ownership(Hosts{Self: testSelf}, Properties{Local: true}).AnyHost {
 		t.Errorf("a local gateway's ownership is not AnyHost")
 	}
 }
 
 func TestDesiredLocalHasNoLease(t *testing.T) {
 	cfg := &Config{Gateway: GatewaySettings{Lease: time.Hour}, Rules: []Rule{{Name: "a", Protocols: []Protocol{TCP}, External: PortRange{80, 80}, Internal: PortRange{80, 80}}}}
-	if got := cfg.Desired(testSelf, Properties{}); got[0].Lease != time.Hour {
+	if got := cfg.Desired(Hosts{Self: testSelf}, Properties{}); got[0].Lease != time.Hour {
 		t.Errorf("lease over a gateway: %v, want 1h", got[0].Lease)
 	}
-	if got := cfg.Desired(testSelf, Properties{Local: true}); got[0].Lease != 0 {
+	if got := cfg.Desired(Hosts{Self: testSelf}, Properties{Local: true}); got[0].Lease != 0 {
 		t.Errorf("lease on this machine: %v, want 0", got[0].Lease)
 	}
 }

@@ -44,7 +44,7 @@ var (
 	topKeys         = []string{"name", "gateway", "probe_server", "rules"}
 	gatewayKeys     = []string{"backend", "address", "lease", "wan_interface", "hairpin"}
 	probeServerKeys = []string{"url", "token"}
-	ruleKeys        = []string{"name", "service", "protocol", "external_port", "internal_port", "internal_host", "probe", "description", "hairpin"}
+	ruleKeys        = []string{"name", "service", "protocol", "external_port", "internal_port", "internal_host", "family", "probe", "description", "hairpin"}
 )
 
 // maxMergeDepth bounds "<<" merge keys that merge maps that merge maps. YAML

@@ -24,7 +24,7 @@ func TestExampleConfig(t *testing.T) {
 			t.Errorf("example %s does not load: %v\n%s", svc.Name, err, b)
 			continue
 		}
-		ms := cfg.Desired(self, forward.Properties{})
+		ms := cfg.Desired(forward.Hosts{Self: self}, forward.Properties{})
 		if want := svc.Ports.Len() * len(svc.Protocols); len(ms) != want {
 			t.Errorf("example %s: %d forwards, want %d", svc.Name, len(ms), want)
 		}

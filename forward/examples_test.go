@@ -27,7 +27,7 @@ func TestExampleConfigsLoad(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 			continue
 		}
-		if len(cfg.Desired(netip.MustParseAddr("192.168.1.10"), forward.Properties{})) == 0 {
+		if len(cfg.Desired(forward.Hosts{Self: netip.MustParseAddr("192.168.1.10")}, forward.Properties{})) == 0 {
 			t.Errorf("%s: no forwards", f)
 		}
 	}

@@ -43,6 +43,9 @@ type Gateway struct {
 	// Self is the address this host has toward the gateway: what
 	// "internal_host: self" stands for (SelfOf).
 	Self netip.Addr
+	// Self6 is this host's stable global IPv6 address, what self stands
+	// for on IPv6 rules, and why it was chosen (ChooseSelfIPv6).
+	Self6 SelfIPv6
 	// Detection says how auto detection chose Backend; nil when it was
 	// named in the config or on the command line.
 	Detection *Detection
@@ -86,8 +89,15 @@ func (d *Detection) Asking() string {
 	return fmt.Sprintf("asked %s; answered: %s", asked, answered)
 }
 
-// NewGateway is the Gateway of backend b, with Self from b (Locator).
-func NewGateway(b Backend) *Gateway { return &Gateway{Backend: b, Self: SelfOf(b)} }
+// NewGateway is the Gateway of backend b, with Self from b (Locator) and
+// Self6 chosen among this host's IPv6 addresses.
+func NewGateway(b Backend) *Gateway {
+	self := SelfOf(b)
+	return &Gateway{Backend: b, Self: self, Self6: ChooseSelfIPv6(self)}
+}
+
+// Hosts are the addresses self stands for on g.
+func (g *Gateway) Hosts() Hosts { return Hosts{Self: g.Self, Self6: g.Self6.Addr} }
 
 // Done calls Release, if any.
 func (g *Gateway) Done(err error) {

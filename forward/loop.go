@@ -356,7 +356,7 @@ func (l *Loop) checkOne(ctx context.Context, g *Gateway, f Finder) (Job, error) 
 	if err != nil {
 		return JobCheck, err
 	}
-	if found && l.kept(l.held[k], normalise(o), l.Config.Ownership(g.Self, g.Backend.Properties())) {
+	if found && l.kept(l.held[k], normalise(o), l.Config.Ownership(g.Hosts(), g.Backend.Properties())) {
 		return JobCheck, nil
 	}
 	l.logf("the gateway no longer holds %s: reconciling", k)
@@ -369,7 +369,7 @@ func (l *Loop) checkAll(ctx context.Context, g *Gateway, props Properties) (Job,
 	if err != nil {
 		return JobCheck, err
 	}
-	if missing := l.missing(observed, l.Config.Ownership(g.Self, props)); len(missing) > 0 {
+	if missing := l.missing(observed, l.Config.Ownership(g.Hosts(), props)); len(missing) > 0 {
 		l.logf("the gateway no longer holds %s: reconciling", strings.Join(missing, ", "))
 		if len(missing) == len(l.held) && props.ListsFromState {
 			return JobRestarted, nil // only an epoch reset drops every record at once

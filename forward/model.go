@@ -29,23 +29,84 @@ func ParseProtocol(s string) (Protocol, error) {
 	return "", fmt.Errorf("unknown protocol %q (want tcp or udp)", s)
 }
 
-// Key identifies a mapping on a gateway: one external port of one protocol.
-// Two mappings with the same Key cannot coexist on a gateway.
+// Family is the address family of a mapping. On IPv4 a mapping is a port
+// forward (NAT from the gateway's public address to a LAN host); on IPv6
+// there is no NAT, and a mapping is a pinhole: the gateway's firewall lets
+// the internet reach the LAN host's own global address on that port. The
+// zero value is IPv4, so every mapping made before families existed is one.
+type Family uint8
+
+// The address families.
+const (
+	IPv4 Family = iota
+	IPv6
+)
+
+// FamilyOf is the family of address a: IPv6 for an IPv6 address that is
+// not an IPv4-mapped one, else IPv4.
+func FamilyOf(a netip.Addr) Family {
+	if a.Is6() && !a.Is4In6() {
+		return IPv6
+	}
+	return IPv4
+}
+
+// String is "ipv4" or "ipv6", as the config's family: key spells it.
+func (f Family) String() string {
+	if f == IPv6 {
+		return "ipv6"
+	}
+	return "ipv4"
+}
+
+// MarshalText writes the family as String does.
+func (f Family) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+
+// UnmarshalText reads "ipv4" or "ipv6"; an empty text is IPv4, as in state
+// files written before families existed.
+func (f *Family) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "", "ipv4":
+		*f = IPv4
+	case "ipv6":
+		*f = IPv6
+	default:
+		return fmt.Errorf("unknown address family %q (want ipv4 or ipv6)", b)
+	}
+	return nil
+}
+
+// Key identifies a mapping on a gateway: one external port of one protocol
+// in one address family. Two mappings with the same Key cannot coexist on
+// a gateway; an IPv4 forward and an IPv6 pinhole of the same port can.
 type Key struct {
 	Protocol     Protocol
 	ExternalPort uint16
+	// Family is omitted from JSON for IPv4, so that state files and
+	// output read the same as before families existed.
+	Family Family `json:",omitempty"`
 }
 
-// String renders the key as "tcp/25565".
-func (k Key) String() string { return fmt.Sprintf("%s/%d", k.Protocol, k.ExternalPort) }
+// String renders the key as "tcp/25565", or "tcp6/25565" for an IPv6
+// pinhole (as netstat names IPv6 sockets).
+func (k Key) String() string {
+	if k.Family == IPv6 {
+		return fmt.Sprintf("%s6/%d", k.Protocol, k.ExternalPort)
+	}
+	return fmt.Sprintf("%s/%d", k.Protocol, k.ExternalPort)
+}
 
-// Compare orders keys by protocol, then port, for deterministic output:
-// -1, 0 or +1 as in cmp.Compare.
+// Compare orders keys by protocol, then port, then family (IPv4 first), so
+// that a rule's forward and pinhole sit side by side: -1, 0 or +1 as in
+// cmp.Compare.
 func (k Key) Compare(o Key) int {
 	if c := cmp.Compare(k.Protocol, o.Protocol); c != 0 {
 		return c
 	}
-	return cmp.Compare(k.ExternalPort, o.ExternalPort)
+	if c := cmp.Compare(k.ExternalPort, o.ExternalPort); c != 0 {
+		return c
+	}
+	return cmp.Compare(k.Family, o.Family)
 }
 
 // Mapping is one port forward as it exists (or should exist) on a gateway.
@@ -176,8 +237,12 @@ func (m Mapping) SameTarget(o Mapping) bool {
 	return m.InternalHost == o.InternalHost && m.InternalPort == o.InternalPort && SameDescription(m.Description, o.Description)
 }
 
-// String renders m as "tcp/25565 -> 192.168.1.10:25565".
+// String renders m as "tcp/25565 -> 192.168.1.10:25565", or
+// "tcp6/25565 -> [2a02:8000:77:1::10]:25565" for a pinhole.
 func (m Mapping) String() string {
+	if !m.InternalHost.IsValid() {
+		return fmt.Sprintf("%s -> (no address):%d", m.Key, m.InternalPort)
+	}
 	return fmt.Sprintf("%s -> %s", m.Key, netip.AddrPortFrom(m.InternalHost, m.InternalPort))
 }
 

@@ -33,11 +33,11 @@ func TestTwoConfigsOnOnePC(t *testing.T) {
 	props := forward.Properties{}
 	mc := loadNamed(t, "configs/minecraft.yaml", minecraftYAML)
 	vh := loadNamed(t, "configs/valheim.yaml", valheimYAML)
-	observed := append(mc.Desired(self, props), vh.Desired(self, props)...)
+	observed := append(mc.Desired(forward.Hosts{Self: self}, props), vh.Desired(forward.Hosts{Self: self}, props)...)
 	for _, cfg := range []*forward.Config{mc, vh} {
-		own := cfg.Ownership(self, props)
+		own := cfg.Ownership(forward.Hosts{Self: self}, props)
 		own.Prune = true
-		plan := forward.Diff(cfg.Desired(self, props), observed, own)
+		plan := forward.Diff(cfg.Desired(forward.Hosts{Self: self}, props), observed, own)
 		if plan.Pending() || plan.Count(forward.Delete) != 0 {
 			t.Errorf("%s: plan %q, want only noops", cfg.Name, actions(plan))
 		}
@@ -47,7 +47,7 @@ func TestTwoConfigsOnOnePC(t *testing.T) {
 				t.Errorf("%s: down plans %v %s of rule %s", cfg.Name, c.Action, c.Key, c.Rule)
 			}
 		}
-		if len(down.Changes) != len(cfg.Desired(self, props)) {
+		if len(down.Changes) != len(cfg.Desired(forward.Hosts{Self: self}, props)) {
 			t.Errorf("%s: down plans %q", cfg.Name, actions(down))
 		}
 	}
@@ -59,10 +59,10 @@ func TestRemovedRuleIsPrunedByItsConfig(t *testing.T) {
 	before := loadNamed(t, "games.yaml", minecraftYAML+"  - name: web\n    protocol: tcp\n    external_port: 8080\n")
 	after := loadNamed(t, "games.yaml", minecraftYAML)
 	other := loadNamed(t, "valheim.yaml", valheimYAML)
-	observed := append(before.Desired(self, forward.Properties{}), other.Desired(self, forward.Properties{})...)
-	own := after.Ownership(self, forward.Properties{})
+	observed := append(before.Desired(forward.Hosts{Self: self}, forward.Properties{}), other.Desired(forward.Hosts{Self: self}, forward.Properties{})...)
+	own := after.Ownership(forward.Hosts{Self: self}, forward.Properties{})
 	own.Prune = true
-	plan := forward.Diff(after.Desired(self, forward.Properties{}), observed, own)
+	plan := forward.Diff(after.Desired(forward.Hosts{Self: self}, forward.Properties{}), observed, own)
 	if got, want := actions(plan), []string{"delete tcp/8080", "noop tcp/25565"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("plan %q, want %q", got, want)
 	}
@@ -73,7 +73,7 @@ func TestRemovedRuleIsPrunedByItsConfig(t *testing.T) {
 func TestTruncatedDescriptionIsStillOwned(t *testing.T) {
 	self := netip.MustParseAddr("192.168.1.10")
 	cfg := loadNamed(t, "minecraft.yaml", "rules:\n  - name: minecraft-java-server\n    service: minecraft-java\n")
-	desired := cfg.Desired(self, forward.Properties{})
+	desired := cfg.Desired(forward.Hosts{Self: self}, forward.Properties{})
 	observed := desired[0]
 	if len(observed.Description) <= 32 {
 		t.Fatalf("tag %q is too short for this test", observed.Description)
@@ -81,7 +81,7 @@ func TestTruncatedDescriptionIsStillOwned(t *testing.T) {
 	for _, keep := range []int{32, 31} {
 		cut := observed
 		cut.Description = observed.Description[:keep]
-		own := cfg.Ownership(self, forward.Properties{})
+		own := cfg.Ownership(forward.Hosts{Self: self}, forward.Properties{})
 		own.Prune = true
 		if got := actions(forward.Diff(desired, []forward.Mapping{cut}, own)); !reflect.DeepEqual(got, []string{"noop tcp/25565"}) {
 			t.Errorf("cut to %d: plan %q, want a noop", keep, got)

@@ -51,13 +51,14 @@ func Reconcile(ctx context.Context, g *Gateway, cfg *Config, opts ReconcileOptio
 		return nil, fmt.Errorf("listing the gateway's mappings: %w", err)
 	}
 	props := g.Backend.Properties()
-	r := &Reconciliation{Observed: observed, Own: cfg.Ownership(g.Self, props)}
+	r := &Reconciliation{Observed: observed, Own: cfg.Ownership(g.Hosts(), props)}
 	r.Own.Prune = opts.Prune || opts.Mode == ModeDown
 	var desired []Mapping
 	if opts.Mode != ModeDown {
-		desired = cfg.Desired(g.Self, props)
+		desired = cfg.Desired(g.Hosts(), props)
 	}
 	r.Plan = Diff(desired, observed, r.Own)
+	explainIPv6(&r.Plan, props, g.Self6)
 	if opts.Mode == ModeDown {
 		downReasons(&r.Plan)
 	}
@@ -66,6 +67,7 @@ func Reconcile(ctx context.Context, g *Gateway, cfg *Config, opts ReconcileOptio
 	}
 	if opts.Mode != ModePlan {
 		res := Apply(ctx, g.Backend, r.Plan, opts.Progress)
+		whyNoIPv6(res, g.Self6.Why)
 		r.Result = &res
 	}
 	return r, nil

@@ -249,6 +249,7 @@ func (l *loader) rule(i int, item *yaml.Node) *ruleInput {
 	protoOK := l.ruleProtocols(r, svc, svcOK)
 	portOK := l.rulePorts(r, svc, svcOK)
 	r.portOK = protoOK && portOK
+	l.ruleFamily(r)
 	l.ruleHost(r)
 	r.Description, _ = l.scalar(r.nodes["description"], joinKey(path, "description"))
 	r.Hairpin, _ = l.boolean(r.nodes["hairpin"], joinKey(path, "hairpin"))

@@ -40,17 +40,21 @@ func firstClaims(inputs []*ruleInput) []int {
 	return first
 }
 
-// claimantsByProtocol lists, per protocol, the indexes of the valid rules
-// that forward it, in file order.
-func claimantsByProtocol(inputs []*ruleInput) map[Protocol][]int {
-	by := make(map[Protocol][]int)
+// claimantsByProtocol lists, per protocol and family, the indexes of the
+// valid rules that forward it, in file order: an IPv4 forward and an IPv6
+// pinhole of the same port do not collide.
+func claimantsByProtocol(inputs []*ruleInput) map[Key][]int {
+	by := make(map[Key][]int)
 	for j, r := range inputs {
 		if !r.portOK {
 			continue
 		}
 		for _, p := range r.Protocols {
-			if idx := by[p]; len(idx) == 0 || idx[len(idx)-1] != j {
-				by[p] = append(idx, j)
+			for _, f := range r.families() {
+				k := Key{Protocol: p, Family: f}
+				if idx := by[k]; len(idx) == 0 || idx[len(idx)-1] != j {
+					by[k] = append(idx, j)
+				}
 			}
 		}
 	}

@@ -18,8 +18,10 @@ var hostnamePattern = regexp.MustCompile(`^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Z
 // anyone meant either.
 var dottedNumbers = regexp.MustCompile(`^[0-9.]+$`)
 
-// ruleHost reads internal_host: "self" (the default), an IPv4 literal, or a
-// hostname that resolveHosts looks up later.
+// ruleHost reads internal_host: "self" (the default), an IP literal of the
+// rule's family, or a hostname that resolveHosts looks up later (for a
+// dual rule, both its IPv4 and its IPv6 address). A literal cannot serve a
+// dual rule, which needs one address of each family.
 func (l *loader) ruleHost(r *ruleInput) {
 	key := joinKey(r.path, "internal_host")
 	s, ok := l.scalar(r.nodes["internal_host"], key)
@@ -34,26 +36,52 @@ func (l *loader) ruleHost(r *ruleInput) {
 		return
 	}
 	if a, err := netip.ParseAddr(s); err == nil {
-		if err := checkHostAddr(a); err != nil {
-			l.errorf(line, key, "internal_host %s %s", s, err)
-			return
-		}
-		r.InternalAddr = a.Unmap()
+		l.hostLiteral(r, a.Unmap(), line, key)
 		return
 	}
 	if len(s) > 253 || dottedNumbers.MatchString(s) || !hostnamePattern.MatchString(s) {
-		l.errorf(line, key, "invalid internal_host %q: want self, an IPv4 address or a hostname", s)
+		l.errorf(line, key, "invalid internal_host %q: want self, an IP address or a hostname", s)
 		return
 	}
 	r.lookup = true
 }
 
-// checkHostAddr rejects addresses a gateway cannot forward to.
+// hostLiteral takes an address written as internal_host, if it is one the
+// rule's family can open.
+func (l *loader) hostLiteral(r *ruleInput, a netip.Addr, line int, key string) {
+	switch {
+	case r.opensIPv4() && r.opensIPv6():
+		l.errorf(line, key, "internal_host %s is one address, but family: dual opens an IPv4 forward and an IPv6 pinhole: use self, a hostname with both addresses, or two rules (family: ipv4 and family: ipv6)", a)
+	case a.Is4() && r.opensIPv6():
+		l.errorf(line, key, "internal_host %s is IPv4, but the rule is family: ipv6: give the host's global IPv6 address, or family: ipv4", a)
+	case a.Is6() && r.opensIPv4():
+		l.errorf(line, key, "internal_host %s is IPv6: a gateway forwards IPv4 ports to IPv4 hosts; for a pinhole to this IPv6 address set family: ipv6", a)
+	default:
+		if err := checkHostAddr(a); err != nil {
+			l.errorf(line, key, "internal_host %s %s", a, err)
+			return
+		}
+		r.setAddr(a)
+	}
+}
+
+// setAddr records a resolved address in the field of its family.
+func (r *ruleInput) setAddr(a netip.Addr) {
+	if FamilyOf(a) == IPv6 {
+		r.InternalAddr6 = a
+		return
+	}
+	r.InternalAddr = a
+}
+
+// checkHostAddr rejects addresses a gateway cannot forward to, or open a
+// pinhole to: an IPv6 one must be global, since the internet cannot reach
+// a link-local or unique local address.
 func checkHostAddr(a netip.Addr) error {
 	a = a.Unmap()
 	switch {
-	case !a.Is4():
-		return errors.New("is not IPv4; a home gateway forwards IPv4 ports (for IPv6, open the router's firewall instead)")
+	case a.Is6() && (a.IsLinkLocalUnicast() || a.IsPrivate()):
+		return errors.New("is a link-local or unique local IPv6 address the internet cannot reach; give the host's global IPv6 address (or self)")
 	case a.IsLoopback():
 		return errors.New("is a loopback address the gateway cannot reach; use internal_host: self for this machine")
 	case a.IsUnspecified(), a.IsMulticast(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
@@ -69,8 +97,8 @@ func (l *loader) resolveHosts(ctx context.Context, inputs []*ruleInput) {
 		lookup = defaultLookup
 	}
 	type result struct {
-		addr netip.Addr
-		err  error
+		addrs []netip.Addr
+		err   error
 	}
 	cache := make(map[string]result)
 	for _, r := range inputs {
@@ -79,46 +107,56 @@ func (l *loader) resolveHosts(ctx context.Context, inputs []*ruleInput) {
 		}
 		res, done := cache[r.InternalHost]
 		if !done {
-			res.addr, res.err = lookupIPv4(ctx, lookup, r.InternalHost)
+			res.addrs, res.err = lookupAddrs(ctx, lookup, r.InternalHost)
 			cache[r.InternalHost] = res
 		}
-		if res.err != nil {
-			l.errorf(r.nodes["internal_host"].Line, joinKey(r.path, "internal_host"), "internal_host %q does not resolve: %v", r.InternalHost, res.err)
-			continue
+		for _, f := range r.families() {
+			a, err := usableOf(res.addrs, res.err, f)
+			if err != nil {
+				l.errorf(r.nodes["internal_host"].Line, joinKey(r.path, "internal_host"), "internal_host %q does not resolve: %v", r.InternalHost, err)
+				break
+			}
+			r.setAddr(a)
 		}
-		r.InternalAddr = res.addr
 	}
 }
 
-// lookupIPv4 resolves host to its first usable IPv4 address.
-func lookupIPv4(ctx context.Context, lookup func(context.Context, string) ([]netip.Addr, error), host string) (netip.Addr, error) {
+// lookupAddrs resolves host within lookupTimeout.
+func lookupAddrs(ctx context.Context, lookup func(context.Context, string) ([]netip.Addr, error), host string) ([]netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
-	addrs, err := lookup(ctx, host)
+	return lookup(ctx, host)
+}
+
+// usableOf is the first usable address of family f a lookup gave.
+func usableOf(addrs []netip.Addr, err error, f Family) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	var firstErr error
 	for _, a := range addrs {
-		if !a.Unmap().Is4() {
+		if a = a.Unmap(); FamilyOf(a) != f {
 			continue
 		}
 		if err := checkHostAddr(a); err != nil {
-			firstErr = fmt.Errorf("it resolves to %s, which %w", a.Unmap(), err)
+			firstErr = fmt.Errorf("it resolves to %s, which %w", a, err)
 			continue
 		}
-		return a.Unmap(), nil
+		return a, nil
 	}
 	if firstErr != nil {
 		return netip.Addr{}, firstErr
 	}
+	if f == IPv6 {
+		return netip.Addr{}, errors.New("no IPv6 address (a pinhole needs the host's global IPv6 address)")
+	}
 	return netip.Addr{}, errors.New("no IPv4 address")
 }
 
-// defaultLookup resolves with the system resolver, IPv4 only: the gateway
-// forwards to IPv4 LAN hosts.
+// defaultLookup resolves with the system resolver, both families: each
+// rule takes the address of the family it opens.
 func defaultLookup(ctx context.Context, host string) ([]netip.Addr, error) {
-	return net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 }
 
 // checkNames reports rule names used twice: the name is the ownership tag on

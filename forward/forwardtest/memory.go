@@ -17,6 +17,9 @@ type Memory struct {
 	Self     netip.Addr // the host portfwd runs on
 	External netip.Addr // the WAN address reported
 	Secure   bool
+	// Self6 is the host's IPv6 address; when set the gateway opens IPv6
+	// pinholes too (Properties.IPv6), in secure mode only to Self6.
+	Self6 netip.Addr
 
 	mu       sync.Mutex
 	mappings map[forward.Key]forward.Mapping
@@ -40,7 +43,7 @@ func (g *Memory) Properties() forward.Properties {
 		third = forward.ThirdPartyIfAllowed
 	}
 	return forward.Properties{Name: "memory", Gateway: "memory", Protocols: []string{"memory"},
-		PermanentLeases: true, ThirdParty: third}
+		PermanentLeases: true, ThirdParty: third, IPv6: g.Self6.IsValid()}
 }
 
 // LocalAddr implements forward.Locator: Self.
@@ -69,7 +72,11 @@ func (g *Memory) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, e
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.adds++
-	if g.Secure && m.InternalHost != g.Self {
+	self := g.Self
+	if m.Family == forward.IPv6 {
+		self = g.Self6
+	}
+	if g.Secure && m.InternalHost != self {
 		return forward.Mapping{}, forward.ErrNotAuthorized
 	}
 	if old, ok := g.mappings[m.Key]; ok && (old.InternalHost != m.InternalHost || old.Description != m.Description && !forward.Adopts(old, m)) {
