@@ -18,6 +18,13 @@ type Locator interface {
 	LocalAddr() netip.Addr
 }
 
+// Locator6 is a backend that knows the IPv6 address this host opens
+// pinholes for: what "internal_host: self" stands for on IPv6 rules, in
+// place of the one ChooseSelfIPv6 would choose. LocalAddr6 does no I/O.
+type Locator6 interface {
+	LocalAddr6() SelfIPv6
+}
+
 // Warner is a backend that learns things the user should know although
 // nothing failed: a gateway that restarted and lost its mappings, a host
 // that cannot forward yet. Warnings returns what was learnt since the last
@@ -122,6 +129,16 @@ func SelfOf(b Backend) netip.Addr {
 		return l.LocalAddr()
 	}
 	return netip.Addr{}
+}
+
+// Self6Of is the IPv6 address b opens pinholes for (Locator6), else the
+// one ChooseSelfIPv6 chooses next to self, this host's address toward
+// the gateway.
+func Self6Of(b Backend, self netip.Addr) SelfIPv6 {
+	if l, ok := As[Locator6](b); ok {
+		return l.LocalAddr6()
+	}
+	return ChooseSelfIPv6(self)
 }
 
 // WarningsOf drains b's warnings (Warner), or returns none.

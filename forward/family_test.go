@@ -95,3 +95,18 @@ func TestPinholeRefusedWithoutIPv6(t *testing.T) {
 		})
 	}
 }
+
+// TestRuleStatesPerFamily: the loop's rule states say which family of a
+// dual rule is down: the gateway made the forward and cannot open the
+// pinhole.
+func TestRuleStatesPerFamily(t *testing.T) {
+	h := start(t, dualConfig(t), func(h *harness) {
+		h.loop.Connect = func(context.Context) (*forward.Gateway, error) {
+			return &forward.Gateway{Backend: h.gw, Self: self, Self6: forward.SelfIPv6{Addr: hostSelf6}}, nil
+		}
+	})
+	rep := h.obs.report(t)
+	if len(rep.Rules) != 1 || len(rep.Rules[0].Families) != 2 || len(rep.Rules[0].Down) != 1 || rep.Rules[0].Down[0] != forward.IPv6 {
+		t.Errorf("rule states %+v, want minecraft down on ipv6 alone", rep.Rules)
+	}
+}

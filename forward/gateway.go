@@ -90,10 +90,10 @@ func (d *Detection) Asking() string {
 }
 
 // NewGateway is the Gateway of backend b, with Self from b (Locator) and
-// Self6 chosen among this host's IPv6 addresses.
+// Self6 from b (Locator6) or chosen among this host's IPv6 addresses.
 func NewGateway(b Backend) *Gateway {
 	self := SelfOf(b)
-	return &Gateway{Backend: b, Self: self, Self6: ChooseSelfIPv6(self)}
+	return &Gateway{Backend: b, Self: self, Self6: Self6Of(b, self)}
 }
 
 // Hosts are the addresses self stands for on g.

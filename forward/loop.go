@@ -539,7 +539,7 @@ func expiry(now time.Time, lease time.Duration) time.Time {
 func ruleStates(cfg *Config, res Result, now time.Time) []RuleState {
 	out := make([]RuleState, 0, len(cfg.Rules))
 	for _, r := range cfg.Rules {
-		st := RuleState{Rule: r.Name, State: RuleOK}
+		st := RuleState{Rule: r.Name, State: RuleOK, Families: r.families()}
 		var errs []string
 		for _, o := range res.Outcomes {
 			if o.Change.Rule != r.Name || o.Change.Action == Delete {
@@ -550,6 +550,9 @@ func ruleStates(cfg *Config, res Result, now time.Time) []RuleState {
 				continue
 			}
 			errs = append(errs, o.Err.Error())
+			if !slices.Contains(st.Down, o.Change.Key.Family) {
+				st.Down = append(st.Down, o.Change.Key.Family)
+			}
 			if errors.Is(o.Err, ErrConflict) {
 				st.State = RuleConflict
 			} else if st.State == RuleOK {

@@ -38,6 +38,11 @@ type RuleState struct {
 	State   RuleStatus
 	Expires time.Time // when the earliest of its mappings' leases runs out; zero for permanent
 	Error   string    // why, when not ok
+	// Families are the address families the rule opens; Down those of
+	// them with a mapping that failed or is held by someone else (a dual
+	// rule whose forward works and whose pinhole was refused is down on
+	// IPv6 alone).
+	Families, Down []Family
 }
 
 // RuleStatus is how a rule stands after a reconcile.

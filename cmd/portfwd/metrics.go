@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,11 +33,11 @@ type metrics struct {
 	interval time.Duration
 	now      func() time.Time // tests replace it
 
-	ruleUp, ruleState, leaseExpiry, gatewayInfo, probeVerdict *prometheus.GaugeVec
-	reconciles, changes                                       *prometheus.CounterVec
-	duration                                                  prometheus.Histogram
-	unreachable                                               prometheus.Counter
-	lastReconcile, lastSuccess                                prometheus.Gauge
+	ruleUp, ruleFamilyUp, ruleState, leaseExpiry, gatewayInfo, probeVerdict *prometheus.GaugeVec
+	reconciles, changes                                                     *prometheus.CounterVec
+	duration                                                                prometheus.Histogram
+	unreachable                                                             prometheus.Counter
+	lastReconcile, lastSuccess                                              prometheus.Gauge
 
 	// mu makes a report's reset-and-set of the vectors it replaces atomic
 	// to a scrape, which would otherwise see the rules half gone.
@@ -58,7 +59,7 @@ func newMetrics(interval time.Duration) *metrics {
 	m.registerReconciles()
 	m.registerGateway()
 	m.reg.MustRegister(&lockedCollector{mu: &m.mu,
-		cs: []prometheus.Collector{m.ruleUp, m.ruleState, m.leaseExpiry, m.probeVerdict, m.gatewayInfo}})
+		cs: []prometheus.Collector{m.ruleUp, m.ruleFamilyUp, m.ruleState, m.leaseExpiry, m.probeVerdict, m.gatewayInfo}})
 	return m
 }
 
@@ -84,6 +85,9 @@ func (m *metrics) registerRules() {
 	m.ruleUp = m.gaugeVec("rule_up",
 		"Whether the rule's forwards are on the gateway as the config asks: 1 ok, 0 failed or held by someone else (see portfwd_rule_state). Alert on == 0.",
 		"rule")
+	m.ruleFamilyUp = m.gaugeVec("rule_family_up",
+		"Per address family the rule opens (ipv4: the port forward, ipv6: the firewall pinhole), whether its mappings are on the gateway as asked: 1 ok, 0 failed or held by someone else. A dual rule whose pinhole was refused is 1 on ipv4 and 0 on ipv6.",
+		"rule", "family")
 	m.ruleState = m.gaugeVec("rule_state",
 		"The rule's state after the last reconcile: 1 for the current state (ok, failed, conflict), 0 for the others. conflict: another device holds the port; failed: the gateway refused.",
 		"rule", "state")
@@ -163,10 +167,14 @@ func (m *metrics) Reconciled(r forward.ReconcileReport) {
 // query for a state never finds nothing. Callers hold m.mu.
 func (m *metrics) setRules(rules []forward.RuleState) {
 	m.ruleUp.Reset()
+	m.ruleFamilyUp.Reset()
 	m.ruleState.Reset()
 	m.leaseExpiry.Reset()
 	for _, rs := range rules {
 		m.ruleUp.WithLabelValues(rs.Rule).Set(boolFloat(rs.State == forward.RuleOK))
+		for _, f := range rs.Families {
+			m.ruleFamilyUp.WithLabelValues(rs.Rule, f.String()).Set(boolFloat(!slices.Contains(rs.Down, f)))
+		}
 		for _, s := range forward.RuleStatuses() {
 			m.ruleState.WithLabelValues(rs.Rule, s.String()).Set(boolFloat(rs.State == s))
 		}

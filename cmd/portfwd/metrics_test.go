@@ -263,3 +263,19 @@ func TestMetricsServeBadAddr(t *testing.T) {
 		t.Errorf("err = %v, want one naming --metrics", err)
 	}
 }
+
+// TestMetricsRuleFamilies: a dual rule whose pinhole was refused is up on
+// ipv4 and down on ipv6; an IPv4 rule has its ipv4 series alone.
+func TestMetricsRuleFamilies(t *testing.T) {
+	t.Parallel()
+	m := newMetrics(time.Minute)
+	m.Reconciled(forward.ReconcileReport{Start: t0, Reason: forward.JobStart, Backend: "natpmp", Rules: []forward.RuleState{
+		{Rule: "minecraft", State: forward.RuleFailed, Families: []forward.Family{forward.IPv4, forward.IPv6}, Down: []forward.Family{forward.IPv6}},
+		{Rule: "ssh", State: forward.RuleOK, Families: []forward.Family{forward.IPv4}},
+	}})
+	expose(t, scrape(t, m), []string{
+		`portfwd_rule_family_up{family="ipv4",rule="minecraft"} 1`,
+		`portfwd_rule_family_up{family="ipv6",rule="minecraft"} 0`,
+		`portfwd_rule_family_up{family="ipv4",rule="ssh"} 1`,
+	}, `portfwd_rule_family_up{family="ipv6",rule="ssh"}`)
+}

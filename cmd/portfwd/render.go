@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -78,7 +79,9 @@ func (t *table) row(cells ...string) {
 }
 
 type mappingView struct {
-	Protocol     string `json:"protocol"`
+	Protocol string `json:"protocol"`
+	// Family is ipv4 for a port forward, ipv6 for a firewall pinhole.
+	Family       string `json:"family"`
 	ExternalPort uint16 `json:"external_port"`
 	InternalHost string `json:"internal_host"`
 	InternalPort uint16 `json:"internal_port"`
@@ -95,9 +98,27 @@ func viewMapping(m *forward.Mapping) *mappingView {
 	if m == nil {
 		return nil
 	}
-	return &mappingView{Protocol: string(m.Protocol), ExternalPort: m.ExternalPort,
-		InternalHost: m.InternalHost.String(), InternalPort: m.InternalPort, Description: m.Description,
+	return &mappingView{Protocol: string(m.Protocol), Family: m.Family.String(), ExternalPort: m.ExternalPort,
+		InternalHost: hostString(m.InternalHost), InternalPort: m.InternalPort, Description: m.Description,
 		LeaseSeconds: int64(m.Lease.Seconds()), Enabled: m.Enabled, Rule: m.Owner(), Hairpin: m.Hairpin}
+}
+
+// proto is the protocol as the tables show it: "tcp", or "tcp6" for a
+// pinhole, as Key.String spells it.
+func (v *mappingView) proto() string {
+	if v.Family == forward.IPv6.String() {
+		return v.Protocol + "6"
+	}
+	return v.Protocol
+}
+
+// target is where the mapping sends traffic: "192.168.1.10:25565" or
+// "[2a02:8000:77:1::10]:25565".
+func (v *mappingView) target() string {
+	if a, err := netip.ParseAddr(v.InternalHost); err == nil {
+		return hostPort(a, v.InternalPort)
+	}
+	return fmt.Sprintf("%s:%d", v.InternalHost, v.InternalPort)
 }
 
 type gatewayView struct {
@@ -105,6 +126,13 @@ type gatewayView struct {
 	URL       string   `json:"url"`
 	Protocols []string `json:"protocols"`
 	ThisHost  string   `json:"this_host"`
+	// ThisHostIPv6 is what self stands for on IPv6 rules: the host's
+	// stable global IPv6 address, and why it was chosen (or why there is
+	// none, in why alone).
+	ThisHostIPv6    string `json:"this_host_ipv6,omitempty"`
+	ThisHostIPv6Why string `json:"this_host_ipv6_why,omitempty"`
+	// IPv6: the backend opens IPv6 pinholes.
+	IPv6      bool     `json:"ipv6"`
 	Asked     []string `json:"asked,omitempty"`     // backend: auto: the protocols asked
 	Answered  []string `json:"answered,omitempty"`  // the protocols that answered
 	Detection string   `json:"detection,omitempty"` // what was asked and how long was waited, for people
@@ -119,7 +147,11 @@ type gatewayView struct {
 
 func viewGateway(g *forward.Gateway) gatewayView {
 	p := g.Backend.Properties()
-	v := gatewayView{Backend: p.Name, URL: p.Gateway, Protocols: p.Protocols, ThisHost: g.Self.String(), FromState: p.ListsFromState}
+	v := gatewayView{Backend: p.Name, URL: p.Gateway, Protocols: p.Protocols, ThisHost: g.Self.String(), FromState: p.ListsFromState,
+		IPv6: p.IPv6, ThisHostIPv6Why: g.Self6.Why}
+	if g.Self6.Addr.IsValid() {
+		v.ThisHostIPv6 = g.Self6.Addr.String()
+	}
 	if g.Detection != nil {
 		d := g.Detection
 		v.Asked, v.Answered, v.Detection, v.Why, v.Remembered = d.Asked, d.Answered, d.Asking(), d.Why, d.Remembered
@@ -150,11 +182,20 @@ func detectionWords(v gatewayView) string {
 	return v.Detection + "; chose " + v.Backend + ": " + v.Why
 }
 
+// ipv6Words names the IPv6 address pinholes open, where the backend opens
+// them: " and 2a02:8000:77:1::10 (the stable global address on eth0)".
+func ipv6Words(v gatewayView) string {
+	if !v.IPv6 || v.ThisHostIPv6 == "" {
+		return ""
+	}
+	return fmt.Sprintf(" and %s (%s)", v.ThisHostIPv6, v.ThisHostIPv6Why)
+}
+
 // gatewayLine says on stderr which gateway the command talks to, and how
 // detection chose it.
 func (p *printer) gatewayLine(g *forward.Gateway) {
 	v := viewGateway(g)
-	p.errf("gateway: %s, this host %s\n", gatewayWords(v), v.ThisHost)
+	p.errf("gateway: %s, this host %s%s\n", gatewayWords(v), v.ThisHost, ipv6Words(v))
 	if d := detectionWords(v); d != "" {
 		p.errf("gateway: %s\n", d)
 	}
@@ -194,7 +235,24 @@ func target(c forward.Change) string {
 	if m == nil {
 		m = c.Before
 	}
-	return fmt.Sprintf("%s:%d", m.InternalHost, m.InternalPort)
+	return hostPort(m.InternalHost, m.InternalPort)
+}
+
+// hostString is a's text, or "(no address)" for an IPv6 rule for self on
+// a host without IPv6.
+func hostString(a netip.Addr) string {
+	if !a.IsValid() {
+		return "(no address)"
+	}
+	return a.String()
+}
+
+// hostPort is "192.168.1.10:25565" or "[2a02:8000:77:1::10]:25565".
+func hostPort(a netip.Addr, port uint16) string {
+	if !a.IsValid() {
+		return fmt.Sprintf("(no address):%d", port)
+	}
+	return netip.AddrPortFrom(a, port).String()
 }
 
 // summary counts a plan's changes by action, for the closing line and JSON.

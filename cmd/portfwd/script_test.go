@@ -64,6 +64,7 @@ func TestScripts(t *testing.T) {
 // mappings it holds.
 type fileGateway struct {
 	Self     netip.Addr `json:"self"`
+	Self6    netip.Addr `json:"self6"` // this host's IPv6 address; set: the gateway opens pinholes
 	External netip.Addr `json:"external"`
 	Name     string     `json:"name"`   // Properties.Name; "memory" when empty
 	Refuse   []string   `json:"refuse"` // keys ("tcp/2456") whose Add the gateway refuses
@@ -107,6 +108,7 @@ func fileGatewayOpeners(path string, wait time.Duration) []forward.Opener {
 		}
 		mem := forwardtest.NewMemory(fg.Self)
 		mem.External = fg.External
+		mem.Self6 = fg.Self6
 		for _, m := range fg.Mappings {
 			mem.Put(m)
 		}
@@ -188,6 +190,7 @@ func (b *fileBackend) save(ctx context.Context) error {
 //	gateway refuse PROTO/PORT                      refuse mappings on a key
 //	gateway silent on|off                          answer nothing (opening waits --timeout)
 //	gateway networks PREFIX...                     the only networks it reaches
+//	gateway ipv6 ADDR                              open pinholes, this host being ADDR
 //	gateway has PROTO/PORT [HOST:PORT [DESCRIPTION]]
 //	gateway count N                                how many mappings it holds
 func cmdGateway(ts *testscript.TestScript, neg bool, args []string) {
@@ -206,6 +209,10 @@ func cmdGateway(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(fg.write(path))
 	case "silent":
 		fg.Silent = args[1] == "on"
+		ts.Check(fg.write(path))
+	case "ipv6":
+		fg.Self6, err = netip.ParseAddr(args[1])
+		ts.Check(err)
 		ts.Check(fg.write(path))
 	case "networks":
 		for _, a := range args[1:] {
@@ -243,13 +250,18 @@ func scriptMapping(ts *testscript.TestScript, args []string) forward.Mapping {
 	return forward.Mapping{Key: k, InternalHost: ap.Addr(), InternalPort: ap.Port(), Description: desc, Enabled: true}
 }
 
+// scriptKey reads "tcp/25565", or "tcp6/25565" for a pinhole.
 func scriptKey(ts *testscript.TestScript, s string) forward.Key {
 	proto, port, ok := strings.Cut(s, "/")
 	n, err := strconv.ParseUint(port, 10, 16)
 	if !ok || err != nil {
 		ts.Fatalf("bad key %q: want PROTO/PORT", s)
 	}
-	return forward.Key{Protocol: forward.Protocol(proto), ExternalPort: uint16(n)}
+	k := forward.Key{Protocol: forward.Protocol(proto), ExternalPort: uint16(n)}
+	if p, six := strings.CutSuffix(proto, "6"); six {
+		k.Protocol, k.Family = forward.Protocol(p), forward.IPv6
+	}
+	return k
 }
 
 // matches reports whether m is on the key args name, to HOST:PORT and

@@ -118,6 +118,9 @@ func printStatus(out *printer, doc statusDoc) error {
 	}
 	info.row("EXTERNAL ADDRESS", ext)
 	info.row("THIS HOST", doc.Gateway.ThisHost)
+	if doc.Gateway.ThisHostIPv6 != "" {
+		info.row("THIS HOST IPV6", doc.Gateway.ThisHostIPv6+" ("+doc.Gateway.ThisHostIPv6Why+")")
+	}
 	if doc.Gateway.FromState {
 		info.row("MAPPINGS", "as portfwd recorded them: "+doc.Gateway.Backend+" cannot list the router's mappings, so others' are not shown")
 	}
@@ -131,7 +134,7 @@ func printStatus(out *printer, doc statusDoc) error {
 		if m.RuleDescription != "" {
 			desc += " (" + m.RuleDescription + ")"
 		}
-		t.row(m.Protocol, fmt.Sprint(m.ExternalPort), fmt.Sprintf("%s:%d", m.InternalHost, m.InternalPort),
+		t.row(m.proto(), fmt.Sprint(m.ExternalPort), m.target(),
 			forward.LeaseString(secondsDuration(m.LeaseSeconds)), m.Ownership, mappingNote(m.mappingView), desc)
 	}
 	if err := t.flush(); err != nil {

@@ -49,6 +49,14 @@ func (g *Memory) Properties() forward.Properties {
 // LocalAddr implements forward.Locator: Self.
 func (g *Memory) LocalAddr() netip.Addr { return g.Self }
 
+// LocalAddr6 implements forward.Locator6: Self6.
+func (g *Memory) LocalAddr6() forward.SelfIPv6 {
+	if !g.Self6.IsValid() {
+		return forward.SelfIPv6{Why: "the in-memory gateway has no IPv6"}
+	}
+	return forward.SelfIPv6{Addr: g.Self6, Interface: "mem0", Why: "the in-memory gateway's IPv6 address for this host"}
+}
+
 // List implements forward.Backend.
 func (g *Memory) List(ctx context.Context) ([]forward.Mapping, error) {
 	if err := ctx.Err(); err != nil {
