@@ -12,6 +12,9 @@ import (
 // runs on this machine) and whether it answers in its protocol.
 func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
 	s := Step{Layer: LayerLocal}
+	if !t.Internal.Addr().IsValid() {
+		return c.noAddress6(t), Result{}
+	}
 	owner := ""
 	if t.Self {
 		bound, ok := c.bound(t)
@@ -38,6 +41,9 @@ func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
 		s.Fix = FixInternalHost
 	case t.Kind == UDP && errors.Is(res.Err, ErrNoAnswer):
 		s.Status, s.Message = StatusWarn, fmt.Sprintf("no answer from %s; a plain UDP probe cannot tell more", t.Internal)
+	case errors.Is(res.Err, ErrRefused) && t.Family() == forward.IPv6:
+		s.Status, s.Message = StatusFail, fmt.Sprintf("nothing listening on %s over IPv6", t.Internal)
+		s.Fix = "start the server; if it runs, it listens on IPv4 only: " + ipv6ListenFix(t.Kind, t.Internal.Port())
 	case errors.Is(res.Err, ErrRefused):
 		s.Status, s.Message = StatusFail, fmt.Sprintf("nothing listening on %s", t.Internal)
 		s.Fix = "start the server, and check internal_port and internal_host"
@@ -65,6 +71,9 @@ func (c *Checker) bound(t Target) (s Step, ok bool) {
 		return Step{Message: rep.Message}, true
 	}
 	s = Step{Layer: LayerLocal, Status: StatusFail, Message: rep.Message, Fix: rep.Fix}
+	if t.Family() == forward.IPv6 && ipv4Only(bs) {
+		s.Fix = ipv6ListenFix(t.Kind, t.Internal.Port())
+	}
 	if len(bs) == 0 {
 		s.Message = fmt.Sprintf("nothing listening on %s: %s", t.Internal, rep.Message)
 		s.Fix = "start the server, and check the rule's internal_port"
