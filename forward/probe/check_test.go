@@ -28,6 +28,7 @@ var (
 type world struct {
 	answers  map[netip.AddrPort]Result // by address probed
 	bindings []Binding
+	bindErr  error // Bindings cannot look (not Linux, /proc unreadable)
 	gw       *forwardtest.Memory
 	outside  *fakeVantage
 }
@@ -48,7 +49,7 @@ func (w *world) probe(_ context.Context, kind Kind, addr netip.AddrPort, _ Optio
 
 func (w *world) checker() *Checker {
 	c := &Checker{Gateway: w.gw, Self: lanHost, Probe: w.probe,
-		Bindings: func(forward.Protocol, uint16) ([]Binding, error) { return w.bindings, nil }}
+		Bindings: func(forward.Protocol, uint16) ([]Binding, error) { return w.bindings, w.bindErr }}
 	if w.outside != nil {
 		c.Vantage = w.outside
 	}
