@@ -171,7 +171,7 @@ func TestCheckOverIPv6CouldNotRun(t *testing.T) {
 	}
 	r := reports[1]
 	if r.Verdict != Inconclusive || r.VantageErr == nil || !strings.Contains(r.VantageErr.Error(), "answered over IPv4 only") ||
-		!strings.Contains(stepOf(r, LayerOutside).Message, "the probe over IPv6 could not run") {
+		!strings.Contains(stepOf(r, LayerOutside).Message, "not checked from outside over IPv6: ") {
 		t.Errorf("IPv6: %s, %v, outside %+v", r.Verdict, r.VantageErr, stepOf(r, LayerOutside))
 	}
 }

@@ -95,7 +95,7 @@ func (env *survey) outside6(t Target) (Step, Result) {
 		s.Message = fmt.Sprintf("not checked from outside: the probe server probes only the address a request comes from, and %s is another host's", t.Internal.Addr())
 		return s, Result{}
 	case a.err != nil:
-		s.Status, s.Message = StatusWarn, "the probe over IPv6 could not run: "+a.err.Error()
+		s.Status, s.Message = StatusWarn, "not checked from outside over IPv6: "+a.err.Error()
 		return s, Result{}
 	}
 	res, ok := a.results[t.request()]
