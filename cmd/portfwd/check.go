@@ -139,8 +139,15 @@ without a config. For each it checks, in order:
            without one, only a hairpin test from inside, a weak signal
 
 and says reachable, unreachable (with the first broken layer and the fix),
-or inconclusive. Exit code 4 when a rule is unreachable, 5 when the probe
-server could not be asked (unreachable, or it refused the token).`,
+or inconclusive. A rule with family: ipv6 or dual is checked over IPv6 too:
+the server listens on IPv6 (not on 0.0.0.0 only), the router holds the
+pinhole, the address is global, and the probe server, asked over IPv6 from
+that address, reaches it. Give --via twice (an IPv4 and an IPv6 address)
+for a probe server without a name that has both.
+
+Exit code 4 when a rule is unreachable, 5 when the probe server could not
+be asked (unreachable, over IPv6 too for an IPv6 rule, or it refused the
+token).`,
 		Example: `  portfwd check
   portfwd check minecraft.yaml --via https://vps.example:8443
   portfwd check minecraft-java

@@ -28,6 +28,13 @@ func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
 		s.Status, s.Message, s.Fix = StatusFail, fmt.Sprintf("%s does not answer: %s", t.Internal, problem), FixInternalHost
 		return s, res
 	}
+	return answerStep(t, res, owner), res
+}
+
+// answerStep is the local step once t's server was probed (res); owner
+// names who holds its port, when known.
+func answerStep(t Target, res Result, owner string) Step {
+	s := Step{Layer: LayerLocal}
 	switch {
 	case res.Answered && owner != "":
 		s.Status, s.Message = StatusOK, fmt.Sprintf("%s; it answers %s on %s", owner, t.Kind, t.Internal)
@@ -51,7 +58,7 @@ func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
 		s.Status, s.Message = StatusFail, fmt.Sprintf("%s does not answer as %s: %v", t.Internal, t.Kind, res.Err)
 		s.Fix = "check that the server runs, the port is the right one, and the host's firewall allows it"
 	}
-	return s, res
+	return s
 }
 
 // bound looks at this machine's sockets: nothing bound, or bound to
