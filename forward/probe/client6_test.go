@@ -98,8 +98,14 @@ func TestRemoteVantageChoosesTheFamily(t *testing.T) {
 	if !errors.Is(err, ErrNotThisHost) {
 		t.Errorf("from an address this host does not have: %v, want ErrNotThisHost", err)
 	}
-	if addrs, _ := log.recorded(); len(addrs) != 2 {
+	addrs, thirdParty := log.recorded()
+	if len(addrs) != 2 {
 		t.Errorf("the server probed %v; want two probes, one per family", addrs)
+	}
+	for i, err := range thirdParty {
+		if !errors.Is(err, errNotRequester) {
+			t.Errorf("probe of %s: the dialer let a third party through: %v", addrs[i], err)
+		}
 	}
 }
 
