@@ -163,3 +163,18 @@ func serveMinecraftIPv4Only(t *testing.T, l *lab.Lab) {
 	go probetest.ServeMinecraftJava(ln, probetest.JavaStatus{Version: "1.21.4", Protocol: 769, Players: 3, MaxPlayers: 20,
 		Description: "Saturday survival"})
 }
+
+// TestLabCheckCarrierGradeNATOffersIPv6: behind carrier-grade NAT (the
+// router's WAN address in 100.64.0.0/10), on a LAN with IPv6, check's fix
+// for an IPv4 rule is IPv6: family: dual, and the address friends then
+// connect to.
+func TestLabCheckCarrierGradeNATOffersIPv6(t *testing.T) {
+	l := lab.ForTest(t, lab.Options{CGNAT: true, IPv6: true})
+	serveMinecraft(t, l, ":25565")
+	r := portfwd(t, l, "check", "-o", "json", writeConfig(t, minecraftRule))
+	friends := netip.AddrPortFrom(l.LANHost6, 25565).String()
+	if c := verdict(t, decode[checkDoc](t, r.stdout), "minecraft"); r.code != exitUnreachable || !strings.Contains(c.Cause, "carrier-grade NAT") ||
+		!strings.Contains(c.Fix, "set family: dual (or ipv6) on rule minecraft") || !strings.Contains(c.Fix, "friends then connect to "+friends+" over IPv6") {
+		t.Errorf("exit %d, %+v; want carrier-grade NAT as the cause and family: dual with %s as the fix", r.code, c, friends)
+	}
+}

@@ -238,7 +238,7 @@ func newCmdProbeServerRun(f *factory, runF func(context.Context, *probeServerOpt
 // probeServerFlagSet declares probe-server's flags.
 func probeServerFlagSet(cmd *cobra.Command, opts *probeServerOptions, pf *probeServerFlags) {
 	s, fl := opts.Server, cmd.Flags()
-	fl.StringArrayVar(&opts.Listen, "listen", []string{":8443"}, "address to listen on; :PORT takes IPv4 and IPv6 (checks over IPv6 need IPv6); repeat it for several, e.g. --listen 192.0.2.8:8443 --listen [2001:db8::8]:8443")
+	fl.StringArrayVar(&opts.Listen, "listen", []string{":8443"}, "address to listen on; :PORT takes IPv4 and IPv6 on one socket; repeat it for several, e.g. --listen 192.0.2.8:8443 --listen [2001:db8::8]:8443")
 	fl.StringVar(&pf.token, "token", "", "require this shared token (Authorization: Bearer); visible in ps, prefer --token-file or "+probeTokenEnv)
 	fl.StringVar(&pf.tokenFile, "token-file", "", "require the shared token in this file (its first line); wins over "+probeTokenEnv)
 	fl.IntVar(&s.MaxPorts, "max-ports", probe.DefaultMaxPorts, "most ports one request may ask for")
