@@ -93,6 +93,7 @@ type applyDoc struct {
 	changesDoc
 	Failed int          `json:"failed"`
 	Via    string       `json:"via,omitempty"`
+	Via6   string       `json:"via6,omitempty"`  // the probe server's URL for IPv6, when another
 	Check  []reportView `json:"check,omitempty"` // absent with --no-probe and for down
 }
 
@@ -170,6 +171,7 @@ func teardown(ctx context.Context, out *printer, g *forward.Gateway) error {
 type checkResult struct {
 	reports []probe.Report
 	via     string
+	via6    string // the probe server's URL for IPv6, when another than via
 }
 
 func printResult(out *printer, cfg *forward.Config, g *forward.Gateway, plan forward.Plan, res forward.Result, checked checkResult) error {
@@ -189,7 +191,7 @@ func printResult(out *printer, cfg *forward.Config, g *forward.Gateway, plan for
 
 // printResultJSON is the document of an apply or a down.
 func printResultJSON(out *printer, cfg *forward.Config, g *forward.Gateway, plan forward.Plan, res forward.Result, checked checkResult) error {
-	doc := applyDoc{changesDoc: newChangesDoc(cfg, g, plan), Failed: res.Failed(), Via: checked.via}
+	doc := applyDoc{changesDoc: newChangesDoc(cfg, g, plan), Failed: res.Failed(), Via: checked.via, Via6: checked.via6}
 	if checked.reports != nil {
 		doc.Check = viewReports(checked.reports)
 	}

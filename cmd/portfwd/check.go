@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -22,7 +24,10 @@ import (
 // probe server that checks from outside, overriding the config's
 // probe_server.
 type vantageFlags struct {
-	Via       string
+	// Via is the probe server's URL, or two: one that reaches it over
+	// IPv4 and one over IPv6 (an IPv6 literal), for a server without a
+	// name that has both.
+	Via       []string
 	Token     string
 	TokenFile string
 	CA        string              // PEM file of the authorities --via's certificate chains to
@@ -30,7 +35,7 @@ type vantageFlags struct {
 }
 
 func (v *vantageFlags) flags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&v.Via, "via", "", "probe server (portfwd probe-server) that checks from outside, e.g. https://vps.example:8443")
+	cmd.Flags().StringArrayVar(&v.Via, "via", nil, "probe server (portfwd probe-server) that checks from outside, e.g. https://vps.example:8443; give it twice, with an IPv4 and an IPv6 address, for a server whose name has not both")
 	cmd.Flags().StringVar(&v.Token, "token", "", "the probe server's token; visible in ps, prefer --token-file or "+probeTokenEnv)
 	cmd.Flags().StringVar(&v.TokenFile, "token-file", "", "read the probe server's token from this file (its first line)")
 	cmd.Flags().StringVar(&v.CA, "via-ca", "", "trust the probe server's certificate if it chains to one in this PEM file (a self-signed one), instead of the system's authorities")
@@ -42,14 +47,15 @@ func (v *vantageFlags) flags(cmd *cobra.Command) {
 // $PORTFWD_PROBE_TOKEN, else the config's (unless --via replaced its URL).
 func (v vantageFlags) vantage(ps forward.ProbeServer) (probe.RemoteVantage, error) {
 	rv := probe.RemoteVantage{URL: ps.URL}
-	if v.Via != "" {
-		rv.URL, ps.Token = v.Via, ""
+	if len(v.Via) > 0 {
+		var err error
+		if rv.URL, rv.URL6, err = viaURLs(v.Via); err != nil {
+			return rv, err
+		}
+		ps.Token = ""
 	}
 	if rv.URL == "" {
 		return rv, nil
-	}
-	if err := forward.CheckProbeServerURL(rv.URL); err != nil {
-		return rv, fmt.Errorf("--via: %w", err)
 	}
 	env := ""
 	if v.getenv != nil {
@@ -61,6 +67,36 @@ func (v vantageFlags) vantage(ps forward.ProbeServer) (probe.RemoteVantage, erro
 	}
 	rv.RootCAs, err = readCA(v.CA)
 	return rv, err
+}
+
+// viaURLs reads --via: one URL for both address families, or two, one of
+// them with an IPv6 literal, which the requests over IPv6 go to (url6).
+func viaURLs(via []string) (url, url6 string, err error) {
+	for _, u := range via {
+		if err := forward.CheckProbeServerURL(u); err != nil {
+			return "", "", fmt.Errorf("--via: %w", err)
+		}
+	}
+	switch {
+	case len(via) == 1:
+		return via[0], "", nil
+	case len(via) == 2 && isIPv6URL(via[0]) != isIPv6URL(via[1]):
+		if isIPv6URL(via[0]) {
+			return via[1], via[0], nil
+		}
+		return via[0], via[1], nil
+	}
+	return "", "", fmt.Errorf("--via given %d times: give the probe server's URL once, or twice with an IPv4 address (or a name) and an IPv6 address, e.g. --via http://192.0.2.8:8443 --via http://[2001:db8::8]:8443", len(via))
+}
+
+// isIPv6URL reports whether u names its host by an IPv6 address.
+func isIPv6URL(u string) bool {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(parsed.Hostname())
+	return err == nil && forward.FamilyOf(a) == forward.IPv6
 }
 
 // readCA is the pool of the certificates in the PEM file path; nil (the
@@ -103,8 +139,15 @@ without a config. For each it checks, in order:
            without one, only a hairpin test from inside, a weak signal
 
 and says reachable, unreachable (with the first broken layer and the fix),
-or inconclusive. Exit code 4 when a rule is unreachable, 5 when the probe
-server could not be asked (unreachable, or it refused the token).`,
+or inconclusive. A rule with family: ipv6 or dual is checked over IPv6 too:
+the server listens on IPv6 (not on 0.0.0.0 only), the router holds the
+pinhole, the address is global, and the probe server, asked over IPv6 from
+that address, reaches it. Give --via twice (an IPv4 and an IPv6 address)
+for a probe server without a name that has both.
+
+Exit code 4 when a rule is unreachable, 5 when the probe server could not
+be asked (unreachable, over IPv6 too for an IPv6 rule, or it refused the
+token).`,
 		Example: `  portfwd check
   portfwd check minecraft.yaml --via https://vps.example:8443
   portfwd check minecraft-java
@@ -124,7 +167,8 @@ server could not be asked (unreachable, or it refused the token).`,
 type checkDoc struct {
 	FormatVersion int          `json:"format_version"`
 	Gateway       gatewayView  `json:"gateway"`
-	Via           string       `json:"via,omitempty"` // the probe server asked
+	Via           string       `json:"via,omitempty"`  // the probe server asked
+	Via6          string       `json:"via6,omitempty"` // its URL for IPv6, when another
 	Rules         []reportView `json:"rules"`
 }
 
@@ -138,7 +182,7 @@ func runCheck(ctx context.Context, opts *checkOptions) error {
 			return err
 		}
 		if opts.Out.json {
-			err = opts.Out.JSON(checkDoc{FormatVersion: formatVersion, Gateway: viewGateway(g), Via: checked.via, Rules: viewReports(checked.reports)})
+			err = opts.Out.JSON(checkDoc{FormatVersion: formatVersion, Gateway: viewGateway(g), Via: checked.via, Via6: checked.via6, Rules: viewReports(checked.reports)})
 		} else {
 			err = printReports(opts.Out, checked.reports, checked.via)
 		}
@@ -154,22 +198,41 @@ func runCheck(ctx context.Context, opts *checkOptions) error {
 
 // notChecked is the error when the probe server could not be asked: the
 // verdicts are inconclusive, but a check that could not run must not
-// pass a script (exit 5).
+// pass a script (exit 5). When it was asked over one address family and
+// not over the other, it names the family that could not run.
 func notChecked(reports []probe.Report) error {
-	for _, r := range reports {
+	var failed *probe.Report
+	for i, r := range reports {
 		if r.VantageErr != nil {
-			return withCode(exitNotChecked, fmt.Errorf("nothing was checked from outside: %w", r.VantageErr))
+			failed = &reports[i]
+			break
 		}
 	}
-	return nil
+	if failed == nil {
+		return nil
+	}
+	for _, r := range reports {
+		if r.VantageErr == nil && r.Family() != failed.Family() {
+			return withCode(exitNotChecked, fmt.Errorf("the check over %s could not run: %w", familyName(failed.Family()), failed.VantageErr))
+		}
+	}
+	return withCode(exitNotChecked, fmt.Errorf("nothing was checked from outside: %w", failed.VantageErr))
+}
+
+// familyName is "IPv4" or "IPv6", as people write them.
+func familyName(f forward.Family) string {
+	if f == forward.IPv6 {
+		return "IPv6"
+	}
+	return "IPv4"
 }
 
 // runChecks runs the layered diagnosis of cfg's rules through g, from the
 // probe server --via names, else the config's. A line of progress goes
 // to progress, when not nil.
 func runChecks(ctx context.Context, cfg *forward.Config, g *forward.Gateway, v vantageFlags, progress io.Writer) (checkResult, error) {
-	targets := probe.Targets(cfg, g.Self)
-	c := &probe.Checker{Gateway: g.Backend, Self: g.Self}
+	targets := probe.Targets(cfg, g.Hosts())
+	c := &probe.Checker{Gateway: g.Backend, Self: g.Self, Self6: g.Self6}
 	rv, err := v.vantage(cfg.ProbeServer)
 	if err != nil {
 		return checkResult{}, err
@@ -185,7 +248,7 @@ func runChecks(ctx context.Context, cfg *forward.Config, g *forward.Gateway, v v
 	if err := ctx.Err(); err != nil {
 		return checkResult{}, fmt.Errorf("checking: %w", err) // the silence the layers saw was the interruption
 	}
-	return checkResult{reports: reports, via: via}, nil
+	return checkResult{reports: reports, via: via, via6: rv.URL6}, nil
 }
 
 // checkConfig is the config named by args: a file, or a one-off question

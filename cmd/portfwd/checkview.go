@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/portfwd/portfwd/forward"
@@ -9,11 +11,15 @@ import (
 )
 
 type reportView struct {
-	Rule      string      `json:"rule"`
-	Probe     string      `json:"probe"`
-	Mapping   string      `json:"mapping"`  // "tcp/25565" on the WAN side
-	Internal  string      `json:"internal"` // "192.168.1.10:25565"
-	Verdict   string      `json:"verdict"`  // reachable | unreachable | inconclusive
+	Rule     string `json:"rule"`
+	Probe    string `json:"probe"`
+	Family   string `json:"family"`   // ipv4 | ipv6: a dual rule has one report of each
+	Mapping  string `json:"mapping"`  // "tcp/25565" on the WAN side, "tcp6/25565" for a pinhole
+	Internal string `json:"internal"` // "192.168.1.10:25565", "[2a02:8000:77:1::10]:25565"; "" when this host has no IPv6
+	// Address is where friends connect, when known: the router's public
+	// address and port, or over IPv6 the server's own global address.
+	Address   string      `json:"address,omitempty"`
+	Verdict   string      `json:"verdict"` // reachable | unreachable | inconclusive
 	Cause     string      `json:"cause,omitempty"`
 	Fix       string      `json:"fix,omitempty"`
 	LatencyMS float64     `json:"latency_ms,omitempty"`
@@ -31,7 +37,8 @@ type stepView struct {
 func viewReports(reports []probe.Report) []reportView {
 	out := []reportView{}
 	for _, r := range reports {
-		v := reportView{Rule: r.Rule, Probe: string(r.Kind), Mapping: r.External.String(), Internal: r.Internal.String(),
+		v := reportView{Rule: r.Rule, Probe: string(r.Kind), Family: r.Family().String(), Mapping: r.External.String(),
+			Internal: addrPortString(r.Internal), Address: addrPortString(r.Address),
 			Verdict: string(r.Verdict), Cause: r.Cause, Fix: r.Fix, Info: r.Info,
 			LatencyMS: float64(r.Latency.Microseconds()) / 1000}
 		for _, s := range r.Steps {
@@ -67,8 +74,16 @@ func printReports(out *printer, reports []probe.Report, via string) error {
 	return nil
 }
 
+// addrPortString is a as text, "" when it is not valid.
+func addrPortString(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
 func printLayers(out *printer, r probe.Report) {
-	fmt.Fprintf(out.io.Out, "\n%s (%s -> %s):\n", r.Rule, r.External, r.Internal)
+	fmt.Fprintf(out.io.Out, "\n%s (%s -> %s):\n", r.Rule, r.External, cmp.Or(addrPortString(r.Internal), "no IPv6 address"))
 	// The layers' messages quote what servers and routers said.
 	for _, s := range r.Steps {
 		fmt.Fprintf(out.io.Out, "  %-8s %-5s %s\n", s.Layer, s.Status, forward.Printable(s.Message))
@@ -100,6 +115,10 @@ func detail(r probe.Report) string {
 	}
 	if r.Latency > 0 {
 		parts = append(parts, r.Latency.Round(100_000).String())
+	}
+	if r.Family() == forward.IPv6 && r.Address.IsValid() {
+		// No NAT: friends connect to the server's own address.
+		parts = append(parts, "over IPv6 at "+r.Address.String())
 	}
 	return forward.Printable(strings.Join(parts, ", ")) // what the server said of itself
 }

@@ -34,7 +34,7 @@ func TestApplyAndDownOptions(t *testing.T) {
 	capture := func(_ context.Context, o *applyOptions) error { got = o; return nil }
 
 	execute(t, newCmdApply(testFactory(), capture), "--prune=false", "--enable-forwarding", "--via", "http://192.0.2.1:8443", "--token", "s", file)
-	if got.Mode != forward.ModeApply || got.Prune || !got.EnableForwarding || got.NoProbe || got.Vantage.Via != "http://192.0.2.1:8443" || got.Vantage.Token != "s" {
+	if got.Mode != forward.ModeApply || got.Prune || !got.EnableForwarding || got.NoProbe || len(got.Vantage.Via) != 1 || got.Vantage.Via[0] != "http://192.0.2.1:8443" || got.Vantage.Token != "s" {
 		t.Errorf("apply options = %+v", got)
 	}
 	cfg, err := got.Config(context.Background())

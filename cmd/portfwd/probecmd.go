@@ -154,7 +154,7 @@ func resolveTarget(ctx context.Context, s string) (netip.AddrPort, error) {
 // flags and the environment.
 type probeServerOptions struct {
 	Log    io.Writer
-	Listen string
+	Listen []string // one dual-stack address (":8443"), or several
 	Server *probe.Server
 }
 
@@ -191,6 +191,12 @@ a TLS-terminating reverse proxy: over plain HTTP the token travels in clear.
 Clients send the token in the Authorization header, never in the URL: give
 portfwd check its --token-file or $` + probeTokenEnv + ` (not --token, which
 shows in ps), and --via-ca with the certificate when it is self-signed.
+
+It listens on IPv4 and IPv6 (--listen :8443, the default, takes both on one
+socket; or repeat --listen with one address of each), and answers a request
+over IPv6 by probing the requester's IPv6 address: portfwd check asks over
+IPv6 for rules with family: ipv6 or dual, from the address their pinhole
+opens.
 
 Behind a reverse proxy every request comes from the proxy: name the proxy's address with
 --trusted-proxy and the header it writes the client's address in with
@@ -232,7 +238,7 @@ func newCmdProbeServerRun(f *factory, runF func(context.Context, *probeServerOpt
 // probeServerFlagSet declares probe-server's flags.
 func probeServerFlagSet(cmd *cobra.Command, opts *probeServerOptions, pf *probeServerFlags) {
 	s, fl := opts.Server, cmd.Flags()
-	fl.StringVar(&opts.Listen, "listen", ":8443", "address to listen on")
+	fl.StringArrayVar(&opts.Listen, "listen", []string{":8443"}, "address to listen on; :PORT takes IPv4 and IPv6 on one socket; repeat it for several, e.g. --listen 192.0.2.8:8443 --listen [2001:db8::8]:8443")
 	fl.StringVar(&pf.token, "token", "", "require this shared token (Authorization: Bearer); visible in ps, prefer --token-file or "+probeTokenEnv)
 	fl.StringVar(&pf.tokenFile, "token-file", "", "require the shared token in this file (its first line); wins over "+probeTokenEnv)
 	fl.IntVar(&s.MaxPorts, "max-ports", probe.DefaultMaxPorts, "most ports one request may ask for")

@@ -77,19 +77,20 @@ func TestProbeServerTokenErrors(t *testing.T) {
 }
 
 func TestProbeServerOptions(t *testing.T) {
-	got, err := probeServerRun(t, "--listen", "127.0.0.1:9443", "--allow-private", "--trusted-proxy", "127.0.0.1,::1",
+	got, err := probeServerRun(t, "--listen", "127.0.0.1:9443", "--listen", "[::1]:9443", "--allow-private", "--trusted-proxy", "127.0.0.1,::1",
 		"--trusted-proxy", "::ffff:10.0.0.2", "--client-ip-header", "X-Forwarded-For", "--rate", "2", "--burst", "4")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := got.Server
 	wantProxies := []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"), netip.MustParseAddr("10.0.0.2")}
-	if got.Listen != "127.0.0.1:9443" || !s.AllowPrivate || !slices.Equal(s.TrustedProxies, wantProxies) ||
+	if !slices.Equal(got.Listen, []string{"127.0.0.1:9443", "[::1]:9443"}) || !s.AllowPrivate || !slices.Equal(s.TrustedProxies, wantProxies) ||
 		s.ClientIPHeader != "X-Forwarded-For" || s.Rate != 2 || s.Burst != 4 {
 		t.Errorf("probe-server options = %+v, server %+v", got, s)
 	}
-	if got, _ := probeServerRun(t); got.Server.AllowPrivate || len(got.Server.TrustedProxies) != 0 || got.Server.ClientIPHeader != "" {
-		t.Errorf("defaults: server %+v; want no private peers, no proxy", got.Server)
+	if got, _ := probeServerRun(t); got.Server.AllowPrivate || len(got.Server.TrustedProxies) != 0 || got.Server.ClientIPHeader != "" ||
+		!slices.Equal(got.Listen, []string{":8443"}) {
+		t.Errorf("defaults: %+v, server %+v; want :8443 (IPv4 and IPv6), no private peers, no proxy", got, got.Server)
 	}
 }
 

@@ -140,8 +140,8 @@ func TestVantageToken(t *testing.T) {
 		{"env over config", vantageFlags{getenv: env("from-env")}, "from-env"},
 		{"file over env", vantageFlags{TokenFile: file, getenv: env("from-env")}, "from-file"},
 		{"flag over env", vantageFlags{Token: "from-flag", getenv: env("from-env")}, "from-flag"},
-		{"--via drops the config's", vantageFlags{Via: "https://other.example:8443"}, ""},
-		{"--via with env", vantageFlags{Via: "https://other.example:8443", getenv: env("from-env")}, "from-env"},
+		{"--via drops the config's", vantageFlags{Via: []string{"https://other.example:8443"}}, ""},
+		{"--via with env", vantageFlags{Via: []string{"https://other.example:8443"}, getenv: env("from-env")}, "from-env"},
 	} {
 		rv, err := tt.v.vantage(cfgServer)
 		if err != nil || rv.Token != tt.want {

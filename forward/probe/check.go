@@ -53,15 +53,22 @@ const (
 	Inconclusive Verdict = "inconclusive"
 )
 
-// Target is one thing to check: a rule's port, probed with its kind.
+// Target is one thing to check: a rule's port in one address family,
+// probed with its kind. A dual rule has an IPv4 and an IPv6 target.
 type Target struct {
 	Rule string
 	// Tag is the description the rule's mappings carry (forward.Tag).
-	Tag      string `json:"-"`
-	Kind     Kind
-	External forward.Key    // the port on the router's WAN address
-	Internal netip.AddrPort // the server on the LAN
-	Self     bool           // the server runs on this machine
+	Tag  string `json:"-"`
+	Kind Kind
+	// External is the mapping's key: the port on the router's WAN address
+	// (IPv4), or the pinhole (IPv6: no NAT, so the internal port, and
+	// External.Family is IPv6).
+	External forward.Key
+	// Internal is the server: on the LAN (IPv4), or at its global address
+	// (IPv6), which friends connect to directly. Its address is invalid
+	// for an IPv6 target for self on a host without a global IPv6 address.
+	Internal netip.AddrPort
+	Self     bool // the server runs on this machine
 	// AnyExternal is external_port: any: External is only the suggested
 	// port until Check finds the port the gateway granted.
 	AnyExternal bool
@@ -76,6 +83,10 @@ type Report struct {
 	Fix     string
 	Info    *Info // what the server said about itself, when it answered
 	Latency time.Duration
+	// Address is where friends connect, when known: what the probe server
+	// reached, else the router's public address (IPv4) or the server's
+	// global address (IPv6), with the port.
+	Address netip.AddrPort
 	// VantageErr is why the probe server could not be asked (unreachable,
 	// a refused token): the check from outside did not run, which a
 	// caller must not take for a pass. Nil when it was asked or none was
@@ -83,11 +94,14 @@ type Report struct {
 	VantageErr error
 }
 
-// OutsideProber probes the home's public address from outside (a
-// Vantage, the probe server's client). Observed is the address it saw the
-// request come from.
+// OutsideProber probes the home from outside (a Vantage, the probe
+// server's client): the address a request from from is seen with. from's
+// family is the family asked over; over IPv4 it is unspecified (the router
+// gives the home one public address), over IPv6 it is the address to
+// check, which the request must come from (there is no NAT). Observed is
+// the address the vantage saw the request come from.
 type OutsideProber interface {
-	Probe(ctx context.Context, probes []Request) (observed netip.Addr, results []Result, err error)
+	Probe(ctx context.Context, from netip.Addr, probes []Request) (observed netip.Addr, results []Result, err error)
 }
 
 var _ OutsideProber = RemoteVantage{}
@@ -97,7 +111,11 @@ var _ OutsideProber = RemoteVantage{}
 type Checker struct {
 	Gateway forward.Backend // nil skips the gateway and WAN layers
 	Self    netip.Addr      // this machine's LAN address
-	Vantage OutsideProber   // nil: only hairpin, a weak signal, can look from "outside"
+	// Self6 is this machine's stable global IPv6 address (and why, or why
+	// there is none): what IPv6 rules for self open, and what to offer
+	// when carrier-grade NAT closes IPv4.
+	Self6   forward.SelfIPv6
+	Vantage OutsideProber // nil: only hairpin, a weak signal, can look from "outside"
 	// Probe and Bindings default to Run and Bindings; tests replace them.
 	Probe    func(ctx context.Context, kind Kind, addr netip.AddrPort, opts Options) Result
 	Bindings func(p forward.Protocol, port uint16) ([]Binding, error)
@@ -110,7 +128,7 @@ type Checker struct {
 // local probes run while the vantage works, so checking many rules takes
 // about as long as checking the slowest one.
 func (c *Checker) Check(ctx context.Context, targets []Target) []Report {
-	env := &survey{}
+	env := &survey{self6: c.Self6, dual: rulesWithIPv6(targets)}
 	if c.Gateway != nil && slices.ContainsFunc(targets, func(t Target) bool { return t.AnyExternal }) {
 		// The vantage must probe the granted ports, which only the
 		// gateway's mappings tell: read them first.
@@ -162,16 +180,19 @@ func (c *Checker) checkLocal(ctx context.Context, t Target) Report {
 	return r
 }
 
-// finish adds the gateway, WAN and outside layers to r and decides.
+// finish adds the gateway, WAN and outside layers to r and decides. The
+// outside is looked at first: over IPv6 what it reached tells a pinhole
+// portfwd cannot see from one that is missing.
 func (c *Checker) finish(ctx context.Context, r *Report, env *survey) {
-	r.Steps = append(r.Steps, env.gatewayStep(r.Target), env.wanStep())
 	outside, answer := c.outside(ctx, r.Target, env)
+	r.Steps = append(r.Steps, env.gatewayStep(r.Target, answer.Answered), env.wanStep(r.Target))
 	r.Steps = append(r.Steps, followsFrom(r.Steps, outside))
 	if answer.Answered {
 		r.Info, r.Latency = infoOf(answer), answer.Latency
 	}
 	r.Verdict, r.Cause, r.Fix = decide(r.Steps)
-	r.VantageErr = env.vantageErr
+	r.VantageErr = env.vantageError(r.Target)
+	r.Address = env.address(r.Target, answer)
 }
 
 func infoOf(res Result) *Info {

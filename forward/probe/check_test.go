@@ -28,6 +28,7 @@ var (
 type world struct {
 	answers  map[netip.AddrPort]Result // by address probed
 	bindings []Binding
+	bindErr  error // Bindings cannot look (not Linux, /proc unreadable)
 	gw       *forwardtest.Memory
 	outside  *fakeVantage
 }
@@ -48,7 +49,7 @@ func (w *world) probe(_ context.Context, kind Kind, addr netip.AddrPort, _ Optio
 
 func (w *world) checker() *Checker {
 	c := &Checker{Gateway: w.gw, Self: lanHost, Probe: w.probe,
-		Bindings: func(forward.Protocol, uint16) ([]Binding, error) { return w.bindings, nil }}
+		Bindings: func(forward.Protocol, uint16) ([]Binding, error) { return w.bindings, w.bindErr }}
 	if w.outside != nil {
 		c.Vantage = w.outside
 	}
@@ -59,16 +60,33 @@ type fakeVantage struct {
 	observed netip.Addr
 	answer   Result
 	asked    atomic.Int32 // Check asks from several goroutines
+	// over6, when set, answers the requests over IPv6: from the address
+	// they come from, with answer6, or with err6.
+	over6   bool
+	answer6 Result
+	err6    error
+	from6   atomic.Pointer[netip.Addr] // the last IPv6 origin asked from
 }
 
-func (v *fakeVantage) Probe(_ context.Context, reqs []Request) (netip.Addr, []Result, error) {
+func (v *fakeVantage) Probe(_ context.Context, from netip.Addr, reqs []Request) (netip.Addr, []Result, error) {
 	v.asked.Add(1)
+	observed, answer := v.observed, v.answer
+	if forward.FamilyOf(from) == forward.IPv6 {
+		v.from6.Store(&from)
+		if !v.over6 {
+			return netip.Addr{}, nil, fmt.Errorf("the fake probe server cannot be reached over IPv6")
+		}
+		if v.err6 != nil {
+			return netip.Addr{}, nil, v.err6
+		}
+		observed, answer = from, v.answer6
+	}
 	out := make([]Result, len(reqs))
 	for i, r := range reqs {
-		out[i] = v.answer
-		out[i].Kind, out[i].Addr = r.Kind, netip.AddrPortFrom(v.observed, r.Port)
+		out[i] = answer
+		out[i].Kind, out[i].Addr = r.Kind, netip.AddrPortFrom(observed, r.Port)
 	}
-	return v.observed, out, nil
+	return observed, out, nil
 }
 
 func mcTarget() Target {
@@ -180,7 +198,7 @@ func TestTargets(t *testing.T) {
 		{Name: "valheim", Protocols: []forward.Protocol{forward.UDP}, External: forward.PortRange{First: 2456, Last: 2457},
 			Internal: forward.PortRange{First: 3456, Last: 3457}, Probe: "a2s", InternalAddr: netip.MustParseAddr("192.168.1.20")},
 	}}
-	got := Targets(cfg, lanHost)
+	got := Targets(cfg, forward.Hosts{Self: lanHost})
 	want := []Target{
 		{Rule: "mc", Tag: "pf:pc:mc", Kind: MinecraftJava, External: mcKey, Internal: mcLAN, Self: true},
 		{Rule: "valheim", Tag: "pf:pc:valheim", Kind: A2S, External: forward.Key{Protocol: forward.UDP, ExternalPort: 2457},

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portfwd/portfwd/forward"
 )
 
 // ProbePath is the one path the probe server answers on.
@@ -150,10 +152,19 @@ type Request struct {
 // RemoteVantage asks a probe server (portfwd probe-server, ListenAndServe)
 // to probe this host's public address from outside. Its Probe method is
 // what Check's Vantage needs.
+//
+// Each request goes over the address family of the address it is sent
+// from (see Probe), since the server probes the address it sees: over
+// IPv4 that is the home's public address, over IPv6 this host's own.
 type RemoteVantage struct {
 	// URL of the probe server, such as "http://vps.example.net:8443";
 	// ProbePath is added unless the URL already ends with it.
 	URL string
+	// URL6, when set, is where requests over IPv6 go, for a server whose
+	// URL does not reach it over IPv6 (an IPv4 literal, or a name without
+	// an AAAA record): "http://[2001:db8::8]:8443". Empty means URL, for
+	// both families.
+	URL6 string
 	// Token is sent as a bearer token when set. Over http:// it travels in
 	// clear; it only keeps strangers from spending the server's rate limit.
 	Token string
@@ -161,13 +172,10 @@ type RemoteVantage struct {
 	// server's certificate must chain to, in place of the system's: for a
 	// server with a self-signed certificate (probe-server --tls-cert).
 	RootCAs *x509.CertPool
-	// HTTPClient sends the request; nil means a client with a timeout of
-	// clientTimeout (trusting RootCAs when set).
-	HTTPClient *http.Client
 }
 
-// clientTimeout bounds a request of the default client: longer than the
-// server spends on DefaultMaxPorts probes of DefaultTimeout each.
+// clientTimeout bounds a request: longer than the server spends on
+// DefaultMaxPorts probes of DefaultTimeout each.
 const clientTimeout = 30 * time.Second
 
 // maxAnswerBytes caps the answer read from a probe server.
@@ -195,26 +203,34 @@ func (e *VantageError) Error() string {
 }
 
 // Probe asks the probe server to run probes against the address it sees
-// this request come from, which it returns as observed. Results are in the
-// order of probes, with Addr set to observed and the probe's port.
-func (v RemoteVantage) Probe(ctx context.Context, probes []Request) (observed netip.Addr, results []Result, err error) {
+// this request come from, which it returns as observed. The request leaves
+// from from: its family is the family the request goes over (and the
+// server probes), and a specified address is the source, so that over
+// IPv6 the server sees, and probes, the address a pinhole opens rather
+// than a temporary privacy address; an unspecified one (0.0.0.0, ::) lets
+// the system choose. Results are in the order of probes, with Addr set to
+// observed and the probe's port.
+func (v RemoteVantage) Probe(ctx context.Context, from netip.Addr, probes []Request) (observed netip.Addr, results []Result, err error) {
 	if len(probes) == 0 {
 		return netip.Addr{}, nil, nil
 	}
+	v.URL = v.urlFor(forward.FamilyOf(from))
 	req, err := v.newRequest(ctx, probes)
 	if err != nil {
 		return netip.Addr{}, nil, err
 	}
-	resp, err := v.client().Do(req)
+	client := v.client(from)
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
 	if err != nil {
-		return netip.Addr{}, nil, fmt.Errorf("cannot reach the probe server at %s: %w; check that portfwd probe-server runs there and its port is open", v.URL, err)
+		return netip.Addr{}, nil, v.unreachable(from, err)
 	}
 	defer resp.Body.Close()
 	answer, err := v.readAnswer(resp)
 	if err != nil {
 		return netip.Addr{}, nil, err
 	}
-	return v.results(answer, probes)
+	return v.results(answer, probes, forward.FamilyOf(from))
 }
 
 // newRequest builds the POST for probes.
@@ -255,17 +271,17 @@ func (v RemoteVantage) endpoint() (string, error) {
 	return u.String(), nil
 }
 
-func (v RemoteVantage) client() *http.Client {
-	if v.HTTPClient != nil {
-		return v.HTTPClient
-	}
-	c := &http.Client{Timeout: clientTimeout}
+// client is an HTTP client whose connections leave from from (see
+// Probe), trusting RootCAs when set. It goes through no proxy: a request
+// through one would come from the proxy, and the server would probe that.
+func (v RemoteVantage) client(from netip.Addr) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	t.DialContext = familyDialer{from: from, url: v.URL}.DialContext
 	if v.RootCAs != nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = &tls.Config{RootCAs: v.RootCAs, MinVersion: tls.VersionTLS12}
-		c.Transport = t
 	}
-	return c
+	return &http.Client{Timeout: clientTimeout, Transport: t}
 }
 
 // readAnswer decodes the answer, turning a refusal into a *VantageError.
@@ -298,11 +314,17 @@ func retryAfter(h http.Header) time.Duration {
 	return time.Duration(secs) * time.Second
 }
 
-// results checks that answer matches probes and converts its results.
-func (v RemoteVantage) results(answer *wireResponse, probes []Request) (netip.Addr, []Result, error) {
+// results checks that answer matches probes, asked over family, and
+// converts its results.
+func (v RemoteVantage) results(answer *wireResponse, probes []Request, family forward.Family) (netip.Addr, []Result, error) {
 	observed, err := netip.ParseAddr(answer.ObservedAddress)
 	if err != nil {
 		return netip.Addr{}, nil, fmt.Errorf("the probe server at %s sent a bad observed_address: %w", v.URL, err)
+	}
+	observed = observed.Unmap()
+	if forward.FamilyOf(observed) != family {
+		return netip.Addr{}, nil, fmt.Errorf("the probe server at %s saw a request sent over %s come from %s: a proxy in front of it (or its --client-ip-header) does not pass the client's %s address, so it would probe the wrong address",
+			v.URL, familyName(family), observed, familyName(family))
 	}
 	if len(answer.Results) != len(probes) {
 		return netip.Addr{}, nil, fmt.Errorf("the probe server at %s answered %d probes of %d", v.URL, len(answer.Results), len(probes))

@@ -31,7 +31,7 @@ func TestRemoteVantageFakeProber(t *testing.T) {
 	for i, k := range Kinds() {
 		reqs = append(reqs, Request{Kind: k, Port: uint16(27000 + i)})
 	}
-	observed, results, err := RemoteVantage{URL: ts.URL}.Probe(context.Background(), reqs)
+	observed, results, err := RemoteVantage{URL: ts.URL}.Probe(context.Background(), any4, reqs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestRemoteVantageRealProbe(t *testing.T) {
 	ts := httptest.NewServer(&Server{Timeout: 2 * time.Second})
 	defer ts.Close()
 	reqs := []Request{{TCP, portNum(t, open)}, {TCP, portNum(t, closed)}}
-	_, results, err := RemoteVantage{URL: ts.URL}.Probe(context.Background(), reqs)
+	_, results, err := RemoteVantage{URL: ts.URL}.Probe(context.Background(), any4, reqs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,22 +122,22 @@ func TestRemoteVantageRefusals(t *testing.T) {
 	reqs := []Request{{TCP, 25565}}
 	ctx := context.Background()
 
-	_, _, err := RemoteVantage{URL: ts.URL, Token: "wrong"}.Probe(ctx, reqs)
+	_, _, err := RemoteVantage{URL: ts.URL, Token: "wrong"}.Probe(ctx, any4, reqs)
 	var ve *VantageError
 	if !errors.As(err, &ve) || ve.Status != http.StatusUnauthorized || !strings.Contains(err.Error(), "token") {
 		t.Errorf("wrong token: %v", err)
 	}
 	clock.Advance(time.Minute)
 	v := RemoteVantage{URL: ts.URL, Token: "s3cret"}
-	if _, _, err := v.Probe(ctx, reqs); err != nil {
+	if _, _, err := v.Probe(ctx, any4, reqs); err != nil {
 		t.Fatalf("right token: %v", err)
 	}
-	_, _, err = v.Probe(ctx, reqs)
+	_, _, err = v.Probe(ctx, any4, reqs)
 	want := "the probe server at " + ts.URL + " refused: rate limited, retry in 40s"
 	if err == nil || err.Error() != want || !errors.As(err, &ve) || ve.RetryAfter != 40*time.Second {
 		t.Errorf("rate limited:\n got %v\nwant %s", err, want)
 	}
-	_, _, err = v.Probe(ctx, []Request{{"icmp", 1}})
+	_, _, err = v.Probe(ctx, any4, []Request{{"icmp", 1}})
 	if !errors.As(err, &ve) || ve.Status != http.StatusUnprocessableEntity && ve.Status != http.StatusTooManyRequests {
 		t.Errorf("unknown kind: %v", err)
 	}
@@ -150,12 +150,12 @@ func TestRemoteVantageUnreachable(t *testing.T) {
 	}
 	url := "http://" + ln.Addr().String()
 	ln.Close()
-	_, _, err = RemoteVantage{URL: url}.Probe(context.Background(), []Request{{TCP, 80}})
+	_, _, err = RemoteVantage{URL: url}.Probe(context.Background(), any4, []Request{{TCP, 80}})
 	if err == nil || !strings.HasPrefix(err.Error(), "cannot reach the probe server at "+url) {
 		t.Errorf("closed port: %v", err)
 	}
 	for _, bad := range []string{"", "vps.example.net:8443", "ftp://vps.example.net", "http://"} {
-		if _, _, err := (RemoteVantage{URL: bad}).Probe(context.Background(), []Request{{TCP, 80}}); err == nil || !strings.Contains(err.Error(), "not an http") {
+		if _, _, err := (RemoteVantage{URL: bad}).Probe(context.Background(), any4, []Request{{TCP, 80}}); err == nil || !strings.Contains(err.Error(), "not an http") {
 			t.Errorf("URL %q: %v", bad, err)
 		}
 	}
@@ -179,7 +179,7 @@ func TestRemoteVantageNotAProbeServer(t *testing.T) {
 		ts.URL + ProbePath: "answered udp/80 where tcp/80 was asked",
 	}
 	for url, want := range tests {
-		_, _, err := RemoteVantage{URL: url}.Probe(context.Background(), []Request{{TCP, 80}})
+		_, _, err := RemoteVantage{URL: url}.Probe(context.Background(), any4, []Request{{TCP, 80}})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err %v, want it to say %q", url, err, want)
 		}
@@ -211,3 +211,6 @@ func TestRemoteError(t *testing.T) {
 		}
 	}
 }
+
+// any4 asks over IPv4 from whichever address the system picks.
+var any4 = netip.IPv4Unspecified()

@@ -70,28 +70,48 @@ func DescribeLocal(p forward.Protocol, port uint16, lan netip.Addr, bs []Binding
 			return r
 		}
 	}
-	r.Message, r.Fix = unreachableMessage(key, lan, bs)
+	r.Message, r.Fix = unreachableMessage(key, netip.AddrPortFrom(lan, port), bs)
 	return r
 }
 
 // unreachableMessage explains bindings that exist but that the router's
-// forwarded traffic cannot arrive at: loopback ones, or ones on an
-// address other than lan (a VPN or container interface, an old DHCP
-// lease), and what to do.
-func unreachableMessage(key string, lan netip.Addr, bs []Binding) (msg, fix string) {
+// forwarded traffic cannot arrive at: loopback ones, ones on an address
+// other than lan (a VPN or container interface, an old DHCP lease), or,
+// for an IPv6 lan, IPv4 sockets; and what to do.
+func unreachableMessage(key string, to netip.AddrPort, bs []Binding) (msg, fix string) {
+	lan := to.Addr()
 	fix = "make the server listen on 0.0.0.0"
+	if forward.FamilyOf(lan) == forward.IPv6 {
+		fix = "make the server listen on :: (every IPv4 and IPv6 address)"
+	}
 	if lan.IsValid() {
 		fix += " or " + lan.Unmap().String()
 	}
 	where := fmt.Sprintf("%s is bound to %s only, by %s", key, boundAddrs(bs), owners(bs))
 	switch {
+	case forward.FamilyOf(lan) == forward.IPv6 && ipv4Only(bs) && !allLoopback(bs):
+		return fmt.Sprintf("%s: an IPv4 socket takes no IPv6, so nothing arrives at %s", where, to), fix
 	case allLoopback(bs):
 		return where + ": the router cannot reach it", fix
+	case forward.FamilyOf(lan) == forward.IPv6:
+		return fmt.Sprintf("%s, not to %s, the address the router's pinhole opens: nothing from outside reaches it",
+			where, lan), fix
 	case lan.IsValid():
 		return fmt.Sprintf("%s, not to %s, the LAN address the router forwards to: the router cannot reach it",
 			where, lan.Unmap()), fix
 	}
 	return where + ": the router reaches it only if it forwards to that address", fix
+}
+
+// ipv4Only reports whether every binding is an IPv4 socket (0.0.0.0 or an
+// IPv4 address), which takes no IPv6.
+func ipv4Only(bs []Binding) bool {
+	for _, b := range bs {
+		if !b.Local.Addr().Is4() {
+			return false
+		}
+	}
+	return len(bs) > 0
 }
 
 // allLoopback reports whether every binding is on a loopback address.

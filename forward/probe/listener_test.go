@@ -55,6 +55,7 @@ func TestReachable(t *testing.T) {
 }
 
 func TestDescribeLocal(t *testing.T) {
+	lan6 := netip.MustParseAddr("2001:db8::10")
 	unknown := Binding{Protocol: forward.TCP, Local: netip.MustParseAddrPort("127.0.0.1:25565")}
 	noName := bound("0.0.0.0:25565")
 	noName.Name = ""
@@ -91,6 +92,14 @@ func TestDescribeLocal(t *testing.T) {
 			"tcp/25565 is bound to 10.8.0.2 only, by java (pid 4242), not to 192.168.1.10, the LAN address the router forwards to: the router cannot reach it; make the server listen on 0.0.0.0 or 192.168.1.10"},
 		{"other and loopback", lan, []Binding{bound("127.0.0.1:25565"), bound("10.8.0.2:25565"), unknown}, false,
 			"tcp/25565 is bound to 127.0.0.1 and 10.8.0.2 only, by java (pid 4242) and a process portfwd cannot see (run it as root to name it), not to 192.168.1.10, the LAN address the router forwards to: the router cannot reach it; make the server listen on 0.0.0.0 or 192.168.1.10"},
+		{"IPv6: 0.0.0.0 only", lan6, []Binding{bound("0.0.0.0:25565")}, false,
+			"tcp/25565 is bound to 0.0.0.0 only, by java (pid 4242): an IPv4 socket takes no IPv6, so nothing arrives at [2001:db8::10]:25565; make the server listen on :: (every IPv4 and IPv6 address) or 2001:db8::10"},
+		{"IPv6: the IPv4 LAN address only", lan6, []Binding{bound("192.168.1.10:25565")}, false,
+			"tcp/25565 is bound to 192.168.1.10 only, by java (pid 4242): an IPv4 socket takes no IPv6, so nothing arrives at [2001:db8::10]:25565; make the server listen on :: (every IPv4 and IPv6 address) or 2001:db8::10"},
+		{"IPv6: another IPv6 address", lan6, []Binding{bound("[2001:db8::99]:25565")}, false,
+			"tcp/25565 is bound to 2001:db8::99 only, by java (pid 4242), not to 2001:db8::10, the address the router's pinhole opens: nothing from outside reaches it; make the server listen on :: (every IPv4 and IPv6 address) or 2001:db8::10"},
+		{"IPv6: dual-stack", lan6, []Binding{bound("[::]:25565")}, true,
+			"tcp/25565 is served by java (pid 4242, /usr/bin/java -jar server.jar)"},
 		{"specific, lan unknown", netip.Addr{}, []Binding{bound("192.168.1.10:25565")}, false,
 			"tcp/25565 is bound to 192.168.1.10 only, by java (pid 4242): the router reaches it only if it forwards to that address; make the server listen on 0.0.0.0"},
 	}

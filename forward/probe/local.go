@@ -12,6 +12,9 @@ import (
 // runs on this machine) and whether it answers in its protocol.
 func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
 	s := Step{Layer: LayerLocal}
+	if !t.Internal.Addr().IsValid() {
+		return c.noAddress6(t), Result{}
+	}
 	owner := ""
 	if t.Self {
 		bound, ok := c.bound(t)
@@ -25,6 +28,13 @@ func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
 		s.Status, s.Message, s.Fix = StatusFail, fmt.Sprintf("%s does not answer: %s", t.Internal, problem), FixInternalHost
 		return s, res
 	}
+	return answerStep(t, res, owner), res
+}
+
+// answerStep is the local step once t's server was probed (res); owner
+// names who holds its port, when known.
+func answerStep(t Target, res Result, owner string) Step {
+	s := Step{Layer: LayerLocal}
 	switch {
 	case res.Answered && owner != "":
 		s.Status, s.Message = StatusOK, fmt.Sprintf("%s; it answers %s on %s", owner, t.Kind, t.Internal)
@@ -38,6 +48,9 @@ func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
 		s.Fix = FixInternalHost
 	case t.Kind == UDP && errors.Is(res.Err, ErrNoAnswer):
 		s.Status, s.Message = StatusWarn, fmt.Sprintf("no answer from %s; a plain UDP probe cannot tell more", t.Internal)
+	case errors.Is(res.Err, ErrRefused) && t.Family() == forward.IPv6:
+		s.Status, s.Message = StatusFail, fmt.Sprintf("nothing listening on %s over IPv6", t.Internal)
+		s.Fix = "start the server; if it runs, it listens on IPv4 only: " + ipv6ListenFix(t.Kind, t.Internal.Port())
 	case errors.Is(res.Err, ErrRefused):
 		s.Status, s.Message = StatusFail, fmt.Sprintf("nothing listening on %s", t.Internal)
 		s.Fix = "start the server, and check internal_port and internal_host"
@@ -45,7 +58,7 @@ func (c *Checker) local(ctx context.Context, t Target) (Step, Result) {
 		s.Status, s.Message = StatusFail, fmt.Sprintf("%s does not answer as %s: %v", t.Internal, t.Kind, res.Err)
 		s.Fix = "check that the server runs, the port is the right one, and the host's firewall allows it"
 	}
-	return s, res
+	return s
 }
 
 // bound looks at this machine's sockets: nothing bound, or bound to
@@ -65,6 +78,9 @@ func (c *Checker) bound(t Target) (s Step, ok bool) {
 		return Step{Message: rep.Message}, true
 	}
 	s = Step{Layer: LayerLocal, Status: StatusFail, Message: rep.Message, Fix: rep.Fix}
+	if t.Family() == forward.IPv6 && ipv4Only(bs) {
+		s.Fix = ipv6ListenFix(t.Kind, t.Internal.Port())
+	}
 	if len(bs) == 0 {
 		s.Message = fmt.Sprintf("nothing listening on %s: %s", t.Internal, rep.Message)
 		s.Fix = "start the server, and check the rule's internal_port"

@@ -372,18 +372,22 @@ const (
 	maxHeaderBytes    = 8 << 10
 )
 
-// ListenAndServe runs s on addr (such as ":8443") until ctx is done, then
-// shuts down gracefully: in-flight probes are cancelled and their answers
-// sent. It logs where it listens and one line per request to log (nil
-// discards). A nil error means ctx ended it.
-func ListenAndServe(ctx context.Context, addr string, s *Server, log io.Writer) error {
+// ListenAndServe runs s on each of addrs (such as ":8443", which takes
+// IPv4 and IPv6 on one dual-stack socket, or an IPv4 and an IPv6
+// address) until ctx is done, then shuts down gracefully: in-flight
+// probes are cancelled and their answers sent. It logs where it listens
+// and one line per request to log (nil discards). A nil error means ctx
+// ended it.
+func ListenAndServe(ctx context.Context, addrs []string, s *Server, log io.Writer) error {
 	if err := s.checkProxyConfig(); err != nil {
 		return fmt.Errorf("starting the probe server: %w", err)
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
+	if len(addrs) == 0 {
+		return errors.New("starting the probe server: no address to listen on")
+	}
+	lns, err := listenAll(ctx, addrs)
 	if err != nil {
-		return fmt.Errorf("listening for probe requests on %s: %w", addr, err)
+		return err
 	}
 	log = forward.SyncWriter(log)
 	hs := &http.Server{
@@ -396,10 +400,10 @@ func ListenAndServe(ctx context.Context, addr string, s *Server, log io.Writer) 
 		ErrorLog:          stdlog.New(log, "probe server: ", 0),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	served := s.start(hs, ln, log)
+	served := s.start(hs, lns, log)
 	select {
 	case err := <-served:
-		return fmt.Errorf("serving probe requests on %s: %w", addr, err)
+		return fmt.Errorf("serving probe requests: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
@@ -408,23 +412,61 @@ func ListenAndServe(ctx context.Context, addr string, s *Server, log io.Writer) 
 		_ = hs.Close()
 		return fmt.Errorf("shutting down the probe server: %w", err)
 	}
-	<-served
+	for range lns {
+		<-served
+	}
 	return nil
 }
 
-// start serves hs on ln, over TLS when s.TLS is set, and says where once
-// it listens; the channel gets what serving ended with.
-func (s *Server) start(hs *http.Server, ln net.Listener, log io.Writer) <-chan error {
-	served := make(chan error, 1)
-	if s.TLS == nil {
-		fmt.Fprintf(log, "probe server listening on %s\n", ln.Addr())
-		go func() { served <- hs.Serve(ln) }()
-		return served
+// listenAll listens on every address, or on none: on an error the
+// listeners already open are closed.
+func listenAll(ctx context.Context, addrs []string) ([]net.Listener, error) {
+	var lc net.ListenConfig
+	var lns []net.Listener
+	for _, addr := range addrs {
+		ln, err := lc.Listen(ctx, "tcp", addr)
+		if err != nil {
+			for _, open := range lns {
+				_ = open.Close()
+			}
+			return nil, fmt.Errorf("listening for probe requests on %s: %w", addr, err)
+		}
+		lns = append(lns, ln)
 	}
-	hs.TLSConfig = s.TLS.Clone()
-	fmt.Fprintf(log, "probe server listening on %s (HTTPS)\n", ln.Addr())
-	go func() { served <- hs.ServeTLS(ln, "", "") }()
+	return lns, nil
+}
+
+// start serves hs on each of lns, over TLS when s.TLS is set, and says
+// where once it listens; the channel gets what serving on each ended
+// with.
+func (s *Server) start(hs *http.Server, lns []net.Listener, log io.Writer) <-chan error {
+	served := make(chan error, len(lns))
+	https := ""
+	if s.TLS != nil {
+		hs.TLSConfig, https = s.TLS.Clone(), " (HTTPS)"
+	}
+	for _, ln := range lns {
+		fmt.Fprintf(log, "probe server listening on %s%s%s\n", ln.Addr(), families(ln.Addr()), https)
+		go func() {
+			if s.TLS == nil {
+				served <- hs.Serve(ln)
+				return
+			}
+			served <- hs.ServeTLS(ln, "", "")
+		}()
+	}
 	return served
+}
+
+// families says which address families a listener on addr takes, when
+// its address does not say: a wildcard IPv6 socket, as Go opens for
+// ":8443", takes IPv4 as well.
+func families(addr net.Addr) string {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil || !ap.Addr().IsUnspecified() || !ap.Addr().Is6() {
+		return ""
+	}
+	return " (IPv4 and IPv6)"
 }
 
 // maxRequestTime is the longest a request can spend probing.

@@ -360,7 +360,7 @@ func TestListenAndServe(t *testing.T) {
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- ListenAndServe(ctx, "127.0.0.1:0", &Server{Probe: (&probeLog{}).probe}, pw) }()
+	go func() { done <- ListenAndServe(ctx, []string{"127.0.0.1:0"}, &Server{Probe: (&probeLog{}).probe}, pw) }()
 	lines := bufio.NewScanner(pr)
 	if !lines.Scan() {
 		t.Fatal("no log line")
@@ -380,7 +380,7 @@ func TestListenAndServe(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("ListenAndServe did not return after ctx was cancelled")
 	}
-	if err := ListenAndServe(context.Background(), addr+"x", &Server{}, nil); err == nil || !strings.Contains(err.Error(), "listening") {
+	if err := ListenAndServe(context.Background(), []string{addr + "x"}, &Server{}, nil); err == nil || !strings.Contains(err.Error(), "listening") {
 		t.Errorf("bad address: err %v", err)
 	}
 }

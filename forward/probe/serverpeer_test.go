@@ -177,7 +177,7 @@ func TestServerProxyConfig(t *testing.T) {
 		}
 		// A server that starts anyway gives up at the deadline, with no error.
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		err := ListenAndServe(ctx, "127.0.0.1:0", s, nil)
+		err := ListenAndServe(ctx, []string{"127.0.0.1:0"}, s, nil)
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), "starting the probe server") {
 			t.Errorf("ListenAndServe with proxies %v, header %q: %v", s.TrustedProxies, s.ClientIPHeader, err)

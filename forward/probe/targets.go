@@ -8,35 +8,54 @@ import (
 	"github.com/portfwd/portfwd/forward"
 )
 
-// Targets turns a config's rules into what to check: one target per rule,
-// on the first port of its range, with the rule's probe. self is this
-// machine's LAN address ("self" in the config).
+// Targets turns a config's rules into what to check: one target per rule
+// and address family, on the first port of its range, with the rule's
+// probe. hosts are what self stands for: this machine's LAN address, and
+// its stable global IPv6 address for IPv6 (invalid when it has none, which
+// the local layer then says). An IPv6 target is the rule's pinhole: no
+// NAT, so its key is the internal port, at the server's own address.
 //
 // A Source-engine query (a2s) on a range goes to the range's second port:
 // Valheim, V Rising and Enshrouded answer A2S on the game port + 1.
-func Targets(cfg *forward.Config, self netip.Addr) []Target {
+func Targets(cfg *forward.Config, hosts forward.Hosts) []Target {
 	var out []Target
 	for _, r := range cfg.Rules {
-		kind := r.Probe
-		offset := uint16(0)
-		if kind == A2S && r.External.Len() > 1 {
-			offset = 1
+		families := r.Families
+		if len(families) == 0 {
+			families = []forward.Family{forward.IPv4}
 		}
-		host, isSelf := r.InternalAddr, false
-		if !host.IsValid() {
-			host, isSelf = self, true
+		for _, f := range families {
+			out = append(out, target(cfg, r, f, hosts))
 		}
-		out = append(out, Target{
-			Rule:        r.Name,
-			Tag:         forward.Tag(cfg.Name, r.Name),
-			Kind:        kind,
-			External:    forward.Key{Protocol: kind.Network(), ExternalPort: r.External.First + offset},
-			Internal:    netip.AddrPortFrom(host, r.Internal.First+offset),
-			Self:        isSelf,
-			AnyExternal: r.AnyExternal,
-		})
 	}
 	return out
+}
+
+// target is r's target in family f.
+func target(cfg *forward.Config, r forward.Rule, f forward.Family, hosts forward.Hosts) Target {
+	kind := r.Probe
+	offset := uint16(0)
+	if kind == A2S && r.External.Len() > 1 {
+		offset = 1
+	}
+	host, self := r.InternalAddr, hosts.Self
+	external := r.External.First + offset
+	if f == forward.IPv6 {
+		host, self, external = r.InternalAddr6, hosts.Self6, r.Internal.First+offset
+	}
+	isSelf := !host.IsValid()
+	if isSelf {
+		host = self
+	}
+	return Target{
+		Rule:        r.Name,
+		Tag:         forward.Tag(cfg.Name, r.Name),
+		Kind:        kind,
+		External:    forward.Key{Protocol: kind.Network(), ExternalPort: external, Family: f},
+		Internal:    netip.AddrPortFrom(host, r.Internal.First+offset),
+		Self:        isSelf,
+		AnyExternal: r.AnyExternal && f == forward.IPv4,
+	}
 }
 
 // resolveGranted points each AnyExternal target at the external port the
