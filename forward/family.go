@@ -23,7 +23,7 @@ func (e *NoIPv6Error) Error() string {
 	case e.Backend == "natpmp":
 		return fmt.Sprintf("opening pinhole %s: NAT-PMP has no IPv6 (RFC 6886 maps IPv4 only): use backend pcp, its successor, or upnp if the router speaks them, or family: ipv4 for this rule", e.Key)
 	case e.Backend != "":
-		return fmt.Sprintf("opening pinhole %s: the %s backend cannot open IPv6 pinholes: use family: ipv4 for this rule", e.Key, e.Backend)
+		return fmt.Sprintf("opening pinhole %s: the %s backend cannot open IPv6 pinholes: use family: ipv4 for this rule, or a backend that opens them (upnp, pcp, or iptables on the router itself)", e.Key, e.Backend)
 	case e.Why != "":
 		return fmt.Sprintf("opening pinhole %s: %s", e.Key, e.Why)
 	}
