@@ -43,11 +43,11 @@ func batchChild(t *testing.T, c *lab.Child) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Flavour() != c.Phase || f.restore == nil {
-		t.Fatalf("Flavour %q, restore %v; want %q and an iptables-restore", f.Flavour(), f.restore, c.Phase)
+	if f.Flavour() != c.Phase || f.t4.restore == nil {
+		t.Fatalf("Flavour %q, restore %v; want %q and an iptables-restore", f.Flavour(), f.t4.restore, c.Phase)
 	}
-	counter := &countingRestorer{restorer: f.restore}
-	f.restore = counter
+	counter := &countingRestorer{restorer: f.t4.restore}
+	f.t4.restore = counter
 	save := flavourSave(t, c.Phase)
 	pristine := save()
 	passes := labPasses(c)
