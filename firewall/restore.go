@@ -157,7 +157,11 @@ func (b *batch) stage(ctx context.Context, fam forward.Family, do func(editor) e
 	if err != nil {
 		return err
 	}
-	p := b.parts[slices.IndexFunc(b.parts, func(p *part) bool { return p.t == t })]
+	i := slices.IndexFunc(b.parts, func(p *part) bool { return p.t == t })
+	if i < 0 {
+		return fmt.Errorf("the batch has no %s part", t.cmd())
+	}
+	p := b.parts[i]
 	mark := p.s.mark()
 	if err := do(editor{f: b.f, t: t, v: p.s.v, w: p.s}); err != nil {
 		p.s.rollback(mark)

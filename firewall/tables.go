@@ -98,8 +98,8 @@ func (f *Firewall) sides() []*tables {
 
 // newTables6 is the IPv6 side on this host, or nil with why not: an
 // ip6tables of the same flavour as iptables (rules written by the other
-// would be invisible to this one's save, and each flavour drops alone), on
-// a kernel with IPv6.
+// would be invisible to this one's save, and each flavour drops alone)
+// that can read its filter table, on a kernel with IPv6.
 func newTables6(sys system, flavour string) (*tables, error) {
 	if _, err := sys.lookPath("ip6tables"); err != nil {
 		return nil, errors.New("no ip6tables binary in PATH")
@@ -113,6 +113,11 @@ func newTables6(sys system, flavour string) (*tables, error) {
 	t, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv6))
 	if err != nil {
 		return nil, fmt.Errorf("starting ip6tables: %w", err)
+	}
+	// A kernel without the flavour's ip6tables support fails here, not in
+	// every List after.
+	if _, err := t.ListChains("filter"); err != nil {
+		return nil, fmt.Errorf("ip6tables -t filter -S: %w", err)
 	}
 	t6 := &tables{family: forward.IPv6, ipt: t}
 	if path := restoreBinary(sys, "ip6tables"); path != "" {
