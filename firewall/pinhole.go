@@ -48,24 +48,24 @@ func (r rule) pinholeKey() (forward.Key, bool) {
 }
 
 // pinhole reads an ACCEPT rule of portfwd's ip6tables chain as the pinhole
-// it opens, and the interface it admits packets from ("" for any). ok is
-// false for any rule that is not one port opened to one host.
-func (r rule) pinhole() (m forward.Mapping, in string, ok bool) {
+// it opens. ok is false for any rule that is not one port opened to one
+// host. Whether it admits packets from the WAN interface is for List to
+// decide (pinholesListed).
+func (r rule) pinhole() (m forward.Mapping, ok bool) {
 	k, ok := r.pinholeKey()
 	if !ok || r.hasNegation() {
-		return m, "", false
+		return m, false
 	}
 	d, ok, _ := r.opt("-d")
 	if !ok {
-		return m, "", false
+		return m, false
 	}
 	host, ok := parseHost6(d)
 	if !ok {
-		return m, "", false
+		return m, false
 	}
-	in, _, _ = r.opt("-i")
 	return forward.Mapping{Key: k, InternalHost: host, InternalPort: k.ExternalPort,
-		Description: r.comment(), Enabled: true}, in, true
+		Description: r.comment(), Enabled: true}, true
 }
 
 // parseHost6 reads -d as ip6tables prints one host: "addr/128" (or a bare
@@ -91,7 +91,7 @@ var (
 func pinholesIn(v *view) []forward.Mapping {
 	var out []forward.Mapping
 	for _, r := range v.rules("filter", chainForward) {
-		if m, _, ok := r.pinhole(); ok {
+		if m, ok := r.pinhole(); ok {
 			out = append(out, m)
 		}
 	}
