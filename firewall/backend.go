@@ -162,6 +162,7 @@ func (f *Firewall) teardownTables(ctx context.Context, t *tables) error {
 	return nil
 }
 
+// teardown removes h's jumps and chain, as v says they are, with ipt.
 func teardown(ipt ipt, v *view, h hook) error {
 	for _, j := range v.jumps(h) {
 		if err := ipt.Delete(h.table, h.builtin, j.args...); err != nil {
