@@ -10,23 +10,40 @@ import (
 )
 
 // List implements forward.Backend: the DNAT rules in portfwd's chain, and
-// the foreign ones in nat PREROUTING, read as mappings. A mapping of
-// portfwd's that would not forward (a jump or its ACCEPT rule is missing)
-// is listed disabled, so Diff replaces it; one whose hairpin rules are all
-// there is listed with Hairpin. It writes nothing.
+// the foreign ones in nat PREROUTING, read as mappings; with the IPv6
+// side, the pinholes in portfwd's ip6tables chain. A mapping of portfwd's
+// that would not forward (a jump or its ACCEPT rule is missing) is listed
+// disabled, so Diff replaces it; one whose hairpin rules are all there is
+// listed with Hairpin. It writes nothing.
 func (f *Firewall) List(ctx context.Context) ([]forward.Mapping, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	v, err := f.read()
+	out, err := f.list4()
 	if err != nil {
 		return nil, fmt.Errorf("listing mappings: %w", err)
 	}
+	if f.t6 == nil {
+		return out, nil
+	}
+	v6, err := f.t6.read()
+	if err != nil {
+		return nil, fmt.Errorf("listing pinholes: %w", err)
+	}
+	return append(out, pinholesListed(v6, f.wan)...), nil
+}
+
+// list4 reads the IPv4 forwards.
+func (f *Firewall) list4() ([]forward.Mapping, error) {
+	v, err := f.t4.read()
+	if err != nil {
+		return nil, err
+	}
 	lans, err := f.lanPrefixes()
 	if err != nil {
-		return nil, fmt.Errorf("listing mappings: %w", err)
+		return nil, err
 	}
 	out := mappingsIn(v, "PREROUTING")
 	live := v.hooked(hookDNAT, f.wan) && v.hooked(hookForward, f.wan)
@@ -36,26 +53,6 @@ func (f *Firewall) List(ctx context.Context) ([]forward.Mapping, error) {
 		out = append(out, m)
 	}
 	return out, nil
-}
-
-// read reads the view afresh and keeps it for the writes that follow.
-func (f *Firewall) read() (*view, error) {
-	f.view = nil
-	v, err := readView(f.ipt)
-	if err != nil {
-		return nil, err
-	}
-	f.view = v
-	return v, nil
-}
-
-// current is the view the last List read, kept current since, or a fresh
-// one.
-func (f *Firewall) current() (*view, error) {
-	if f.view != nil {
-		return f.view, nil
-	}
-	return f.read()
 }
 
 // mappingsIn reads the DNAT rules of a nat chain as mappings: nat
@@ -87,7 +84,7 @@ func (f *Firewall) hairpinned(v *view, m forward.Mapping, lans []netip.Prefix) b
 func (f *Firewall) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.edit(ctx, func(e editor) error { return e.add(ctx, m) }); err != nil {
+	if err := f.edit(ctx, m.Family, func(e editor) error { return e.add(ctx, m) }); err != nil {
 		return forward.Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, err)
 	}
 	return granted(m), nil
@@ -100,67 +97,83 @@ func granted(m forward.Mapping) forward.Mapping {
 }
 
 // Delete implements forward.Backend: it removes the rules of m.Key from
-// portfwd's chains (DNAT, hairpin, ACCEPT), and nothing else. Absent is
-// not an error.
+// portfwd's chains (DNAT, hairpin, ACCEPT; a pinhole's ACCEPT), and
+// nothing else. Absent is not an error.
 func (f *Firewall) Delete(ctx context.Context, m forward.Mapping) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.edit(ctx, func(e editor) error { return e.deleteRules(ctx, m.Key, owned) }); err != nil {
+	if err := f.edit(ctx, m.Family, func(e editor) error { return e.deleteRules(ctx, m.Key, e.t.owned()) }); err != nil {
 		return fmt.Errorf("deleting mapping %s: %w", m.Key, err)
 	}
 	return nil
 }
 
-// edit runs one edit on the current view, each write an iptables call of
-// its own. A failed edit leaves the tables uncertain: the next one reads
-// them again.
-func (f *Firewall) edit(ctx context.Context, do func(editor) error) error {
+// edit runs one edit on the current view of fam's tables, each write an
+// iptables call of its own. A failed edit leaves the tables uncertain: the
+// next one reads them again.
+func (f *Firewall) edit(ctx context.Context, fam forward.Family, do func(editor) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	v, err := f.current()
+	t, err := f.tablesOf(fam)
+	if err != nil {
+		return err
+	}
+	v, err := t.current()
 	if err == nil {
-		err = do(editor{f: f, v: v, w: direct{ipt: f.ipt, v: v}})
+		err = do(editor{f: f, t: t, v: v, w: direct{ipt: t.ipt, v: v}})
 	}
 	if err != nil {
-		f.view = nil
+		t.view = nil
 	}
 	return err
 }
 
-// Teardown removes everything portfwd wrote: the jumps to its chains and
-// the chains themselves, with their rules. Other rules are left alone. It
-// reads the tables afresh rather than trust the view.
+// Teardown removes everything portfwd wrote, in iptables and ip6tables:
+// the jumps to its chains and the chains themselves, with their rules.
+// Other rules are left alone. It reads the tables afresh rather than trust
+// the views.
 func (f *Firewall) Teardown(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	v, err := f.read()
-	if err != nil {
-		return fmt.Errorf("removing portfwd's chains: %w", err)
-	}
-	defer func() { f.view = nil }()
-	for _, h := range slices.Backward(hooks) {
-		if err := ctx.Err(); err != nil {
+	for _, t := range f.sides() {
+		if err := f.teardownTables(ctx, t); err != nil {
 			return err
-		}
-		if err := f.teardown(v, h); err != nil {
-			return fmt.Errorf("removing chain %s %s: %w", h.table, h.chain, err)
 		}
 	}
 	return nil
 }
 
-func (f *Firewall) teardown(v *view, h hook) error {
+// teardownTables removes portfwd's hooks from one family's tables.
+func (f *Firewall) teardownTables(ctx context.Context, t *tables) error {
+	v, err := t.read()
+	if err != nil {
+		return fmt.Errorf("removing portfwd's chains: %w", err)
+	}
+	defer func() { t.view = nil }()
+	for _, h := range slices.Backward(t.hooks()) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := teardown(t.ipt, v, h); err != nil {
+			return fmt.Errorf("removing %s chain %s %s: %w", t.cmd(), h.table, h.chain, err)
+		}
+	}
+	return nil
+}
+
+// teardown removes h's jumps and chain, as v says they are, with ipt.
+func teardown(ipt ipt, v *view, h hook) error {
 	for _, j := range v.jumps(h) {
-		if err := f.ipt.Delete(h.table, h.builtin, j.args...); err != nil {
+		if err := ipt.Delete(h.table, h.builtin, j.args...); err != nil {
 			return err
 		}
 	}
 	if !v.exists(h.table, h.chain) {
 		return nil
 	}
-	if err := f.ipt.ClearChain(h.table, h.chain); err != nil {
+	if err := ipt.ClearChain(h.table, h.chain); err != nil {
 		return err
 	}
-	return f.ipt.DeleteChain(h.table, h.chain)
+	return ipt.DeleteChain(h.table, h.chain)
 }

@@ -28,7 +28,7 @@ func testSystem() system {
 				{name: "lan0", addrs: []netip.Prefix{p("fe80::2/64"), p("192.168.77.1/24")}},
 			}, nil
 		},
-		version: func() (string, error) { return "iptables v1.8.9 (nf_tables)\n", nil },
+		version: func(cmd string) (string, error) { return cmd + " v1.8.9 (nf_tables)\n", nil },
 	}
 }
 
@@ -186,7 +186,7 @@ func TestStaleJumpReplaced(t *testing.T) {
 	if _, err := f.Add(context.Background(), mc(25565, "192.168.77.10")); err != nil {
 		t.Fatal(err)
 	}
-	v, err := readView(fake)
+	v, err := readView(fake, "iptables", watched)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,11 +13,13 @@ import (
 	"github.com/portfwd/portfwd/internal/lab"
 )
 
-// TestLabFirewallBatch: on the router's real iptables, in both flavours,
-// passes of 200 mappings written with one iptables-restore each leave
-// iptables-save byte for byte as Add and Delete leave it with an iptables
-// call per rule; the last pass and Teardown give back the ruleset as it
-// was; and a transaction the kernel refuses still makes every good rule.
+// TestLabFirewallBatch: on the router's real iptables and ip6tables, in
+// both flavours, passes of 200 forwards and 40 pinholes written with one
+// iptables-restore and one ip6tables-restore each leave iptables-save and
+// ip6tables-save byte for byte as Add and Delete leave them with an
+// iptables call per rule; the last pass and Teardown give back the
+// rulesets as they were; and a transaction the kernel refuses still makes
+// every good rule.
 func TestLabFirewallBatch(t *testing.T) {
 	if c, ok := lab.ChildOf(t); ok {
 		batchChild(t, c)
@@ -43,17 +45,17 @@ func batchChild(t *testing.T, c *lab.Child) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Flavour() != c.Phase || f.restore == nil {
-		t.Fatalf("Flavour %q, restore %v; want %q and an iptables-restore", f.Flavour(), f.restore, c.Phase)
+	if f.Flavour() != c.Phase || f.t4.restore == nil || f.t6 == nil || f.t6.restore == nil {
+		t.Fatalf("Flavour %q, restore %v, IPv6 side %v; want %q and an iptables-restore and ip6tables-restore", f.Flavour(), f.t4.restore, f.t6, c.Phase)
 	}
-	counter := &countingRestorer{restorer: f.restore}
-	f.restore = counter
+	counter, counter6 := &countingRestorer{restorer: f.t4.restore}, &countingRestorer{restorer: f.t6.restore}
+	f.t4.restore, f.t6.restore = counter, counter6
 	save := flavourSave(t, c.Phase)
 	pristine := save()
 	passes := labPasses(c)
 	oneByOneSaves := runPasses(t, oneByOne{f}, f, passes, save)
-	if counter.runs != 0 {
-		t.Fatalf("one by one: %d iptables-restore runs", counter.runs)
+	if counter.runs+counter6.runs != 0 {
+		t.Fatalf("one by one: %d iptables-restore and %d ip6tables-restore runs", counter.runs, counter6.runs)
 	}
 	if got := save(); got != pristine {
 		t.Fatalf("after the passes one by one and Teardown:\n%s\nwant:\n%s", got, pristine)
@@ -64,8 +66,8 @@ func batchChild(t *testing.T, c *lab.Child) {
 			t.Errorf("pass %d: iptables-save after the batch:\n%s\nafter Add and Delete:\n%s", i, batchSaves[i], oneByOneSaves[i])
 		}
 	}
-	if counter.runs != len(passes) {
-		t.Errorf("%d passes made %d iptables-restore runs, want one each", len(passes), counter.runs)
+	if counter.runs != len(passes) || counter6.runs != len(passes) {
+		t.Errorf("%d passes made %d iptables-restore and %d ip6tables-restore runs, want one each", len(passes), counter.runs, counter6.runs)
 	}
 	if got := save(); got != pristine {
 		t.Errorf("after the batches and Teardown:\n%s\nwant:\n%s", got, pristine)
@@ -77,10 +79,11 @@ func batchChild(t *testing.T, c *lab.Child) {
 }
 
 // labPasses: 200 new mappings to the two LAN hosts, every tenth with
-// hairpin; then 50 of them replaced (another internal port, hairpin
-// switched), 25 removed and 10 new; then none (portfwd down).
+// hairpin, and 40 pinholes; then 50 of them replaced (another internal
+// port, hairpin switched, another IPv6 host), 25 removed and 10 new; then
+// none (portfwd down).
 func labPasses(c *lab.Child) [][]forward.Mapping {
-	var first, second []forward.Mapping
+	first, second := labPinholes(c)
 	for i := range 200 {
 		m := mc(uint16(30000+i), []netip.Addr{c.LANHost, c.LANHost2}[i%2].String())
 		m.Description = forward.Tag("t", fmt.Sprintf("r%d", i))
@@ -101,6 +104,25 @@ func labPasses(c *lab.Child) [][]forward.Mapping {
 		second = append(second, mc(uint16(31000+i), c.LANHost.String()))
 	}
 	return [][]forward.Mapping{first, second, nil}
+}
+
+// labPinholes are 40 IPv6 pinholes to the LAN host, and the same after 10
+// went to another address and 10 were removed.
+func labPinholes(c *lab.Child) (first, second []forward.Mapping) {
+	for i := range 40 {
+		m := mc(uint16(30000+i*5), c.LANHost6.String())
+		m.Family, m.InternalPort = forward.IPv6, m.ExternalPort
+		m.Description = forward.Tag("t", fmt.Sprintf("r%d", i*5))
+		first = append(first, m)
+		switch i % 4 {
+		case 0:
+			m.InternalHost = c.LANHost6.Next()
+		case 1:
+			continue // removed
+		}
+		second = append(second, m)
+	}
+	return first, second
 }
 
 // runPasses reconciles b with each pass and saves the tables after each,
@@ -170,15 +192,20 @@ func refusedTransaction(t *testing.T, c *lab.Child, f *Firewall, save func() str
 // the time, counters.
 var savedNoise = regexp.MustCompile(`(?m)^#.*\n|\[\d+:\d+\]`)
 
-// flavourSave is iptables-save of the flavour's tables, noise stripped.
+// flavourSave is iptables-save and ip6tables-save of the flavour's
+// tables, noise stripped.
 func flavourSave(t *testing.T, flavour string) func() string {
-	cmd := map[string]string{"nf_tables": "iptables-nft-save", "legacy": "iptables-legacy-save"}[flavour]
+	suffix := map[string]string{"nf_tables": "-nft-save", "legacy": "-legacy-save"}[flavour]
 	return func() string {
 		t.Helper()
-		out, err := exec.Command(cmd).Output()
-		if err != nil {
-			t.Fatalf("%s: %v", cmd, err)
+		var all strings.Builder
+		for _, cmd := range []string{"iptables" + suffix, "ip6tables" + suffix} {
+			out, err := exec.Command(cmd).Output()
+			if err != nil {
+				t.Fatalf("%s: %v", cmd, err)
+			}
+			all.WriteString(savedNoise.ReplaceAllString(string(out), ""))
 		}
-		return savedNoise.ReplaceAllString(string(out), "")
+		return all.String()
 	}
 }

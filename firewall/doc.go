@@ -41,8 +41,14 @@
 //
 // iptables rules have no lease: every mapping is permanent. Every tagged
 // rule in portfwd's chains is this router's portfwd's, whichever LAN host
-// it forwards to (Properties.Local). IPv4 only: IPv6 pinholes
-// (ip6tables FORWARD accepts) are not written.
+// it forwards to (Properties.Local).
+//
+// IPv6 mappings are pinholes, written with ip6tables of the same flavour
+// when there is one (Properties.IPv6; tables.go, pinhole.go): an ACCEPT
+// per pinhole in ip6tables' filter PORTFWD-FORWARD, one jump first in
+// FORWARD, no NAT and no hairpin. Each family has its own view and its own
+// -restore: a pass with both is one iptables-restore and one
+// ip6tables-restore, and Teardown removes portfwd's chains from both.
 //
 // On the router, the backend also knows which LAN hosts the router can
 // reach (its LAN-side networks and the routes through them): it is a

@@ -57,17 +57,23 @@ func (d direct) delete(table, chain string, spec []string) error {
 	return nil
 }
 
-// editor decides the writes of one Add or Delete from view v, as v says
-// the tables are, and makes them through w. Add and Delete and a batch's
-// staging share it, so both write the same rules in the same order.
+// editor decides the writes of one Add or Delete on one family's tables
+// t from view v, as v says the tables are, and makes them through w. Add
+// and Delete and a batch's staging share it, so both write the same rules
+// in the same order.
 type editor struct {
 	f *Firewall
+	t *tables
 	v *view
 	w writer
 }
 
-// add writes what m needs and is not there yet.
+// add writes what m needs and is not there yet: an IPv4 forward, or an
+// IPv6 pinhole (pinhole.go).
 func (e editor) add(ctx context.Context, m forward.Mapping) error {
+	if m.Family == forward.IPv6 {
+		return e.addPinhole(ctx, m)
+	}
 	if err := validate(m); err != nil {
 		return err
 	}
@@ -95,22 +101,28 @@ func (e editor) add(ctx context.Context, m forward.Mapping) error {
 }
 
 // retag checks who holds m's key. Someone else's rule that forwards
-// elsewhere is a *forward.ConflictError. portfwd's own rules of the key
-// with another tag that m adopts (an older portfwd's tag for the same
-// rule, forward.Adopts), forwarding to the same place, are removed so that
-// m's are written with its tag: in a batch both are one iptables-restore,
-// so the port is never free.
+// elsewhere is a *forward.ConflictError; then takeOver decides on
+// portfwd's own.
 func (e editor) retag(ctx context.Context, m forward.Mapping) error {
 	for _, o := range mappingsIn(e.v, "PREROUTING") {
 		if o.Key == m.Key && !o.SameTarget(m) {
 			return &forward.ConflictError{Want: m, Holder: o}
 		}
 	}
-	for _, o := range mappingsIn(e.v, chainDNAT) {
+	return e.takeOver(ctx, m, mappingsIn(e.v, chainDNAT))
+}
+
+// takeOver checks portfwd's own mappings, own, on m's key: one of another
+// rule is a *forward.ConflictError. Those with another tag that m adopts
+// (an older portfwd's tag for the same rule, forward.Adopts), to the same
+// place, are removed so that m's rules are written with its tag: in a
+// batch both are one iptables-restore, so the port is never free.
+func (e editor) takeOver(ctx context.Context, m forward.Mapping, own []forward.Mapping) error {
+	for _, o := range own {
 		switch {
 		case o.Key != m.Key || o.SameTarget(m):
 		case forward.Adopts(o, m) && o.InternalHost == m.InternalHost && o.InternalPort == m.InternalPort:
-			return e.deleteRules(ctx, m.Key, owned)
+			return e.deleteRules(ctx, m.Key, e.t.owned())
 		default:
 			return &forward.ConflictError{Want: m, Holder: o}
 		}
@@ -147,6 +159,11 @@ func validate(m forward.Mapping) error {
 	if m.ExternalPort == 0 || m.InternalPort == 0 {
 		return fmt.Errorf("%v: the iptables backend forwards one port to one port", m)
 	}
+	return validateTag(m)
+}
+
+// validateTag refuses a mapping without portfwd's tag.
+func validateTag(m forward.Mapping) error {
 	if m.Description == "" {
 		return errors.New("no description: portfwd tags every rule it writes (forward.Tag)")
 	}
@@ -166,7 +183,7 @@ func (e editor) ensureRule(c chainRules, k forward.Key, spec []string) error {
 		return nil
 	}
 	if slices.ContainsFunc(e.v.rules(c.table, c.chain), func(r rule) bool { got, ok := c.key(r); return ok && got == k }) {
-		ok, err := e.f.ipt.Exists(c.table, c.chain, spec...)
+		ok, err := e.t.ipt.Exists(c.table, c.chain, spec...)
 		if err != nil {
 			return fmt.Errorf("checking a rule in %s %s: %w", c.table, c.chain, err)
 		}

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -28,16 +29,16 @@ type Options struct {
 // Firewall is a forward.Backend writing DNAT and ACCEPT rules with
 // iptables on the router portfwd runs on.
 type Firewall struct {
-	ipt      ipt
+	t4       tables  // iptables: IPv4 forwards
+	t6       *tables // ip6tables: IPv6 pinholes; nil when New could not use it
+	no6      error   // why t6 is nil
 	wan      string
 	flavour  string
 	sys      system
 	warnings []string
-	restore  restorer // nil: no batches, every write an iptables call
 
-	mu    sync.Mutex
-	notes []string // what a pass learnt for Warnings, until they are read
-	view  *view    // what the last List read, kept current by Add, Delete and a batch's Commit; nil until then
+	mu    sync.Mutex // guards the views and notes
+	notes []string   // what a pass learnt for Warnings, until they are read
 }
 
 var (
@@ -48,7 +49,8 @@ var (
 
 // New checks that this host can forward ports with iptables (root, an
 // iptables binary, IPv4 forwarding on, the WAN interface present) and
-// returns the backend. It writes nothing to iptables.
+// returns the backend. With an ip6tables of the same flavour it opens IPv6
+// pinholes too (Properties.IPv6). It writes nothing to iptables.
 func New(opts Options) (*Firewall, error) {
 	sys := hostSystem()
 	wan, warnings, notes, err := checkHost(opts, sys)
@@ -59,16 +61,19 @@ func New(opts Options) (*Firewall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting iptables: %w; install the iptables package", err)
 	}
-	f := newFirewall(t, wan, sys.flavour(), sys)
+	f := newFirewall(t, wan, sys.flavour("iptables"), sys)
 	f.warnings, f.notes = warnings, notes
-	if path := restoreBinary(sys); path != "" {
-		f.restore = restoreCmd{path: path}
+	if path := restoreBinary(sys, "iptables"); path != "" {
+		f.t4.restore = restoreCmd{path: path, name: "iptables-restore"}
 	}
+	f.t6, f.no6 = newTables6(sys, f.flavour)
 	return f, nil
 }
 
+// newFirewall is the IPv4 side alone over t; New adds the IPv6 side.
 func newFirewall(t ipt, wan, flavour string, sys system) *Firewall {
-	return &Firewall{ipt: t, wan: wan, flavour: flavour, sys: sys}
+	return &Firewall{t4: tables{family: forward.IPv4, ipt: t}, wan: wan, flavour: flavour, sys: sys,
+		no6: errors.New("no ip6tables")}
 }
 
 // Flavour is the iptables variant in use, "nf_tables" or "legacy" (from
@@ -87,30 +92,31 @@ func (f *Firewall) Warnings() []string {
 	return out
 }
 
-// command is the iptables variant by the name of its command:
-// "iptables-nft", "iptables-legacy", or "iptables" when it could not be
-// told.
-func (f *Firewall) command() string {
-	switch f.flavour {
-	case "nf_tables":
-		return "iptables-nft"
-	case "legacy":
-		return "iptables-legacy"
+// commands are the iptables variants in use by the names of their
+// commands: "iptables-nft", "iptables-legacy", or "iptables" when it could
+// not be told; and the same of ip6tables when the IPv6 side is on.
+func (f *Firewall) commands() []string {
+	suffix := map[string]string{"nf_tables": "-nft", "legacy": "-legacy"}[f.flavour]
+	var out []string
+	for _, t := range f.sides() {
+		out = append(out, t.cmd()+suffix)
 	}
-	return "iptables"
+	return out
 }
 
 // Properties implements forward.Backend. iptables rules have no lease,
-// may point at any LAN host, and belong to the one portfwd on this router.
+// may point at any LAN host, and belong to the one portfwd on this router;
+// IPv6 pinholes are opened when ip6tables of the same flavour is there.
 func (f *Firewall) Properties() forward.Properties {
 	return forward.Properties{
 		Name:            "iptables",
 		Gateway:         "iptables://localhost/" + f.wan,
-		Protocols:       []string{f.command()},
+		Protocols:       f.commands(),
 		PermanentLeases: true,
 		ThirdParty:      forward.ThirdPartyYes,
 		Local:           true,
 		Hairpin:         true,
+		IPv6:            f.t6 != nil,
 	}
 }
 

@@ -17,8 +17,9 @@ import (
 
 // Files the preconditions read.
 const (
-	ipForwardPath = "/proc/sys/net/ipv4/ip_forward"
-	routePath     = "/proc/net/route"
+	ipForwardPath   = "/proc/sys/net/ipv4/ip_forward"
+	ipv6ForwardPath = "/proc/sys/net/ipv6/conf/all/forwarding"
+	routePath       = "/proc/net/route"
 )
 
 // system is what the backend asks of the host outside iptables, so tests
@@ -30,7 +31,7 @@ type system struct {
 	readFile   func(string) ([]byte, error)
 	writeFile  func(string, []byte) error
 	interfaces func() ([]netIface, error)
-	version    func() (string, error) // `iptables --version`
+	version    func(cmd string) (string, error) // `iptables --version`, `ip6tables --version`
 }
 
 // netIface is a network interface and its addresses.
@@ -49,8 +50,8 @@ func hostSystem() system {
 			return os.WriteFile(name, b, 0o644)
 		},
 		interfaces: hostInterfaces,
-		version: func() (string, error) {
-			out, err := exec.Command("iptables", "--version").Output()
+		version: func(cmd string) (string, error) {
+			out, err := exec.Command(cmd, "--version").Output()
 			return string(out), err
 		},
 	}
@@ -169,18 +170,18 @@ func defaultRouteInterface(sys system) (string, error) {
 
 var flavourRE = regexp.MustCompile(`\((nf_tables|legacy)\)`)
 
-// flavour reads "nf_tables" or "legacy" from `iptables --version`
-// ("iptables v1.8.9 (nf_tables)"); versions before 1.8 print no mode and
-// are legacy.
-func (sys system) flavour() string {
-	out, err := sys.version()
+// flavour reads "nf_tables" or "legacy" from `<cmd> --version`
+// ("iptables v1.8.9 (nf_tables)") of cmd, iptables or ip6tables; versions
+// before 1.8 print no mode and are legacy.
+func (sys system) flavour(cmd string) string {
+	out, err := sys.version(cmd)
 	if err != nil {
 		return ""
 	}
 	if m := flavourRE.FindStringSubmatch(out); m != nil {
 		return m[1]
 	}
-	if strings.HasPrefix(strings.TrimSpace(out), "iptables v") {
+	if strings.HasPrefix(strings.TrimSpace(out), cmd+" v") {
 		return "legacy"
 	}
 	return ""
@@ -192,22 +193,22 @@ func (sys system) flavour() string {
 // before.
 var multiBinary = regexp.MustCompile(`^(xtables|iptables)(-nft|-legacy)?-multi$`)
 
-// restoreBinary is the iptables-restore to run beside the iptables
-// command in PATH, or "" when there is none it can tell. When iptables is
-// an xtables multi-binary, that binary: run as iptables-restore, it writes
-// the flavour (nf_tables or legacy) the iptables calls write, where an
-// iptables-restore looked up in PATH may be the other flavour's. Else the
-// iptables-restore in the directory iptables is in (distributions switch
-// the two together; a wrapper script can bring its own).
-func restoreBinary(sys system) string {
-	p, err := sys.lookPath("iptables")
+// restoreBinary is the <cmd>-restore to run beside the cmd (iptables or
+// ip6tables) in PATH, or "" when there is none it can tell. When cmd is an
+// xtables multi-binary, that binary: run as <cmd>-restore, it writes the
+// flavour (nf_tables or legacy) the cmd calls write, where a -restore
+// looked up in PATH may be the other flavour's. Else the <cmd>-restore in
+// the directory cmd is in (distributions switch the two together; a
+// wrapper script can bring its own).
+func restoreBinary(sys system, cmd string) string {
+	p, err := sys.lookPath(cmd)
 	if err != nil {
 		return ""
 	}
 	if real, err := sys.realPath(p); err == nil && multiBinary.MatchString(filepath.Base(real)) {
 		return real
 	}
-	sibling, err := sys.lookPath(filepath.Join(filepath.Dir(p), "iptables-restore"))
+	sibling, err := sys.lookPath(filepath.Join(filepath.Dir(p), cmd+"-restore"))
 	if err != nil {
 		return ""
 	}

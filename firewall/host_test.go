@@ -86,8 +86,8 @@ func TestFlavour(t *testing.T) {
 		"garbage":                       "",
 	} {
 		sys := testSystem()
-		sys.version = func() (string, error) { return out, nil }
-		if got := sys.flavour(); got != want {
+		sys.version = func(string) (string, error) { return out, nil }
+		if got := sys.flavour("iptables"); got != want {
 			t.Errorf("flavour of %q = %q, want %q", out, got, want)
 		}
 	}

@@ -43,9 +43,13 @@ var (
 	hookSNAT    = hook{table: "nat", builtin: "POSTROUTING", chain: chainSNAT}
 )
 
-// hooks lists portfwd's chains in the order they are created; Teardown
-// removes them in reverse.
-var hooks = []hook{hookForward, hookDNAT, hookHairpin, hookSNAT}
+// hooks lists portfwd's chains in iptables in the order they are created;
+// Teardown removes them in reverse. hooks6 are its chains in ip6tables:
+// PORTFWD-FORWARD alone, its jump first in FORWARD as on IPv4.
+var (
+	hooks  = []hook{hookForward, hookDNAT, hookHairpin, hookSNAT}
+	hooks6 = []hook{hookForward}
+)
 
 // jump is the rule in the built-in chain that reaches the chain, written
 // in the order `iptables -S` prints it back.

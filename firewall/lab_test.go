@@ -22,8 +22,8 @@ import (
 // where the child writes the router's own tables. For the legacy flavour,
 // an iptables that is iptables-legacy comes first on the child's PATH.
 
-// saves are the commands that print each flavour's tables.
-var saves = []string{"iptables-nft-save", "iptables-legacy-save"}
+// saves are the commands that print each flavour's tables, IPv4 and IPv6.
+var saves = []string{"iptables-nft-save", "iptables-legacy-save", "ip6tables-nft-save", "ip6tables-legacy-save"}
 
 func TestLabFirewall(t *testing.T) {
 	if c, ok := lab.ChildOf(t); ok {
@@ -34,17 +34,18 @@ func TestLabFirewall(t *testing.T) {
 }
 
 // inEachFlavour builds the iptables lab and runs the calling test's child
-// on the router once per flavour; afterwards the router's ruleset must be
-// as before, what the child did (did) notwithstanding.
+// on the router once per flavour; afterwards the router's rulesets, IPv4
+// and IPv6, must be as before, what the child did (did) notwithstanding.
 func inEachFlavour(t *testing.T, did string) {
-	l := lab.ForTest(t, lab.Options{Iptables: true})
+	l := lab.ForTest(t, lab.Options{Iptables: true, IPv6: true})
 	for _, flavour := range []string{"nf_tables", "legacy"} {
 		t.Run(flavour, func(t *testing.T) {
 			// Reading a legacy table loads it, and it stays listed,
 			// empty, after: load them first, so before and after compare.
-			for _, table := range []string{"filter", "nat"} {
-				if out, err := l.Command(lab.Router, "iptables-legacy", "-t", table, "-S").CombinedOutput(); err != nil {
-					t.Fatalf("iptables-legacy -t %s -S: %v: %s", table, err, out)
+			for _, cmd := range []string{"iptables-legacy -t filter", "iptables-legacy -t nat", "ip6tables-legacy -t filter"} {
+				args := append(strings.Fields(cmd), "-S")
+				if out, err := l.Command(lab.Router, args[0], args[1:]...).CombinedOutput(); err != nil {
+					t.Fatalf("%s -S: %v: %s", cmd, err, out)
 				}
 			}
 			before := saveAll(t, l)
@@ -74,16 +75,19 @@ func saveAll(t *testing.T, l *lab.Lab) string {
 	return all.String()
 }
 
-// legacyPath is a directory whose iptables is iptables-legacy.
+// legacyPath is a directory whose iptables is iptables-legacy, and
+// ip6tables ip6tables-legacy.
 func legacyPath(t *testing.T) string {
 	t.Helper()
-	legacy, err := exec.LookPath("iptables-legacy")
-	if err != nil {
-		t.Fatalf("iptables-legacy (package iptables): %v", err)
-	}
 	dir := t.TempDir()
-	if err := os.Symlink(legacy, filepath.Join(dir, "iptables")); err != nil {
-		t.Fatal(err)
+	for _, cmd := range []string{"iptables", "ip6tables"} {
+		legacy, err := exec.LookPath(cmd + "-legacy")
+		if err != nil {
+			t.Fatalf("%s-legacy (package iptables): %v", cmd, err)
+		}
+		if err := os.Symlink(legacy, filepath.Join(dir, cmd)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dir
 }

@@ -33,19 +33,19 @@ const restoreTimeout = 30 * time.Second
 // error quotes.
 const restoreOutputLimit = 2048
 
-var errRestoreTimeout = fmt.Errorf("iptables-restore did not finish within %v; another program may hold the xtables lock (/run/xtables.lock)", restoreTimeout)
+var errRestoreTimeout = fmt.Errorf("it did not finish within %v; another program may hold the xtables lock (/run/xtables.lock)", restoreTimeout)
 
 // restoreCmd runs path, the binary restoreBinary found (usually the
-// xtables multi-binary the iptables command is), under the name
-// iptables-restore: so it writes the tables of the same flavour, nf_tables
-// or legacy, as the iptables calls do.
-type restoreCmd struct{ path string }
+// xtables multi-binary the iptables command is), under name,
+// iptables-restore or ip6tables-restore: so it writes the tables of the
+// same family and flavour, nf_tables or legacy, as the iptables calls do.
+type restoreCmd struct{ path, name string }
 
 func (r restoreCmd) restore(ctx context.Context, script string) error {
-	ctx, cancel := context.WithTimeoutCause(ctx, restoreTimeout, errRestoreTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, restoreTimeout, fmt.Errorf("%s: %w", r.name, errRestoreTimeout))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.path, "--noflush", "--wait")
-	cmd.Args[0] = "iptables-restore"
+	cmd.Args[0] = r.name
 	cmd.Stdin = strings.NewReader(script)
 	out := &headBuffer{limit: restoreOutputLimit}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -57,7 +57,7 @@ func (r restoreCmd) restore(ctx context.Context, script string) error {
 	if cause := context.Cause(ctx); cause != nil {
 		return cause
 	}
-	return fmt.Errorf("iptables-restore --noflush: %w: %s", err, forward.Printable(out.String()))
+	return fmt.Errorf("%s --noflush: %w: %s", r.name, err, forward.Printable(out.String()))
 }
 
 // headBuffer keeps the first limit bytes written to it and drops the rest.
@@ -87,38 +87,50 @@ func (h *headBuffer) String() string {
 var errBatchDone = errors.New("the iptables-restore batch was already committed")
 
 // Begin implements forward.Batcher. It reads the tables unless the last
-// List did; without an iptables-restore of the iptables in use there is no
-// batch, and Apply makes the changes one by one.
+// List did; without an iptables-restore (and ip6tables-restore, with the
+// IPv6 side) of the flavour in use there is no batch, and Apply makes the
+// changes one by one.
 func (f *Firewall) Begin(ctx context.Context) (forward.Batch, error) {
-	if f.restore == nil {
-		return nil, errors.New("iptables is no xtables multi-binary, so there is no iptables-restore of its flavour")
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	v, err := f.current()
-	if err != nil {
-		f.view = nil
-		return nil, err
+	b := &batch{f: f}
+	for _, t := range f.sides() {
+		if t.restore == nil {
+			return nil, fmt.Errorf("%s is no xtables multi-binary, so there is no %s-restore of its flavour", t.cmd(), t.cmd())
+		}
+		v, err := t.current()
+		if err != nil {
+			t.view = nil
+			return nil, err
+		}
+		b.parts = append(b.parts, &part{t: t, base: v, s: newScript(v.clone())})
 	}
-	return &batch{f: f, base: v, s: newScript(v.clone())}, nil
+	return b, nil
 }
 
-// batch is the iptables backend's forward.Batch.
+// batch is the iptables backend's forward.Batch: a part per family, each
+// committed with its own -restore.
 type batch struct {
-	f    *Firewall
+	f     *Firewall
+	parts []*part // IPv4, then IPv6 with the IPv6 side
+	done  bool
+}
+
+// part is one family's share of a batch.
+type part struct {
+	t    *tables
 	base *view   // the view it copied, which Commit replaces with its own
 	s    *script // the staged writes and the view with them
-	done bool
 }
 
 var _ forward.Batch = (*batch)(nil)
 
 // Add implements forward.Batch: Add's checks and writes, staged.
 func (b *batch) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
-	if err := b.stage(ctx, func(e editor) error { return e.add(ctx, m) }); err != nil {
+	if err := b.stage(ctx, m.Family, func(e editor) error { return e.add(ctx, m) }); err != nil {
 		return forward.Mapping{}, fmt.Errorf("adding mapping %s: %w", m.Key, err)
 	}
 	return granted(m), nil
@@ -126,34 +138,43 @@ func (b *batch) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, er
 
 // Delete implements forward.Batch: Delete's writes, staged.
 func (b *batch) Delete(ctx context.Context, m forward.Mapping) error {
-	if err := b.stage(ctx, func(e editor) error { return e.deleteRules(ctx, m.Key, owned) }); err != nil {
+	if err := b.stage(ctx, m.Family, func(e editor) error { return e.deleteRules(ctx, m.Key, e.t.owned()) }); err != nil {
 		return fmt.Errorf("deleting mapping %s: %w", m.Key, err)
 	}
 	return nil
 }
 
-// stage runs one edit on the batch's view, staging its writes; a failed
-// edit takes back what it staged, so the change fails alone.
-func (b *batch) stage(ctx context.Context, do func(editor) error) error {
+// stage runs one edit on the view of fam's part, staging its writes; a
+// failed edit takes back what it staged, so the change fails alone.
+func (b *batch) stage(ctx context.Context, fam forward.Family, do func(editor) error) error {
 	if b.done {
 		return errBatchDone
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	mark := b.s.mark()
-	if err := do(editor{f: b.f, v: b.s.v, w: b.s}); err != nil {
-		b.s.rollback(mark)
+	t, err := b.f.tablesOf(fam)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(b.parts, func(p *part) bool { return p.t == t })
+	if i < 0 {
+		return fmt.Errorf("the batch has no %s part", t.cmd())
+	}
+	p := b.parts[i]
+	mark := p.s.mark()
+	if err := do(editor{f: b.f, t: t, v: p.s.v, w: p.s}); err != nil {
+		p.s.rollback(mark)
 		return err
 	}
 	return nil
 }
 
-// Commit implements forward.Batch: every staged write in one
-// iptables-restore --noflush. The backend's view is then the batch's.
-// After a failure the tables are read again: iptables-restore commits
-// table by table, so part may be written; a Warning tells why the pass
-// went one change at a time.
+// Commit implements forward.Batch: every staged write of a family in one
+// iptables-restore --noflush (ip6tables-restore for IPv6). The backend's
+// view of it is then the batch's. After a failure that family's tables are
+// read again: a -restore commits table by table, so part may be written;
+// a Warning tells why the pass went one change at a time.
 func (b *batch) Commit(ctx context.Context) error {
 	f := b.f
 	f.mu.Lock()
@@ -162,20 +183,32 @@ func (b *batch) Commit(ctx context.Context) error {
 		return errBatchDone
 	}
 	b.done = true
-	if b.s.writes() == 0 {
+	var errs []error
+	for _, p := range b.parts {
+		if err := f.commit(ctx, p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// commit writes p's staged writes with its family's -restore.
+func (f *Firewall) commit(ctx context.Context, p *part) error {
+	t := p.t
+	if p.s.writes() == 0 {
 		return nil
 	}
-	if err := f.restore.restore(ctx, b.s.String()); err != nil {
-		f.view = nil
+	if err := t.restore.restore(ctx, p.s.String()); err != nil {
+		t.view = nil
 		if ctx.Err() == nil {
-			f.notes = append(f.notes, fmt.Sprintf("writing %d rule changes in one iptables-restore failed (%v); portfwd made the changes one at a time with iptables instead", b.s.writes(), err))
+			f.notes = append(f.notes, fmt.Sprintf("writing %d rule changes in one %s-restore failed (%v); portfwd made the changes one at a time with %s instead", p.s.writes(), t.cmd(), err, t.cmd()))
 		}
 		return err
 	}
-	if f.view == b.base {
-		f.view = b.s.v
+	if t.view == p.base {
+		t.view = p.s.v
 	} else {
-		f.view = nil // read meanwhile: trust neither
+		t.view = nil // read meanwhile: trust neither
 	}
 	return nil
 }

@@ -21,7 +21,7 @@ type oneByOne struct{ forward.Backend }
 func newBatchTest(t *testing.T) (*Firewall, *fakeIPT) {
 	t.Helper()
 	f, fake := newTest(t)
-	f.restore = fake
+	f.t4.restore = fake
 	return f, fake
 }
 
@@ -240,7 +240,7 @@ func TestRestoreBinary(t *testing.T) {
 			return "", errors.New("not found")
 		}
 		sys.realPath = func(string) (string, error) { return tc.real, nil }
-		if got := restoreBinary(sys); got != tc.want {
+		if got := restoreBinary(sys, "iptables"); got != tc.want {
 			t.Errorf("iptables running %s, sibling %v: restoreBinary = %q, want %q", tc.real, tc.sibling, got, tc.want)
 		}
 	}

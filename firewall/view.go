@@ -16,25 +16,32 @@ type view struct {
 	chains map[string][]rule // "table/chain" -> rules; a chain that does not exist has no key
 }
 
-// watched are the chains a view reads, by table.
-var watched = []struct {
+// watch is a table and the chains of it a view reads.
+type watch struct {
 	table  string
 	chains []string
-}{
-	{"filter", []string{"FORWARD", chainForward}},
-	{"nat", []string{"PREROUTING", "POSTROUTING", chainDNAT, chainHairpin, chainSNAT}},
 }
+
+// watched are the chains an IPv4 view reads, by table; watched6 an IPv6
+// one's (no NAT there).
+var (
+	watched = []watch{
+		{"filter", []string{"FORWARD", chainForward}},
+		{"nat", []string{"PREROUTING", "POSTROUTING", chainDNAT, chainHairpin, chainSNAT}},
+	}
+	watched6 = []watch{{"filter", []string{"FORWARD", chainForward}}}
+)
 
 func chainKey(table, chain string) string { return table + "/" + chain }
 
-// readView lists the watched chains that exist: one `iptables -S` per
+// readView lists the chains of watched that exist: one `<cmd> -S` per
 // table for the names, one per chain for the rules.
-func readView(t ipt) (*view, error) {
+func readView(t ipt, cmd string, watched []watch) (*view, error) {
 	v := &view{chains: map[string][]rule{}}
 	for _, w := range watched {
 		names, err := t.ListChains(w.table)
 		if err != nil {
-			return nil, fmt.Errorf("iptables -t %s -S: %w", w.table, err)
+			return nil, fmt.Errorf("%s -t %s -S: %w", cmd, w.table, err)
 		}
 		for _, chain := range w.chains {
 			if !slices.Contains(names, chain) {
@@ -42,7 +49,7 @@ func readView(t ipt) (*view, error) {
 			}
 			lines, err := t.List(w.table, chain)
 			if err != nil {
-				return nil, fmt.Errorf("iptables -t %s -S %s: %w", w.table, chain, err)
+				return nil, fmt.Errorf("%s -t %s -S %s: %w", cmd, w.table, chain, err)
 			}
 			v.chains[chainKey(w.table, chain)] = parseRules(lines)
 		}

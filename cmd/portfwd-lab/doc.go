@@ -6,6 +6,7 @@
 //
 //	portfwd-lab up [-igdv1] [-cgnat] [-insecure] [-no-upnp] [-no-natpmp]
 //	               [-pcp-third-party] [-ipv6-on] [-ipv6] [-iptables]
+//	               [-iptables-legacy]
 //	portfwd-lab down | reboot | env | sweep | help
 //	portfwd-lab exec lan|wan|router -- cmd args...
 //	portfwd-lab listen tcp|udp|minecraft PORT (run it in a namespace via exec)

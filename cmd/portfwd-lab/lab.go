@@ -26,6 +26,7 @@ func upFlags(opts *lab.Options, insecure *bool) *flag.FlagSet {
 	fs.BoolVar(&opts.IPv6On, "ipv6-on", false, "leave miniupnpd's IPv6 support on, as Debian and OpenWrt ship it")
 	fs.BoolVar(&opts.IPv6, "ipv6", false, "global IPv6 on every host; miniupnpd serves pinholes (WANIPv6FirewallControl) and PCP over IPv6")
 	fs.BoolVar(&opts.Iptables, "iptables", false, "no miniupnpd: a Linux router with its own iptables rules (portfwd's iptables backend)")
+	fs.BoolVar(&opts.IptablesLegacy, "iptables-legacy", false, "with -iptables: the router's rules in iptables-legacy's tables instead of nf_tables'")
 	return fs
 }
 

@@ -43,57 +43,94 @@ func iptablesWeb(l *lab.Lab) string {
 	return fmt.Sprintf("  - name: web\n    protocol: tcp\n    external_port: 8080\n    internal_host: %s\n", l.LANHost2)
 }
 
-// iptablesLog wraps the router's iptables and iptables-restore in scripts
-// that log every call, and every line restored, so a test can count
-// portfwd's writes to the real iptables. (portfwd runs the iptables-restore
-// beside an iptables that is no xtables multi-binary, as this wrapper is.)
+// iptablesLog wraps the router's iptables, ip6tables and their -restores
+// in scripts that log every call, and every line restored, so a test can
+// count portfwd's writes to the real iptables: IPv4's in calls.log, IPv6's
+// in calls6.log. (portfwd runs the -restore beside an iptables that is no
+// xtables multi-binary, as this wrapper is.)
 type iptablesLog struct {
-	dir, file string
+	dir string
 }
 
-func newIptablesLog(t *testing.T) *iptablesLog {
+// newIptablesLog wraps the tools of the flavour: "" for the ones in PATH,
+// "nft" or "legacy" for iptables-nft, iptables-legacy and their kin.
+func newIptablesLog(t *testing.T, flavour string) *iptablesLog {
 	t.Helper()
-	dir := t.TempDir()
-	il := &iptablesLog{dir: dir, file: filepath.Join(dir, "calls.log")}
-	for tool, script := range map[string]string{
-		"iptables":         "#!/bin/sh\nprintf '%%s\\n' \"$*\" >> %[1]s\nexec %[2]s \"$@\"\n",
-		"iptables-restore": "#!/bin/sh\nprintf 'restore %%s\\n' \"$*\" >> %[1]s\ntee -a %[1]s | %[2]s \"$@\"\n",
-	} {
-		real, err := exec.LookPath(tool)
+	il := &iptablesLog{dir: t.TempDir()}
+	for _, tool := range []string{"iptables", "iptables-restore", "ip6tables", "ip6tables-restore"} {
+		real, err := exec.LookPath(flavourTool(tool, flavour))
 		if err != nil {
 			t.Fatalf("%s: %v", tool, err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, tool), []byte(fmt.Sprintf(script, il.file, real)), 0o755); err != nil {
+		log := filepath.Join(il.dir, "calls.log")
+		if strings.HasPrefix(tool, "ip6") {
+			log = filepath.Join(il.dir, "calls6.log")
+		}
+		script := fmt.Sprintf("#!/bin/sh\nprintf '%%s\\n' \"$*\" >> %[1]s\nexec %[2]s \"$@\"\n", log, real)
+		if strings.HasSuffix(tool, "-restore") {
+			script = fmt.Sprintf("#!/bin/sh\nprintf 'restore %%s\\n' \"$*\" >> %[1]s\ntee -a %[1]s | %[2]s \"$@\"\n", log, real)
+		}
+		if err := os.WriteFile(filepath.Join(il.dir, tool), []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return il
 }
 
+// flavourTool is tool of the flavour: iptables-restore of legacy is
+// iptables-legacy-restore.
+func flavourTool(tool, flavour string) string {
+	if flavour == "" {
+		return tool
+	}
+	cmd, rest, restore := strings.Cut(tool, "-")
+	if restore {
+		return cmd + "-" + flavour + "-" + rest
+	}
+	return cmd + "-" + flavour
+}
+
 // env puts the wrapper first on PATH.
 func (il *iptablesLog) env() []string { return []string{"PATH=" + il.dir + ":" + os.Getenv("PATH")} }
 
-// writes are the logged calls and restored lines that change the
+// writes are the logged iptables calls and restored lines that change the
 // ruleset, and resets the log.
 func (il *iptablesLog) writes(t *testing.T) (writes []string, calls int) {
 	t.Helper()
-	b, err := os.ReadFile(il.file)
+	writes, calls, _ = il.writesIn(t, "calls.log")
+	return writes, calls
+}
+
+// writes6 is writes of ip6tables, and how many ip6tables-restores ran.
+func (il *iptablesLog) writes6(t *testing.T) (writes []string, restores int) {
+	t.Helper()
+	writes, _, restores = il.writesIn(t, "calls6.log")
+	return writes, restores
+}
+
+func (il *iptablesLog) writesIn(t *testing.T, name string) (writes []string, calls, restores int) {
+	t.Helper()
+	file := filepath.Join(il.dir, name)
+	b, err := os.ReadFile(file)
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
-	_ = os.Remove(il.file)
+	_ = os.Remove(file)
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		if line == "" {
 			continue
 		}
 		calls++
+		if strings.HasPrefix(line, "restore ") {
+			restores++
+		}
 		if slices.ContainsFunc(strings.Fields(line), func(w string) bool {
 			return slices.Contains([]string{"-A", "-I", "-D", "-R", "-N", "-X", "-F", "-E", "-P", "-Z"}, w)
 		}) {
 			writes = append(writes, line)
 		}
 	}
-	return writes, calls
+	return writes, calls, restores
 }
 
 func iptablesSave(t *testing.T, l *lab.Lab) string {
@@ -140,7 +177,7 @@ func TestLabIptables(t *testing.T) {
 	serveAt(t, l, "udp", net.JoinHostPort(h1, "19132"), "bedrock on .10")
 	serveAt(t, l, "udp", net.JoinHostPort(h2, "2457"), "valheim on .11")
 	serveAt(t, l, "tcp", net.JoinHostPort(h2, "8080"), "web on .11")
-	ipt := newIptablesLog(t)
+	ipt := newIptablesLog(t, "")
 	router := func(args ...string) cli { t.Helper(); return portfwdIn(t, l, lab.Router, ipt.env(), args...) }
 	cfg := writeConfig(t, iptablesRules(l, "")+iptablesWeb(l))
 

@@ -47,7 +47,7 @@ rules:
 		t.Errorf("forwarding already on: apply said it turned it on")
 	}
 	if r := router("plan", cfg); !strings.Contains(r.stderr, `warning: rule "nas" forwards to 192.168.1.30`) ||
-		!strings.Contains(r.stderr, "gateway: iptables://localhost/") || !strings.Contains(r.stderr, "(iptables-nft)") {
+		!strings.Contains(r.stderr, "gateway: iptables://localhost/") || !strings.Contains(r.stderr, "(iptables-nft, ip6tables-nft)") {
 		t.Errorf("plan: want the warning, and the gateway named once")
 	}
 	r = router("check", "-o", "json", cfg)

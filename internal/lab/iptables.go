@@ -38,6 +38,21 @@ COMMIT
 COMMIT
 `))
 
+// ip6tablesTmpl is the router's IPv6 firewall in the iptables variant
+// with Options.IPv6, as a small Linux router keeps it: no NAT, the LAN's
+// connections out and their answers forwarded, ICMPv6 too (RFC 4890: path
+// MTU discovery needs it), and nothing else, so a WAN host reaches a LAN
+// host's global address only through a pinhole.
+var ip6tablesTmpl = template.Must(template.New("ip6tables").Parse(`*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -p ipv6-icmp -j ACCEPT
+-A FORWARD -i {{.LAN}} -o {{.WAN}} -j ACCEPT
+COMMIT
+`))
+
 // HandForwardPort is the external TCP port of the port forward the
 // iptables variant's owner wrote by hand: portfwd lists it as foreign and
 // refuses to take it over.
@@ -52,18 +67,34 @@ func (l *Lab) configureIptablesRouter(ctx context.Context) error {
 	return l.loadIptables(ctx)
 }
 
-// loadIptables loads iptablesTmpl in the router namespace with
-// iptables-restore.
+// loadIptables loads iptablesTmpl, and with Options.IPv6 ip6tablesTmpl,
+// in the router namespace with iptables-restore and ip6tables-restore, or
+// their legacy flavour's (Options.IptablesLegacy). Only the flavour loaded
+// holds a DROP, so a backend of that flavour alone decides what passes.
 func (l *Lab) loadIptables(ctx context.Context) error {
-	var b strings.Builder
-	data := map[string]any{"WAN": RouterWANIface, "LAN": RouterLANIface, "LANHost2": l.LANHost2, "HandPort": HandForwardPort}
-	if err := iptablesTmpl.Execute(&b, data); err != nil {
-		return fmt.Errorf("rendering the router's iptables ruleset: %w", err)
+	type ruleset struct {
+		tmpl *template.Template
+		cmd  string
 	}
-	cmd := l.CommandContext(ctx, Router, tool("iptables-restore"))
-	cmd.Stdin = strings.NewReader(b.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("loading the router's iptables ruleset: %w: %s", err, out)
+	rulesets := []ruleset{{iptablesTmpl, "iptables-restore"}}
+	if l.opts.IPv6 {
+		rulesets = append(rulesets, ruleset{ip6tablesTmpl, "ip6tables-restore"})
+	}
+	data := map[string]any{"WAN": RouterWANIface, "LAN": RouterLANIface, "LANHost2": l.LANHost2, "HandPort": HandForwardPort}
+	for _, r := range rulesets {
+		tmpl, cmd := r.tmpl, r.cmd
+		if l.opts.IptablesLegacy {
+			cmd = strings.Replace(cmd, "tables-", "tables-legacy-", 1)
+		}
+		var b strings.Builder
+		if err := tmpl.Execute(&b, data); err != nil {
+			return fmt.Errorf("rendering the router's %s ruleset: %w", tmpl.Name(), err)
+		}
+		c := l.CommandContext(ctx, Router, tool(cmd))
+		c.Stdin = strings.NewReader(b.String())
+		if out, err := c.CombinedOutput(); err != nil {
+			return fmt.Errorf("loading the router's %s ruleset with %s: %w: %s", tmpl.Name(), cmd, err, out)
+		}
 	}
 	return nil
 }

@@ -91,7 +91,8 @@ type Options struct {
 	// on IPv6 forwarding on the router and miniupnpd's IPv6 side (it
 	// implies IPv6On): miniupnpd then serves WANIPv6FirewallControl and its
 	// HTTP on RootDescURL6, PCP on RouterLAN6. The router forwards to the
-	// LAN host over IPv6 only what the LAN opened or a pinhole allows.
+	// LAN host over IPv6 only what the LAN opened or a pinhole allows;
+	// with Iptables, its ip6tables ruleset does the same (ip6tablesTmpl).
 	IPv6 bool
 	// LogLineCost, when set, makes every line miniupnpd logs cost this
 	// long: its log reaches the file through a one-page pipe drained at
@@ -105,6 +106,10 @@ type Options struct {
 	// iptables backend (Router). Its ruleset holds rules portfwd must leave
 	// alone (IptablesRuleset).
 	Iptables bool
+	// IptablesLegacy loads the Iptables router's rulesets into the legacy
+	// flavour's tables (iptables-legacy-restore) instead of nf_tables', for
+	// proving portfwd end to end with iptables-legacy.
+	IptablesLegacy bool
 	// Detached starts miniupnpd in its own session so it outlives this
 	// process (the portfwd-lab command). Otherwise it is killed when this
 	// process dies, so a crashed test leaves no daemon behind. A detached
