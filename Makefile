@@ -91,15 +91,20 @@ deps: modules
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); \
 	fi
 
+# TOOL_MODULES are modules of their own under internal/tools, whose large
+# dependencies (nfpm, goreleaser) stay out of go.mod: debpkg makes the
+# Debian package, releasecheck checks .goreleaser.yaml. make unit and make
+# lint cover them too.
+TOOL_MODULES := internal/tools/debpkg internal/tools/releasecheck
 modules:
 	$(GO) mod download
-	cd internal/tools/debpkg && $(GO) mod download
+	for m in $(TOOL_MODULES); do (cd $$m && $(GO) mod download) || exit 1; done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	cd internal/tools/debpkg && $(GO) vet ./...
+	for m in $(TOOL_MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 
 ## test: the whole suite, in two passes split by name: a lab test is
 ## TestLab… (lab.ForTest fails any other, and any in the unit pass).
@@ -109,7 +114,7 @@ test: deps lint unit lab-test
 ## makes lab.ForTest fail: a lab test named otherwise would run here.
 unit: modules
 	PORTFWD_UNIT=1 $(LOOPBACK_ONLY) $(GO) test -count=1 -timeout 10m -skip '^TestLab' ./...
-	cd internal/tools/debpkg && $(LOOPBACK_ONLY) $(GO) test -count=1 ./...
+	for m in $(TOOL_MODULES); do (cd $$m && $(LOOPBACK_ONLY) $(GO) test -count=1 ./...) || exit 1; done
 
 ## lab-test: the lab tests. PORTFWD_LAB=1 makes a missing lab prerequisite a
 ## failure, never a skip.
