@@ -3,6 +3,7 @@ package forward
 import (
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -30,7 +31,7 @@ type keyDoc struct {
 // gatewayKeys, probeServerKeys, ruleKeys).
 var (
 	schemaTop = []keyDoc{
-		{"name", "Tags this file's forwards on the router (pf:NAME:RULE). Default: the file's base name. Lower-case letters, digits and hyphens.", nameValue},
+		{"name", "Tags this file's forwards on the router (pf:NAME:RULE). Default: the file's base name. Lower-case letters, digits and hyphens, at most 12 characters.", func() map[string]any { return nameValue(MaxConfigNameLen) }},
 		{"gateway", "How to reach the gateway. Every key is optional; flags and PORTFWD_GATEWAY_* variables override them.", func() map[string]any { return object(schemaGateway) }},
 		{"probe_server", "The outside vantage `portfwd check` asks to probe this home's public address: a `portfwd probe-server` on a VPS or a friend's machine.", func() map[string]any { return object(schemaProbeServer) }},
 		{"rules", "The forwards the router must hold. `rules: []` is valid: apply then removes every forward this file owns.", rulesValue},
@@ -47,7 +48,7 @@ var (
 		{"token", "The shared secret the probe server requires (sent in the Authorization header). Needs url.", text},
 	}
 	schemaRule = []keyDoc{
-		{"name", "Required, unique in the file: tags the rule's forwards on the router. Lower-case letters, digits and hyphens, at most 40 characters.", nameValue},
+		{"name", "Required, unique in the file: tags the rule's forwards on the router. Lower-case letters, digits and hyphens, at most 40 characters.", func() map[string]any { return nameValue(maxNameLen) }},
 		{"service", "A catalog service (portfwd services lists them): fills in protocol, ports and probe; keys written in the rule override it.", serviceValue},
 		{"protocol", "tcp, udp, or both. Required unless service: names a catalog entry.", func() map[string]any { return enum([]string{"tcp", "udp", "both"}) }},
 		{"external_port", "The port friends connect to: a number, a range \"2456-2457\", or any (the router picks, suggesting internal_port). Required unless service: names a catalog entry.", func() map[string]any { return portValue(true) }},
@@ -65,12 +66,11 @@ var (
 // holds. Unknown keys are rejected at every level, as the loader rejects
 // them; values the loader reads in any case (TCP, IPv6, SELF) validate.
 func Schema() []byte {
-	s := object(schemaTop)
+	s := object(schemaTop, "rules")
 	s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
 	s["$id"] = SchemaID
 	s["title"] = "portfwd config"
 	s["description"] = "A portfwd config file: the port forwards (and IPv6 pinholes) a home router must hold. portfwd plan reports every problem with file, line and key."
-	s["required"] = []string{"rules"}
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		panic("forward: the config schema does not encode: " + err.Error())
@@ -78,22 +78,31 @@ func Schema() []byte {
 	return append(b, '\n')
 }
 
-// object is the schema of a mapping holding the keys keys and no other.
-func object(keys []keyDoc) map[string]any {
+// object is the schema of a mapping holding the keys keys and no other,
+// required among them. A key left empty (lease: with no value, or
+// gateway: with every line under it commented out) is YAML's null, which
+// the loader reads as absent: every key but the required ones may be null.
+func object(keys []keyDoc, required ...string) map[string]any {
 	props := make(map[string]any, len(keys))
 	for _, k := range keys {
 		v := k.Value()
+		if !slices.Contains(required, k.Name) {
+			v = map[string]any{"anyOf": []any{v, map[string]any{"type": "null"}}}
+		}
 		v["description"] = k.Doc
 		props[k.Name] = v
 	}
-	return map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	o := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	if len(required) > 0 {
+		o["required"] = required
+	}
+	return o
 }
 
 // rulesValue is the schema of rules:, a list of rules that each name
 // their protocol and port, or a service that fills them in.
 func rulesValue() map[string]any {
-	rule := object(schemaRule)
-	rule["required"] = []string{"name"}
+	rule := object(schemaRule, "name")
 	rule["anyOf"] = []any{
 		map[string]any{"required": []string{"service"}},
 		map[string]any{"required": []string{"protocol", "external_port"}},
@@ -132,13 +141,23 @@ func anyCase(values []string) string {
 	return `^\s*(` + strings.Join(alts, "|") + `)\s*$`
 }
 
-// nameValue is a config or rule name. YAML reads a name of digits alone
-// (name: 2024) as a number, which the loader takes as its text.
-func nameValue() map[string]any {
+// nameValue is a config or rule name of at most maxLen characters. YAML
+// reads a name of digits alone (name: 2024) as a number, which the loader
+// takes as its text.
+func nameValue(maxLen int) map[string]any {
 	return map[string]any{"anyOf": []any{
-		map[string]any{"type": "string", "pattern": namePattern.String(), "maxLength": maxNameLen},
-		map[string]any{"type": "integer", "minimum": 0},
+		map[string]any{"type": "string", "pattern": namePattern.String(), "maxLength": maxLen},
+		map[string]any{"type": "integer", "minimum": 0, "maximum": maxDigits(maxLen)},
 	}}
+}
+
+// maxDigits is the largest number written with n digits.
+func maxDigits(n int) int {
+	m := 0
+	for range min(n, 18) {
+		m = m*10 + 9
+	}
+	return m
 }
 
 func serviceValue() map[string]any { return enum(serviceNames()) }

@@ -157,6 +157,14 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 		{"gateway:\n  lease: soon\nrules: []\n", false},
 		{"gateway:\n  hairpin: yes please\nrules: []\n", false},
 		{"gateway:\n  backend: auto\n", false},
+		{"gateway:\nprobe_server:\nrules:\n  - name: r\n    service: valheim\n    family:\n    description:\n", true},
+		{"name:\ngateway:\n  lease:\n  address:\nrules: []\n", true},
+		{"rules:\n", false},
+		{"rules:\n  - name:\n    service: valheim\n", false},
+		{"name: home-lab\nrules: []\n", true},
+		{"name: a-much-too-long-name\nrules: []\n", false},
+		{"name: 2024\nrules: []\n", true},
+		{"name: 1234567890123\nrules: []\n", false},
 	} {
 		_, _, loadErr := Load(context.Background(), "c.yaml", []byte(tc.config), LoadOptions{LookupHost: func(context.Context, string) ([]netip.Addr, error) {
 			return []netip.Addr{netip.MustParseAddr("192.168.1.20")}, nil
