@@ -2,6 +2,7 @@
 #
 #   make build     bin/portfwd and bin/portfwd-lab, versioned by git describe
 #   make install   make build, then portfwd to /usr/local/bin (as root)
+#   make package   a Debian package in dist/ (nfpm, as a Go module)
 #   make demo      build, create the namespace lab, apply a Minecraft config
 #                  on the LAN host, prove it from the WAN host, tear down (root)
 #   make test      what CI runs (root): install what the tests need, gofmt and
@@ -19,13 +20,13 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 MODULE  := github.com/portfwd/portfwd
 GO      ?= go
 BIN     := bin
-DEB_PKGS := miniupnpd-nftables nftables iptables miniupnpc natpmpc iproute2 procps systemd git make
+DEB_PKGS := miniupnpd-nftables nftables iptables miniupnpc natpmpc iproute2 procps systemd git make man-db dpkg
 # Which package provides each command the lab runs (used to skip apt-get when
 # everything is already installed).
-DEB_CMDS := miniupnpd nft iptables upnpc natpmpc ip pgrep systemd-analyze git make
+DEB_CMDS := miniupnpd nft iptables upnpc natpmpc ip pgrep systemd-analyze git make man dpkg-deb
 
 
-.PHONY: all build install deps modules test unit lab-test fuzz bench demo lint metrics clean
+.PHONY: all build install package deps modules test unit lab-test fuzz bench demo lint metrics clean
 
 # LOOPBACK_ONLY runs a command in a fresh network namespace with only
 # loopback up, so a test that would send a packet to the machine's real
@@ -60,6 +61,28 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN)/portfwd $(DESTDIR)$(PREFIX)/bin/portfwd
 
+## package: the Debian package, dist/portfwd_VERSION_ARCH.deb, for this
+## machine's architecture: /usr/bin/portfwd (static, CGO_ENABLED=0), the
+## systemd units (ExecStart on /usr/bin/portfwd), bash/zsh/fish completions,
+## the man pages, the config schema, /etc/portfwd/portfwd.yaml as a conffile.
+## The files are staged in $(STAGE); internal/tools/debpkg (a module of its
+## own, for nfpm's dependencies) reads configs/package/nfpm.yaml and writes
+## the package. Release builds for other architectures: .goreleaser.yaml.
+DIST  ?= dist
+STAGE ?= $(BIN)/package
+PKG_ARCH := $(shell $(GO) env GOARCH)
+package:
+	rm -rf $(STAGE) && mkdir -p $(STAGE)/systemd $(STAGE)/completions $(DIST)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(STAGE)/portfwd ./cmd/portfwd
+	for u in configs/systemd/*.service configs/systemd/*.timer; do \
+		sed 's|^ExecStart=/usr/local/bin/portfwd |ExecStart=/usr/bin/portfwd |' $$u > $(STAGE)/systemd/$${u##*/}; done
+	$(STAGE)/portfwd completion bash > $(STAGE)/completions/portfwd.bash
+	$(STAGE)/portfwd completion zsh > $(STAGE)/completions/_portfwd
+	$(STAGE)/portfwd completion fish > $(STAGE)/completions/portfwd.fish
+	$(STAGE)/portfwd man $(STAGE)/man && gzip -9n $(STAGE)/man/*.1
+	v=$$($(STAGE)/portfwd --version | sed 's/^portfwd //'); \
+	cd internal/tools/debpkg && $(GO) run . -root $(CURDIR) -stage $(abspath $(STAGE)) -version "$$v" -arch $(PKG_ARCH) -out $(abspath $(DIST))
+
 ## deps: Debian packages for the lab (as root) and the Go modules.
 deps: modules
 	@missing=""; for c in $(DEB_CMDS); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$c >/dev/null || missing="$$missing $$c"; done; \
@@ -68,13 +91,20 @@ deps: modules
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); \
 	fi
 
+# TOOL_MODULES are modules of their own under internal/tools, whose large
+# dependencies (nfpm, goreleaser) stay out of go.mod: debpkg makes the
+# Debian package, releasecheck checks .goreleaser.yaml. make unit and make
+# lint cover them too.
+TOOL_MODULES := internal/tools/debpkg internal/tools/releasecheck
 modules:
 	$(GO) mod download
+	for m in $(TOOL_MODULES); do (cd $$m && $(GO) mod download) || exit 1; done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	for m in $(TOOL_MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 
 ## test: the whole suite, in two passes split by name: a lab test is
 ## TestLab… (lab.ForTest fails any other, and any in the unit pass).
@@ -84,6 +114,7 @@ test: deps lint unit lab-test
 ## makes lab.ForTest fail: a lab test named otherwise would run here.
 unit: modules
 	PORTFWD_UNIT=1 $(LOOPBACK_ONLY) $(GO) test -count=1 -timeout 10m -skip '^TestLab' ./...
+	for m in $(TOOL_MODULES); do (cd $$m && $(LOOPBACK_ONLY) $(GO) test -count=1 ./...) || exit 1; done
 
 ## lab-test: the lab tests. PORTFWD_LAB=1 makes a missing lab prerequisite a
 ## failure, never a skip.
@@ -165,4 +196,4 @@ demo: deps build
 	echo "== demo passed: reachable from outside after apply, closed after down"
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)

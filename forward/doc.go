@@ -7,6 +7,8 @@
 //	                         status can call a deleted or renamed config's forwards orphaned
 //	config*.go, validate*.go the YAML config: Load, every problem with file, line and key; warnings
 //	catalog.go               the service catalog (service: minecraft-java)
+//	schema.go                the config's JSON schema (portfwd schema), one documented
+//	                         line per key, kept equal to the loader's key lists by a test
 //	diff.go                  the pure planner: Diff → Plan of Changes (Action enum)
 //	apply.go                 Apply: carries a Plan out, one Outcome per Change
 //	reconcile.go             Reconcile: list → plan with ownership → apply, the one path

@@ -20,6 +20,8 @@ func ExampleConfig(name string) ([]byte, error) {
 		return nil, fmt.Errorf("unknown service %q (%sportfwd services lists them)", name, hint)
 	}
 	var b bytes.Buffer
+	b.WriteString(SchemaLine(SchemaPath))
+	b.WriteString("# (the schema the Debian package installs; elsewhere: portfwd schema > portfwd.schema.json,\n#  and $schema=portfwd.schema.json above)\n")
 	fmt.Fprintf(&b, `# portfwd.yaml: %s, on this PC, reachable from the internet.
 # Written by portfwd example %s; edit it, then:
 #   portfwd plan portfwd.yaml    what would change on the router

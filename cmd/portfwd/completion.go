@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,10 +21,12 @@ func registerCompletions(root *cobra.Command) {
 	values := map[string][]string{
 		"output":  {"table", "json"},
 		"backend": forward.BackendNames(),
+		"lease":   {"30m", "1h", "2h", "24h", "0"},
 	}
 	for flag, vs := range values {
 		_ = root.RegisterFlagCompletionFunc(flag, fixed(vs))
 	}
+	registerPathCompletions(root)
 	for _, c := range root.Commands() {
 		if c.Flags().Lookup("kind") != nil {
 			_ = c.RegisterFlagCompletionFunc("kind", fixed(probeKindNames()))
@@ -39,6 +42,35 @@ func registerCompletions(root *cobra.Command) {
 			c.ValidArgsFunction = completeConfig
 		}
 	}
+}
+
+// registerPathCompletions completes the flags that take a path (a state
+// directory, PEM files) or a network interface, which a shell would
+// otherwise complete as any file.
+func registerPathCompletions(root *cobra.Command) {
+	_ = root.MarkPersistentFlagDirname("state-dir")
+	_ = root.RegisterFlagCompletionFunc("wan-interface", completeInterfaces)
+	for _, c := range root.Commands() {
+		for _, flag := range []string{"via-ca", "tls-cert", "tls-key"} {
+			if c.Flags().Lookup(flag) != nil {
+				_ = c.MarkFlagFilename(flag, "pem", "crt", "key")
+			}
+		}
+	}
+}
+
+// completeInterfaces completes --wan-interface with this machine's
+// network interfaces (as ip link lists them).
+func completeInterfaces(_ *cobra.Command, _ []string, typed string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []string
+	for _, i := range ifs {
+		names = append(names, i.Name)
+	}
+	return fixed(names)(nil, nil, typed)
 }
 
 // takesConfig reports whether the command's argument is a config file.

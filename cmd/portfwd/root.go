@@ -69,7 +69,7 @@ other configs' forwards included, is left alone.`,
 	}
 	root.AddCommand(newCmdPlan(f, nil), newCmdApply(f, nil), newCmdStatus(f, nil), newCmdDown(f, nil),
 		newCmdCheck(f, nil), newCmdProbe(f, nil), newCmdProbeServer(f), newCmdServices(f), newCmdVersion(f),
-		newCmdDaemon(f, nil), newCmdExample(f))
+		newCmdDaemon(f, nil), newCmdExample(f), newCmdSchema(f), newCmdMan())
 	registerCompletions(root)
 	return root
 }
