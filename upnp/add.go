@@ -14,6 +14,12 @@ import (
 // refreshes it, and returns the mapping as granted. UPnP error codes become
 // the forward sentinel errors; see explain.
 func (g *IGD) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
+	if m.Family == forward.IPv6 {
+		if !g.v6.usable() {
+			return forward.Mapping{}, &forward.NoIPv6Error{Key: m.Key, Backend: "upnp"}
+		}
+		return g.v6.add(ctx, m)
+	}
 	var got forward.Mapping
 	err := g.guard(ctx, func() error {
 		var err error

@@ -33,11 +33,17 @@ type IGD struct {
 	local      netip.Addr
 	snap       snapshot
 	check      *staleCheck // non-nil when built from the discovery cache
+	// udn and pinholeService are what the description says of IPv6: the
+	// root device's UDN and whether it lists WANIPv6FirewallControl:1.
+	udn            string
+	pinholeService bool
+	v6             *pinholes // the IPv6 side; nil: no IPv6 mappings
 }
 
 var (
 	_ forward.Backend = (*IGD)(nil)
 	_ forward.Finder  = (*IGD)(nil)
+	_ forward.Warner  = (*IGD)(nil)
 )
 
 // Properties describes the gateway. Routers run UPnP in secure mode by
@@ -51,8 +57,13 @@ func (g *IGD) Properties() forward.Properties {
 		Protocols:       g.protocols(),
 		PermanentLeases: g.service.MaxLease == 0,
 		ThirdParty:      forward.ThirdPartyIfAllowed,
+		IPv6:            g.v6.usable(),
 	}
 }
+
+// Warnings are the notes of the IPv6 side (forward.Warner): a pinhole the
+// router did not need because its IPv6 firewall is off.
+func (g *IGD) Warnings() []string { return g.v6.warnings() }
 
 // protocols names the device and service versions, for Properties.
 func (g *IGD) protocols() []string {
@@ -82,7 +93,7 @@ func (g *IGD) List(ctx context.Context) ([]forward.Mapping, error) {
 		return nil, err
 	}
 	g.snap.remember(out)
-	return out, nil
+	return append(out, g.v6.list()...), nil
 }
 
 // list picks the listing method. Quirk: routers that claim
@@ -177,6 +188,9 @@ func (g *IGD) specific(ctx context.Context, key forward.Key) (forward.Mapping, e
 // caller lists instead, so a router that answers the action badly costs
 // requests, never a forward.
 func (g *IGD) Find(ctx context.Context, k forward.Key) (forward.Mapping, bool, error) {
+	if k.Family == forward.IPv6 {
+		return g.v6.lookup(ctx, k)
+	}
 	var m forward.Mapping
 	err := g.guard(ctx, func() error {
 		var err error
@@ -195,6 +209,12 @@ func (g *IGD) Find(ctx context.Context, k forward.Key) (forward.Mapping, bool, e
 // Delete removes the mapping on m.Key. 714 NoSuchEntryInArray means it is
 // already gone, which is success.
 func (g *IGD) Delete(ctx context.Context, m forward.Mapping) error {
+	if m.Family == forward.IPv6 {
+		if g.v6 == nil {
+			return nil // nothing recorded, nothing to close
+		}
+		return g.v6.remove(ctx, m)
+	}
 	err := g.guard(ctx, func() error {
 		return asSOAPError("DeletePortMapping", g.client.DeletePortMappingCtx(ctx, "", m.ExternalPort, wireProtocol(m.Protocol)))
 	})
