@@ -38,7 +38,9 @@ func testPinholes(t *testing.T, f *fakeFirewall, dir string, now *time.Time) *pi
 	}
 	// The fake is on loopback: the client cannot send from the LAN
 	// host's address here, so it sends from any.
-	p.client = func(control *url.URL, _ netip.Addr) *PinholeClient { return newPinholeClientAt(control, netip.Addr{}, 0) }
+	p.client = func(control *url.URL, _ netip.Addr) *PinholeClient {
+		return newPinholeClientAt(control, netip.Addr{}, 0)
+	}
 	p.isLocal = func(a netip.Addr) bool { return a == labLANHost6 }
 	p.now = func() time.Time { return *now }
 	return p
