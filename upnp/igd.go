@@ -93,7 +93,30 @@ func (g *IGD) List(ctx context.Context) ([]forward.Mapping, error) {
 		return nil, err
 	}
 	g.snap.remember(out)
-	return append(out, g.v6.list()...), nil
+	return append(out, g.listPinholes(ctx)...), nil
+}
+
+// listPinholes is the IPv6 pinholes recorded and not run out. The router
+// cannot list them, but it says how long it has been up (GetStatusInfo's
+// NewUptime): a router up for less time than a pinhole has existed
+// restarted since, and lost every pinhole, so the records are forgotten
+// and the pass opens them again. That costs one request, only while
+// pinholes are recorded; a router that does not say its uptime is
+// believed, and the daemon's check (Find) still finds a lost pinhole.
+func (g *IGD) listPinholes(ctx context.Context) []forward.Mapping {
+	if len(g.v6.list()) == 0 {
+		return nil
+	}
+	var up time.Duration
+	err := g.guard(ctx, func() error {
+		var err error
+		up, err = g.client.UptimeCtx(ctx)
+		return err
+	})
+	if err == nil && up > 0 {
+		g.v6.restartedBefore(up)
+	}
+	return g.v6.list()
 }
 
 // list picks the listing method. Quirk: routers that claim

@@ -59,6 +59,9 @@ func pinholePath(dir string, gw netip.Addr) string {
 }
 
 // openPinholeRecords reads the records at path; "" gives records in memory.
+// A state directory that does not exist yet holds none (commands that only
+// read do not create it); one that exists is trusted only as
+// forward.PrepareStateDir allows.
 // A file that cannot be parsed is set aside as path.corrupt with a
 // warning, and an invalid record dropped with one; a file that is not a
 // regular file, or is too large, is an error that says what to do.
@@ -66,6 +69,9 @@ func openPinholeRecords(path string, gw netip.Addr) (*pinholeRecords, error) {
 	r := &pinholeRecords{path: path, file: pinholeFile{FormatVersion: pinholeFormat, Gateway: gw.String()}}
 	if path == "" {
 		return r, nil
+	}
+	if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		return r, nil // no state directory yet: nothing recorded; save creates it
 	}
 	if err := forward.PrepareStateDir(filepath.Dir(path)); err != nil {
 		return nil, err
@@ -139,6 +145,9 @@ func (r *pinholeRecords) save() error {
 	}
 	raw, err := json.MarshalIndent(r.file, "", "  ")
 	if err != nil {
+		return err
+	}
+	if err := forward.PrepareStateDir(filepath.Dir(r.path)); err != nil {
 		return err
 	}
 	if err := forward.WriteFileAtomic(r.path, ".upnp-pinholes-*.tmp", append(raw, '\n')); err != nil {

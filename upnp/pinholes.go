@@ -67,6 +67,27 @@ func (p *pinholes) list() []forward.Mapping {
 	return p.rec.live(p.now())
 }
 
+// restartSlack is how far a router's uptime may fall short of a
+// pinhole's age and the router still count as up since before it: the
+// uptime is whole seconds (miniupnpd subtracts two time() readings), and
+// the record's time is taken just after the router opened the pinhole.
+const restartSlack = 1500 * time.Millisecond
+
+// restartedBefore forgets every record when one pinhole is older than the
+// router's uptime up: the router restarted after opening it.
+func (p *pinholes) restartedBefore(up time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	boot := p.now().Add(-up - restartSlack)
+	for _, r := range p.rec.file.Pinholes {
+		if r.Expires.Add(-r.Lease).Before(boot) {
+			p.notes = append(p.notes, fmt.Sprintf("the router restarted %s ago, after opening pinhole %s: opening its pinholes again", forward.LeaseString(up), r.Key))
+			_ = p.rec.dropAll()
+			return
+		}
+	}
+}
+
 // add opens m's pinhole, or renews it: miniupnpd answers AddPinhole for a
 // pinhole it has with that pinhole's UniqueID, renewed, and opens one it
 // lost (a reboot) under a new one, so one action serves both and the

@@ -270,3 +270,24 @@ func TestDefaultGateway6(t *testing.T) {
 		t.Error("a missing route table gave a gateway")
 	}
 }
+
+// TestPinholesRouterRestarted: a router up for less time than a recorded
+// pinhole has existed restarted since, so the records are forgotten; one
+// up for longer keeps them.
+func TestPinholesRouterRestarted(t *testing.T) {
+	f := newFakeFirewall(t)
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	p := testPinholes(t, f, "", &now)
+	if _, err := p.add(testCtx(t), pinhole6(25565, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Minute)
+	p.restartedBefore(time.Hour)
+	if len(p.list()) != 1 || len(p.warnings()) != 0 {
+		t.Fatalf("a router up for an hour lost the records of a pinhole 10 minutes old: %v", p.list())
+	}
+	p.restartedBefore(5 * time.Minute)
+	if notes := p.warnings(); len(p.list()) != 0 || len(notes) != 1 || !strings.Contains(notes[0], "restarted") {
+		t.Errorf("a router up for 5 minutes kept the records of a pinhole 10 minutes old: %v, notes %q", p.list(), notes)
+	}
+}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -89,6 +92,24 @@ type mappingView struct {
 	// Hairpin: LAN clients reach it through the public address too
 	// (iptables backend).
 	Hairpin bool `json:"hairpin,omitempty"`
+	// key is the mapping's key as tables show it ("tcp6/25565"); it is
+	// not part of the JSON document.
+	key forward.Key
+}
+
+// proto is the PROTO column of tables: "tcp", or "tcp6" for an IPv6
+// pinhole (the key's spelling without the port).
+func (v mappingView) proto() string {
+	if v.key.Protocol == "" {
+		return v.Protocol
+	}
+	p, _, _ := strings.Cut(v.key.String(), "/")
+	return p
+}
+
+// internal is the INTERNAL column: host:port, an IPv6 host in brackets.
+func (v mappingView) internal() string {
+	return net.JoinHostPort(v.InternalHost, strconv.Itoa(int(v.InternalPort)))
 }
 
 func viewMapping(m *forward.Mapping) *mappingView {
@@ -97,7 +118,7 @@ func viewMapping(m *forward.Mapping) *mappingView {
 	}
 	return &mappingView{Protocol: string(m.Protocol), ExternalPort: m.ExternalPort,
 		InternalHost: m.InternalHost.String(), InternalPort: m.InternalPort, Description: m.Description,
-		LeaseSeconds: int64(m.Lease.Seconds()), Enabled: m.Enabled, Rule: m.Owner(), Hairpin: m.Hairpin}
+		LeaseSeconds: int64(m.Lease.Seconds()), Enabled: m.Enabled, Rule: m.Owner(), Hairpin: m.Hairpin, key: m.Key}
 }
 
 type gatewayView struct {
@@ -194,7 +215,7 @@ func target(c forward.Change) string {
 	if m == nil {
 		m = c.Before
 	}
-	return fmt.Sprintf("%s:%d", m.InternalHost, m.InternalPort)
+	return netip.AddrPortFrom(m.InternalHost, m.InternalPort).String()
 }
 
 // summary counts a plan's changes by action, for the closing line and JSON.

@@ -131,7 +131,7 @@ func printStatus(out *printer, doc statusDoc) error {
 		if m.RuleDescription != "" {
 			desc += " (" + m.RuleDescription + ")"
 		}
-		t.row(m.Protocol, fmt.Sprint(m.ExternalPort), fmt.Sprintf("%s:%d", m.InternalHost, m.InternalPort),
+		t.row(m.proto(), fmt.Sprint(m.ExternalPort), m.internal(),
 			forward.LeaseString(secondsDuration(m.LeaseSeconds)), m.Ownership, mappingNote(m.mappingView), desc)
 	}
 	if err := t.flush(); err != nil {
