@@ -74,8 +74,14 @@ func TestLabDualOverUPnP(t *testing.T) {
 		t.Errorf("re-apply: exit %d, summary %v, %d pinhole requests; want 2 noop and none", r.code, doc.Summary, pinholeRequests(l)-holes)
 	}
 	dualStatus(t, l, cfg)
+	// Closing the pinhole needs the router's IPv6 control URL, which the
+	// first apply found and the discovery cache remembers: no search.
+	searches := strings.Count(l.MiniupnpdLog(), "SSDP M-SEARCH")
 	if r := portfwd(t, l, "apply", "--prune", writeConfig(t, "gateway:\n  backend: upnp\nrules: []\n")); r.code != exitOK {
 		t.Fatalf("apply without the rule: exit %d", r.code)
+	}
+	if n := strings.Count(l.MiniupnpdLog(), "SSDP M-SEARCH") - searches; n != 0 || searches == 0 {
+		t.Errorf("closing the pinhole sent %d M-SEARCH (the first apply %d), want none: the IPv6 URL is cached", n, searches)
 	}
 	if v4, v6 := reachable(l, 25565); v4 || v6 {
 		t.Errorf("after removing the rule: IPv4 %v, IPv6 %v; want both closed", v4, v6)
