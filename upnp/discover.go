@@ -118,7 +118,6 @@ func withIPv6(g *IGD, gw netip.Addr, opts DiscoverOptions) error {
 	old := g.v6
 	g.v6 = newPinholes(g.pinholeService, g.udn, root, self6, rec)
 	g.v6.timeout = opts.RequestTimeout
-	g.v6.notes = rec.warnings
 	if old != nil {
 		g.v6.root6, g.v6.control6, g.v6.cached = old.root6, old.control6, old.root6 != nil
 	}

@@ -27,6 +27,7 @@ import (
 type pinholeRecords struct {
 	path     string // "" keeps the records in memory only
 	file     pinholeFile
+	stamp    stamp // the file as last read or written (refresh)
 	warnings []string
 }
 
@@ -76,9 +77,17 @@ func openPinholeRecords(path string, gw netip.Addr) (*pinholeRecords, error) {
 	if err := forward.PrepareStateDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
-	raw, err := readPinholeFile(path)
+	return r, r.load()
+}
+
+// load reads the file into r, replacing what r held; no file is no
+// records.
+func (r *pinholeRecords) load() error {
+	r.file.Pinholes = nil
+	r.stamp = fileStamp(r.path)
+	raw, err := readPinholeFile(r.path)
 	if raw == nil || err != nil {
-		return r, err
+		return err
 	}
 	var f pinholeFile
 	err = json.Unmarshal(raw, &f)
@@ -86,10 +95,40 @@ func openPinholeRecords(path string, gw netip.Addr) (*pinholeRecords, error) {
 		err = fmt.Errorf("format version %d, want %d", f.FormatVersion, pinholeFormat)
 	}
 	if err != nil {
-		return r, r.setAside(err)
+		return r.setAside(err)
 	}
 	r.keepValid(f.Pinholes)
-	return r, nil
+	return nil
+}
+
+// refresh reads the file again when another run changed it since r read
+// or wrote it: a daemon keeps its IGD between passes, and a portfwd apply
+// of another config on this host may have opened or closed pinholes in
+// between (the run lock keeps them from doing so at once). A stat per
+// call; the caller holds the run lock.
+func (r *pinholeRecords) refresh() {
+	if r.path == "" || fileStamp(r.path) == r.stamp {
+		return
+	}
+	if err := r.load(); err != nil {
+		r.warnings = append(r.warnings, err.Error())
+	}
+}
+
+// stamp tells one version of a file from another: its modification time
+// and size, zero when there is no file.
+type stamp struct {
+	mod  time.Time
+	size int64
+}
+
+// fileStamp is path's stamp.
+func fileStamp(path string) stamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return stamp{}
+	}
+	return stamp{fi.ModTime(), fi.Size()}
 }
 
 // readPinholeFile is the file's content, nil when there is none.
@@ -153,6 +192,7 @@ func (r *pinholeRecords) save() error {
 	if err := forward.WriteFileAtomic(r.path, ".upnp-pinholes-*.tmp", append(raw, '\n')); err != nil {
 		return fmt.Errorf("saving the pinhole records: %w", err)
 	}
+	r.stamp = fileStamp(r.path)
 	return nil
 }
 

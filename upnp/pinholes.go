@@ -64,6 +64,7 @@ func (p *pinholes) list() []forward.Mapping {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.rec.refresh()
 	return p.rec.live(p.now())
 }
 
@@ -97,6 +98,7 @@ func (p *pinholes) restartedBefore(up time.Duration) {
 func (p *pinholes) add(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.rec.refresh()
 	if held, ok := p.rec.get(m.Key); ok && !mayReplace(held.Mapping, m) {
 		return forward.Mapping{}, fmt.Errorf("opening pinhole %s: %w", m.Key, &forward.ConflictError{Want: m, Holder: held.Mapping})
 	}
@@ -169,6 +171,7 @@ func (p *pinholes) status(ctx context.Context, m forward.Mapping) (FirewallStatu
 func (p *pinholes) remove(ctx context.Context, m forward.Mapping) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.rec.refresh()
 	held, ok := p.rec.get(m.Key)
 	if !ok {
 		return nil
@@ -191,6 +194,7 @@ func (p *pinholes) remove(ctx context.Context, m forward.Mapping) error {
 func (p *pinholes) lookup(ctx context.Context, k forward.Key) (forward.Mapping, bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.rec.refresh()
 	held, ok := p.rec.get(k)
 	if !ok || !held.Expires.After(p.now()) {
 		return forward.Mapping{}, false, nil
@@ -261,15 +265,16 @@ func (p *pinholes) forgetRoot6() {
 	clear(p.clients)
 }
 
-// warnings returns the notes since the last call, and forgets them.
+// warnings returns the notes and the records' warnings since the last
+// call, and forgets them.
 func (p *pinholes) warnings() []string {
 	if p == nil {
 		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := p.notes
-	p.notes = nil
+	n := append(p.notes, p.rec.warnings...)
+	p.notes, p.rec.warnings = nil, nil
 	return n
 }
 

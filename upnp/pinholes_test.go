@@ -291,3 +291,31 @@ func TestPinholesRouterRestarted(t *testing.T) {
 		t.Errorf("a router up for 5 minutes kept the records of a pinhole 10 minutes old: %v, notes %q", p.list(), notes)
 	}
 }
+
+// TestPinholesSeeOtherRuns: a daemon keeps its IGD between passes, while
+// a portfwd apply of another config opens pinholes on the same router;
+// each sees the other's records, and neither save drops the other's.
+func TestPinholesSeeOtherRuns(t *testing.T) {
+	f := newFakeFirewall(t)
+	dir := t.TempDir()
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	daemon := testPinholes(t, f, dir, &now)
+	if _, err := daemon.add(testCtx(t), pinhole6(25565, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	apply := testPinholes(t, f, dir, &now)
+	other := pinhole6(8080, time.Hour)
+	other.Description = "pf:web:http"
+	if _, err := apply.add(testCtx(t), other); err != nil {
+		t.Fatal(err)
+	}
+	if l := daemon.list(); len(l) != 2 {
+		t.Fatalf("the daemon sees %d pinholes, want the apply's too: %+v", len(l), l)
+	}
+	if _, err := daemon.add(testCtx(t), pinhole6(25565, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if l := testPinholes(t, f, dir, &now).list(); len(l) != 2 {
+		t.Errorf("after the daemon's renewal the file holds %d pinholes, want 2: %+v", len(l), l)
+	}
+}
