@@ -49,12 +49,17 @@ var (
 // Properties describes the gateway. Routers run UPnP in secure mode by
 // default (mappings only for the asking host), so ThirdParty is only if allowed.
 // WANIPConnection:2 caps leases at a week, so only the v1 services keep
-// permanent leases.
+// permanent leases. Protocols names the pinhole service too when IPv6
+// mappings can be opened.
 func (g *IGD) Properties() forward.Properties {
+	protocols := g.protocols()
+	if g.v6.usable() {
+		protocols = append(protocols, "WANIPv6FirewallControl:1")
+	}
 	return forward.Properties{
 		Name:            "upnp",
 		Gateway:         g.rootURL,
-		Protocols:       g.protocols(),
+		Protocols:       protocols,
 		PermanentLeases: g.service.MaxLease == 0,
 		ThirdParty:      forward.ThirdPartyIfAllowed,
 		IPv6:            g.v6.usable(),
