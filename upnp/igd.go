@@ -102,15 +102,21 @@ func (g *IGD) List(ctx context.Context) ([]forward.Mapping, error) {
 }
 
 // listPinholes is the IPv6 pinholes recorded and not run out. The router
-// cannot list them, but it says how long it has been up (GetStatusInfo's
-// NewUptime): a router up for less time than a pinhole has existed
-// restarted since, and lost every pinhole, so the records are forgotten
-// and the pass opens them again. That costs one request, only while
-// pinholes are recorded; a router that does not say its uptime is
-// believed, and the daemon's check (Find) still finds a lost pinhole.
+// cannot list them, so one is asked after (pinholes.stillThere:
+// CheckPinholeWorking, which changes nothing): a router that lost it
+// restarted, or let it run out, and the records are forgotten so that the
+// pass opens them all again. Where the router cannot tell (no
+// CheckPinholeWorking), its uptime does (GetStatusInfo's NewUptime): a
+// router up for less time than a pinhole has existed restarted since.
+// Either costs one request, only while pinholes are recorded; a router
+// that answers neither is believed, and the daemon's check (Find) still
+// finds a lost pinhole.
 func (g *IGD) listPinholes(ctx context.Context) []forward.Mapping {
 	if len(g.v6.list()) == 0 {
 		return nil
+	}
+	if g.v6.stillThere(ctx) {
+		return g.v6.list()
 	}
 	var up time.Duration
 	err := g.guard(ctx, func() error {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -87,6 +88,36 @@ func (p *pinholes) restartedBefore(up time.Duration) {
 			return
 		}
 	}
+}
+
+// stillThere asks the router about the first recorded pinhole with
+// CheckPinholeWorking and reports whether it could tell: the pinhole is
+// there (an answer, or 709 NoTrafficReceived, which miniupnpd always
+// gives), or gone (IsPinholeGone), when every record is forgotten — a
+// router that lost one pinhole restarted and lost them all, and the
+// UniqueIDs it gives from then on name other pinholes. Any other answer
+// (a router without the action, no way to reach it) tells nothing.
+func (p *pinholes) stillThere(ctx context.Context) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := slices.IndexFunc(p.rec.file.Pinholes, func(r pinholeRecord) bool { return r.ID != 0 && r.Expires.After(p.now()) })
+	if i < 0 {
+		return true // nothing the router could have lost
+	}
+	held := p.rec.file.Pinholes[i]
+	err := p.call(ctx, held.Mapping, func(c *PinholeClient) error {
+		_, err := c.CheckPinholeWorking(ctx, held.ID)
+		return err
+	})
+	switch {
+	case err == nil || soapCode(err) == codeNoTrafficReceived:
+		return true
+	case IsPinholeGone(err):
+		p.notes = append(p.notes, fmt.Sprintf("the router no longer has pinhole %s (it restarted, or the pinhole ran out): opening its pinholes again", held.Key))
+		_ = p.rec.dropAll()
+		return true
+	}
+	return false
 }
 
 // add opens m's pinhole, or renews it: miniupnpd answers AddPinhole for a

@@ -319,3 +319,33 @@ func TestPinholesSeeOtherRuns(t *testing.T) {
 		t.Errorf("after the daemon's renewal the file holds %d pinholes, want 2: %+v", len(l), l)
 	}
 }
+
+// TestPinholesStillThere: a listing asks the router about one recorded
+// pinhole with CheckPinholeWorking, which changes nothing: 709 (no
+// traffic) is there; after a reboot it is gone, and every record is
+// forgotten so that the pass opens them again.
+func TestPinholesStillThere(t *testing.T) {
+	f := newFakeFirewall(t)
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	p := testPinholes(t, f, "", &now)
+	for _, port := range []uint16{25565, 25566} {
+		if _, err := p.add(testCtx(t), pinhole6(port, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !p.stillThere(testCtx(t)) || len(p.list()) != 2 || f.actions("CheckPinholeWorking") != 1 {
+		t.Fatalf("before the reboot: records %v after %d CheckPinholeWorking; want 2 kept after 1", p.list(), f.actions("CheckPinholeWorking"))
+	}
+	f.mu.Lock()
+	f.holes, f.next = map[int]map[string]string{}, 1
+	f.mu.Unlock()
+	if !p.stillThere(testCtx(t)) || len(p.list()) != 0 {
+		t.Errorf("after the reboot: records %v; want none", p.list())
+	}
+	if notes := p.warnings(); len(notes) != 1 || !strings.Contains(notes[0], "no longer has pinhole") {
+		t.Errorf("notes %q", notes)
+	}
+	if n := f.actions("AddPinhole") + f.actions("UpdatePinhole"); n != 2 {
+		t.Errorf("checking sent %d pinhole-opening requests beyond the 2 adds", n-2)
+	}
+}
