@@ -128,7 +128,7 @@ func (p *pinholes) zoned(u *url.URL) *url.URL {
 // directRoot6 is the IPv4 description's port and path on the router's
 // IPv6 address, the gateway of this host's IPv6 default route.
 func (p *pinholes) directRoot6() (*url.URL, bool) {
-	gw, ok := defaultGateway6("/proc/net/ipv6_route")
+	gw, ok := defaultGateway6(p.routes)
 	if !ok || p.rootURL == nil {
 		return nil, false
 	}

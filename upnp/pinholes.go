@@ -41,6 +41,7 @@ type pinholes struct {
 	isLocal  func(netip.Addr) bool
 	remember func() // rewrites the discovery cache once root6 is found
 	now      func() time.Time
+	routes   string // the IPv6 routing table (/proc/net/ipv6_route), for directRoot6
 }
 
 // usable reports whether IPv6 mappings can be opened: the router serves
@@ -50,7 +51,7 @@ func (p *pinholes) usable() bool { return p != nil && p.service && p.self6.Addr.
 // newPinholes is the IPv6 side of the IGD described at rootURL.
 func newPinholes(service bool, udn string, rootURL *url.URL, self6 forward.SelfIPv6, rec *pinholeRecords) *pinholes {
 	p := &pinholes{service: service, udn: udn, rootURL: rootURL, self6: self6, rec: rec,
-		clients: map[netip.Addr]*PinholeClient{}, isLocal: isLocalAddr, now: time.Now}
+		clients: map[netip.Addr]*PinholeClient{}, isLocal: isLocalAddr, now: time.Now, routes: "/proc/net/ipv6_route"}
 	p.find = p.findRoot6
 	p.client = func(control *url.URL, local netip.Addr) *PinholeClient {
 		return newPinholeClientAt(control, local, p.timeout)

@@ -3,6 +3,7 @@ package upnp
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
@@ -347,5 +348,34 @@ func TestPinholesStillThere(t *testing.T) {
 	}
 	if n := f.actions("AddPinhole") + f.actions("UpdatePinhole"); n != 2 {
 		t.Errorf("checking sent %d pinhole-opening requests beyond the 2 adds", n-2)
+	}
+}
+
+// TestFindRoot6Direct: with no SSDP answer, the router's description is
+// read from the IPv6 default gateway at the IPv4 description's port and
+// path, and taken only when its UDN is the IPv4 IGD's.
+func TestFindRoot6Direct(t *testing.T) {
+	desc := string(testdata(t, "igd2-ipv6-rootdesc.xml"))
+	srv := newServerOn(t, "::1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(desc)) }))
+	u, _ := url.Parse(srv.URL)
+	root4, _ := url.Parse("http://127.0.0.1:" + u.Port() + "/rootDesc.xml")
+	routes := filepath.Join(t.TempDir(), "ipv6_route")
+	line := "00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000001 00000400 00000001 00000000 00000003     lo\n"
+	if err := os.WriteFile(routes, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		udn string
+		ok  bool
+	}{{"uuid:5f0a7c1e-7061-4f72-8677-e53d1c000000", true}, {"uuid:another-router", false}} {
+		p := newPinholes(true, c.udn, root4, forward.SelfIPv6{Addr: netip.MustParseAddr("::1"), Interface: "lo"}, &pinholeRecords{})
+		p.routes = routes
+		root, control, err := p.findRoot6(testCtx(t))
+		switch {
+		case c.ok && (err != nil || root.Host != u.Host || control.Path != "/ctl/IP6FCtl"):
+			t.Errorf("UDN %s: root %v, control %v, %v; want the description on [::1]", c.udn, root, control, err)
+		case !c.ok && (err == nil || !strings.Contains(err.Error(), "is another device")):
+			t.Errorf("UDN %s: %v, %v; want the other device refused", c.udn, root, err)
+		}
 	}
 }
