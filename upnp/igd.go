@@ -87,6 +87,8 @@ const maxListEntries = 65535
 // List reads the port-mapping table: with GetListOfPortMappings on a
 // WANIPConnection:2 service, else (or when that fails) with
 // GetGenericPortMappingEntry. What it saw is kept for Add (snapshot).
+// The IPv6 pinholes portfwd opened follow, from their records
+// (listPinholes).
 func (g *IGD) List(ctx context.Context) ([]forward.Mapping, error) {
 	var out []forward.Mapping
 	err := g.guard(ctx, func() error {
@@ -220,7 +222,9 @@ func (g *IGD) specific(ctx context.Context, key forward.Key) (forward.Mapping, e
 // NoSuchEntryInArray, the one answer WANIPConnection:1 §2.4.15 gives for
 // an absent key, is found false; any other fault is an error, and the
 // caller lists instead, so a router that answers the action badly costs
-// requests, never a forward.
+// requests, never a forward. An IPv6 key is a pinhole (pinholes.lookup):
+// one UpdatePinhole on the recorded one, the required action that names
+// it, which renews the lease it had and changes nothing else.
 func (g *IGD) Find(ctx context.Context, k forward.Key) (forward.Mapping, bool, error) {
 	if k.Family == forward.IPv6 {
 		return g.v6.lookup(ctx, k)
@@ -241,7 +245,8 @@ func (g *IGD) Find(ctx context.Context, k forward.Key) (forward.Mapping, bool, e
 }
 
 // Delete removes the mapping on m.Key. 714 NoSuchEntryInArray means it is
-// already gone, which is success.
+// already gone, which is success. An IPv6 key closes the recorded pinhole
+// (pinholes.remove).
 func (g *IGD) Delete(ctx context.Context, m forward.Mapping) error {
 	if m.Family == forward.IPv6 {
 		if g.v6 == nil {
