@@ -267,7 +267,7 @@ func compare(d, o Mapping, present bool, opts DiffOptions) Change {
 		c.Reason = "re-tagging " + quote(o.Description) + " (made by an older portfwd) as " + quote(d.Description)
 	case !same(d, o):
 		c.Action, c.Before, c.Reason = Update, ptr(o), updateReason(d, o)
-	case needsRenew(d.Lease, o.Lease):
+	case needsRenew(d.Lease, o.Lease, permanentCap(d.Key)):
 		c.Action, c.Before = Renew, ptr(o)
 		c.Reason = "lease has " + LeaseString(o.Lease) + " left"
 	default:
@@ -313,18 +313,33 @@ func updateReason(d, o Mapping) string {
 // week, WANIPConnection:2 §2.3.16), and miniupnpd does so in IGD:1 mode too.
 const PermanentLeaseCap = 7 * 24 * time.Hour
 
+// PinholeLeaseCap is the longest lease a UPnP IPv6 pinhole is granted
+// (WANIPv6FirewallControl:1: LeaseTime at most 86400 s), so what a
+// "permanent" IPv6 rule gets in its place.
+const PinholeLeaseCap = 24 * time.Hour
+
+// permanentCap is the lease a permanent request on k is granted at most
+// where a gateway caps it.
+func permanentCap(k Key) time.Duration {
+	if k.Family == IPv6 {
+		return PinholeLeaseCap
+	}
+	return PermanentLeaseCap
+}
+
 // needsRenew: a mapping is refreshed once less than half its requested
 // lease is left, so a timer running every lease/2 keeps it alive without
 // touching the gateway on every run. A permanent mapping satisfies any
 // request (gateways that only grant permanent leases would otherwise show a
-// renewal forever). A permanent request is satisfied by the week a gateway
-// grants in its place until half of that week is gone.
-func needsRenew(want, have time.Duration) bool {
+// renewal forever). A permanent request is satisfied by the lease a
+// gateway grants in its place, at most capped (a week; a day for an IPv6
+// pinhole: permanentCap), until half of that is gone.
+func needsRenew(want, have, capped time.Duration) bool {
 	switch {
 	case have == 0:
 		return false
 	case want == 0:
-		return have < PermanentLeaseCap/2
+		return have < capped/2
 	}
 	return have < want/2
 }

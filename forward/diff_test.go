@@ -34,9 +34,14 @@ func actions(p forward.Plan) []string {
 	return out
 }
 
+// diffSelf6 is this host's IPv6 address in TestDiff.
+var diffSelf6 = netip.MustParseAddr("2a02:8000:77:1::10")
+
 func TestDiff(t *testing.T) {
 	mc := mapping(forward.TCP, 25565, self, "pf:t:mc", time.Hour)
 	vh := mapping(forward.UDP, 2456, self, "pf:t:valheim", time.Hour)
+	mc6 := mapping(forward.TCP, 25565, diffSelf6, "pf:t:mc", time.Hour)
+	mc6.Family = forward.IPv6
 	tests := []struct {
 		name     string
 		desired  []forward.Mapping
@@ -70,6 +75,12 @@ func TestDiff(t *testing.T) {
 		{"and renewed once half of that week is gone",
 			[]forward.Mapping{withLease(mc, 0)}, []forward.Mapping{withLease(mc, forward.PermanentLeaseCap/2-time.Minute)}, true,
 			[]string{"renew tcp/25565"}},
+		{"a permanent IPv6 pinhole is satisfied by the day UPnP grants",
+			[]forward.Mapping{withLease(mc6, 0)}, []forward.Mapping{withLease(mc6, forward.PinholeLeaseCap-time.Minute)}, true,
+			[]string{"noop tcp6/25565"}},
+		{"and renewed once half of that day is gone",
+			[]forward.Mapping{withLease(mc6, 0)}, []forward.Mapping{withLease(mc6, forward.PinholeLeaseCap/2-time.Minute)}, true,
+			[]string{"renew tcp6/25565"}},
 		{"update on internal port change",
 			[]forward.Mapping{mc}, []forward.Mapping{withPort(mc, 25566)}, true, []string{"update tcp/25565"}},
 		{"update on disabled mapping",
@@ -102,7 +113,7 @@ func TestDiff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan := forward.Diff(tt.desired, tt.observed, forward.DiffOptions{Config: "t", Prune: tt.prune, Hosts: []netip.Addr{self}})
+			plan := forward.Diff(tt.desired, tt.observed, forward.DiffOptions{Config: "t", Prune: tt.prune, Hosts: []netip.Addr{self, diffSelf6}})
 			if got := actions(plan); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Diff = %q, want %q", got, tt.want)
 			}

@@ -38,10 +38,10 @@ func refuseIPv6(props Properties, want Mapping, why string) error {
 	switch {
 	case want.Family != IPv6:
 		return nil
+	case !want.InternalHost.IsValid(): // the host's want comes first: no backend helps it
+		return &NoIPv6Error{Key: want.Key, Why: why}
 	case !props.IPv6:
 		return &NoIPv6Error{Key: want.Key, Backend: props.Name}
-	case !want.InternalHost.IsValid():
-		return &NoIPv6Error{Key: want.Key, Why: why}
 	}
 	return nil
 }

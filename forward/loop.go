@@ -518,7 +518,7 @@ func (l *Loop) hold(res Result, now time.Time) {
 			if prev, ok := l.held[c.Key]; ok {
 				h.lifetime = prev.lifetime
 			} else if h.lifetime == 0 {
-				h.lifetime = PermanentLeaseCap
+				h.lifetime = permanentCap(c.Key)
 			}
 			next[c.Key] = h
 		}

@@ -12,8 +12,16 @@ import (
 
 // Add installs m with AddPortMapping (WANIPConnection:1 §2.4.16), or
 // refreshes it, and returns the mapping as granted. UPnP error codes become
-// the forward sentinel errors; see explain.
+// the forward sentinel errors; see explain. An IPv6 mapping is a pinhole
+// (pinholes.add), refused with a *forward.NoIPv6Error where the IGD has no
+// IPv6 side.
 func (g *IGD) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
+	if m.Family == forward.IPv6 {
+		if !g.v6.usable() {
+			return forward.Mapping{}, &forward.NoIPv6Error{Key: m.Key, Backend: "upnp"}
+		}
+		return g.v6.add(ctx, m)
+	}
 	var got forward.Mapping
 	err := g.guard(ctx, func() error {
 		var err error

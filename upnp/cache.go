@@ -15,7 +15,7 @@ import (
 
 // cacheFormat is the version of the cache file layout; an entry of any
 // other version is ignored.
-const cacheFormat = 1
+const cacheFormat = 2
 
 // cacheEntry is what a repeated run needs to talk to a gateway without SSDP
 // or the description fetch: miniupnpd waits ~50 ms before it answers an
@@ -29,6 +29,13 @@ type cacheEntry struct {
 	ServiceType   string   `json:"service_type"`
 	Protocols     []string `json:"protocols"`        // Properties().Protocols
 	Family        string   `json:"family,omitempty"` // routerFamily.Name
+	// The IPv6 side (format 2): the root device's UDN, whether it serves
+	// WANIPv6FirewallControl:1, and, once found, its description and
+	// pinhole control URL over IPv6.
+	UDN         string `json:"udn,omitempty"`
+	Pinholes    bool   `json:"pinholes,omitempty"`
+	RootURL6    string `json:"root_url6,omitempty"`
+	ControlURL6 string `json:"control_url6,omitempty"`
 }
 
 // cachePath is the entry file for gateway gw in dir, one per gateway
@@ -50,8 +57,13 @@ func GatewayKey(gw netip.Addr) string {
 
 // entryFor describes g, found at gateway gw.
 func entryFor(gw netip.Addr, g *IGD) cacheEntry {
-	return cacheEntry{FormatVersion: cacheFormat, Gateway: gw.String(), Local: g.local.String(),
-		RootURL: g.rootURL, ControlURL: g.controlURL, ServiceType: g.service.Type, Protocols: g.protocols(), Family: g.family}
+	e := cacheEntry{FormatVersion: cacheFormat, Gateway: gw.String(), Local: g.local.String(),
+		RootURL: g.rootURL, ControlURL: g.controlURL, ServiceType: g.service.Type, Protocols: g.protocols(), Family: g.family,
+		UDN: g.udn, Pinholes: g.pinholeService}
+	if v6 := g.v6; v6 != nil && v6.control6 != nil {
+		e.RootURL6, e.ControlURL6 = v6.root6.String(), v6.control6.String()
+	}
+	return e
 }
 
 // writeCache stores e atomically: a temp file in the same directory,
@@ -107,8 +119,30 @@ func igdFromCache(e cacheEntry, gw netip.Addr) (*IGD, error) {
 	}
 	device := strings.TrimPrefix(e.Protocols[0], "UPnP ")
 	g := newIGD(kind, e.RootURL, control, device, local, gatewayHost(control))
-	g.family = e.Family
+	g.family, g.udn, g.pinholeService = e.Family, e.UDN, e.Pinholes
+	if root6, control6, ok := cachedURLs6(e); ok {
+		g.v6 = &pinholes{root6: root6, control6: control6}
+	}
 	return g, nil
+}
+
+// cachedURLs6 are the entry's IPv6 URLs when both are absolute, on one
+// IPv6 address (the router's, as discovery checked), and the entry has a
+// UDN; ok is false otherwise, and the IGD searches again when it needs them.
+func cachedURLs6(e cacheEntry) (*url.URL, *url.URL, bool) {
+	root, err := url.Parse(e.RootURL6)
+	if err != nil || e.UDN == "" || root.Host == "" {
+		return nil, nil, false
+	}
+	host, err := netip.ParseAddr(root.Hostname())
+	if err != nil || !host.Is6() || host.Is4In6() {
+		return nil, nil, false
+	}
+	control, err := url.Parse(e.ControlURL6)
+	if err != nil || control.Host == "" || onGateway(control, gatewayHost(root)) != nil {
+		return nil, nil, false
+	}
+	return root, control, true
 }
 
 // cachedURL parses a URL from a cache entry for gw: absolute, and on gw.

@@ -51,6 +51,8 @@ func newIGDAt(ctx context.Context, loc *url.URL, host string) (*IGD, error) {
 	}
 	g := newIGD(kind, loc.String(), control, shortType(root.Device.DeviceType), local, host)
 	g.family = familyOf(root, server)
+	_, g.pinholeService = pinholeControl(root)
+	g.udn = strings.TrimSpace(root.Device.UDN)
 	return g, nil
 }
 

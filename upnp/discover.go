@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"time"
 
@@ -44,12 +45,17 @@ type DiscoverOptions struct {
 	CacheDir string
 	// Refresh ignores the cache entry; discovery then rewrites it.
 	Refresh bool
+	// StateDir, when set, is where the IGD keeps the UniqueIDs of the IPv6
+	// pinholes it opens (pinholeRecords), which no router lists; unset,
+	// they are kept in memory only. The CLI passes --state-dir.
+	StateDir string
 
 	// Test hooks: where unicast and multicast M-SEARCHes go.
 	unicastPort uint16         // 0 means ssdpPort
 	multicast   netip.AddrPort // zero means ssdpMulticast
 	noUnicast   bool
 	noMulticast bool
+	self6       *forward.SelfIPv6 // this host's IPv6 address; nil: ChooseSelfIPv6
 }
 
 // Discover finds the gateway's UPnP IGD and returns a backend for it. It
@@ -78,14 +84,45 @@ func Discover(ctx context.Context, opts DiscoverOptions) (*IGD, error) {
 	}
 	if g := fromCache(opts, gw); g != nil {
 		g.limit(opts.RequestTimeout)
-		return g, nil
+		return g, withIPv6(g, gw, opts)
 	}
 	g, err := search(ctx, gw, timeout, opts)
-	if err == nil {
-		storeInCache(opts, gw, g)
-		g.limit(opts.RequestTimeout)
+	if err != nil {
+		return nil, err
 	}
-	return g, err
+	g.limit(opts.RequestTimeout)
+	if err := withIPv6(g, gw, opts); err != nil {
+		return nil, err
+	}
+	storeInCache(opts, gw, g)
+	return g, nil
+}
+
+// withIPv6 gives g its IPv6 side (pinholes): this host's IPv6 address, the
+// pinhole records of gateway gw, and the IPv6 URLs the cache remembered.
+// Finding them later rewrites the cache entry.
+func withIPv6(g *IGD, gw netip.Addr, opts DiscoverOptions) error {
+	path := ""
+	if opts.StateDir != "" {
+		path = pinholePath(opts.StateDir, gw)
+	}
+	rec, err := openPinholeRecords(path, gw)
+	if err != nil {
+		return err
+	}
+	root, _ := url.Parse(g.rootURL)
+	self6 := forward.ChooseSelfIPv6(g.local)
+	if opts.self6 != nil {
+		self6 = *opts.self6
+	}
+	old := g.v6
+	g.v6 = newPinholes(g.pinholeService, g.udn, root, self6, rec)
+	g.v6.timeout = opts.RequestTimeout
+	if old != nil {
+		g.v6.root6, g.v6.control6, g.v6.cached = old.root6, old.control6, old.root6 != nil
+	}
+	g.v6.remember = func() { storeInCache(opts, gw, g) }
+	return nil
 }
 
 // search runs the SSDP search for the IGD on gw.

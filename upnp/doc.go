@@ -27,6 +27,19 @@
 // lease is retried as a permanent lease. Every SOAP fault is also available
 // as a *SOAPError.
 //
+// IPv6 mappings (Key.Family IPv6) are pinholes in the router's firewall,
+// opened with WANIPv6FirewallControl:1 (pinhole.go's client) by the IGD's
+// IPv6 side (pinholes.go). Secure mode grants a pinhole only to the
+// address asking, so the same router is found again over IPv6
+// (discover6.go: SSDP on ff02::c from this host's IPv6 address, else the
+// IPv6 default gateway; its description must carry the IPv4 IGD's UDN),
+// remembered in the discovery cache, and every pinhole request is sent
+// from the internal client's own address. Routers cannot list pinholes,
+// so their UniqueIDs are kept in the state directory
+// (pinholerecords.go), and List reports them from there after asking the
+// router about one of them: a router that lost it restarted, and every
+// pinhole is opened again.
+//
 // Speed comes from few requests, since a router with many mappings is slow
 // to answer each: List uses GetListOfPortMappings (WANIPConnection:2) where
 // it works, Add trusts what List saw moments ago instead of asking first,
@@ -42,7 +55,10 @@
 // igd.go (the backend), listing.go (GetListOfPortMappings), snapshot.go
 // (what List saw, for Add), add.go (AddPortMapping and its quirks),
 // soaperror.go (SOAP faults and UPnP error codes), diagnose.go (WAN address
-// checks), arp.go (the gateway's hardware address for the cache key).
+// checks), arp.go (the gateway's hardware address for the cache key),
+// pinhole.go (the WANIPv6FirewallControl:1 client), pinholes.go (the
+// IGD's IPv6 side), discover6.go (the router over IPv6), pinholerecords.go
+// (the pinholes' UniqueIDs).
 package upnp
 
 // otherProtocols is the advice when UPnP cannot do the job.

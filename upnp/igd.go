@@ -33,26 +33,42 @@ type IGD struct {
 	local      netip.Addr
 	snap       snapshot
 	check      *staleCheck // non-nil when built from the discovery cache
+	// udn and pinholeService are what the description says of IPv6: the
+	// root device's UDN and whether it lists WANIPv6FirewallControl:1.
+	udn            string
+	pinholeService bool
+	v6             *pinholes // the IPv6 side; nil: no IPv6 mappings
 }
 
 var (
 	_ forward.Backend = (*IGD)(nil)
 	_ forward.Finder  = (*IGD)(nil)
+	_ forward.Warner  = (*IGD)(nil)
 )
 
 // Properties describes the gateway. Routers run UPnP in secure mode by
 // default (mappings only for the asking host), so ThirdParty is only if allowed.
 // WANIPConnection:2 caps leases at a week, so only the v1 services keep
-// permanent leases.
+// permanent leases. Protocols names the pinhole service too when IPv6
+// mappings can be opened.
 func (g *IGD) Properties() forward.Properties {
+	protocols := g.protocols()
+	if g.v6.usable() {
+		protocols = append(protocols, "WANIPv6FirewallControl:1")
+	}
 	return forward.Properties{
 		Name:            "upnp",
 		Gateway:         g.rootURL,
-		Protocols:       g.protocols(),
+		Protocols:       protocols,
 		PermanentLeases: g.service.MaxLease == 0,
 		ThirdParty:      forward.ThirdPartyIfAllowed,
+		IPv6:            g.v6.usable(),
 	}
 }
+
+// Warnings are the notes of the IPv6 side (forward.Warner): a pinhole the
+// router did not need because its IPv6 firewall is off.
+func (g *IGD) Warnings() []string { return g.v6.warnings() }
 
 // protocols names the device and service versions, for Properties.
 func (g *IGD) protocols() []string {
@@ -71,6 +87,8 @@ const maxListEntries = 65535
 // List reads the port-mapping table: with GetListOfPortMappings on a
 // WANIPConnection:2 service, else (or when that fails) with
 // GetGenericPortMappingEntry. What it saw is kept for Add (snapshot).
+// The IPv6 pinholes portfwd opened follow, from their records
+// (listPinholes).
 func (g *IGD) List(ctx context.Context) ([]forward.Mapping, error) {
 	var out []forward.Mapping
 	err := g.guard(ctx, func() error {
@@ -82,7 +100,36 @@ func (g *IGD) List(ctx context.Context) ([]forward.Mapping, error) {
 		return nil, err
 	}
 	g.snap.remember(out)
-	return out, nil
+	return append(out, g.listPinholes(ctx)...), nil
+}
+
+// listPinholes is the IPv6 pinholes recorded and not run out. The router
+// cannot list them, so one is asked after (pinholes.stillThere:
+// CheckPinholeWorking, which changes nothing): a router that lost it
+// restarted, or let it run out, and the records are forgotten so that the
+// pass opens them all again. Where the router cannot tell (no
+// CheckPinholeWorking), its uptime does (GetStatusInfo's NewUptime): a
+// router up for less time than a pinhole has existed restarted since.
+// Either costs one request, only while pinholes are recorded; a router
+// that answers neither is believed, and the daemon's check (Find) still
+// finds a lost pinhole.
+func (g *IGD) listPinholes(ctx context.Context) []forward.Mapping {
+	if len(g.v6.list()) == 0 {
+		return nil
+	}
+	if g.v6.stillThere(ctx) {
+		return g.v6.list()
+	}
+	var up time.Duration
+	err := g.guard(ctx, func() error {
+		var err error
+		up, err = g.client.UptimeCtx(ctx)
+		return err
+	})
+	if err == nil && up > 0 {
+		g.v6.restartedBefore(up)
+	}
+	return g.v6.list()
 }
 
 // list picks the listing method. Quirk: routers that claim
@@ -175,8 +222,13 @@ func (g *IGD) specific(ctx context.Context, key forward.Key) (forward.Mapping, e
 // NoSuchEntryInArray, the one answer WANIPConnection:1 §2.4.15 gives for
 // an absent key, is found false; any other fault is an error, and the
 // caller lists instead, so a router that answers the action badly costs
-// requests, never a forward.
+// requests, never a forward. An IPv6 key is a pinhole (pinholes.lookup):
+// one UpdatePinhole on the recorded one, the required action that names
+// it, which renews the lease it had and changes nothing else.
 func (g *IGD) Find(ctx context.Context, k forward.Key) (forward.Mapping, bool, error) {
+	if k.Family == forward.IPv6 {
+		return g.v6.lookup(ctx, k)
+	}
 	var m forward.Mapping
 	err := g.guard(ctx, func() error {
 		var err error
@@ -193,8 +245,15 @@ func (g *IGD) Find(ctx context.Context, k forward.Key) (forward.Mapping, bool, e
 }
 
 // Delete removes the mapping on m.Key. 714 NoSuchEntryInArray means it is
-// already gone, which is success.
+// already gone, which is success. An IPv6 key closes the recorded pinhole
+// (pinholes.remove).
 func (g *IGD) Delete(ctx context.Context, m forward.Mapping) error {
+	if m.Family == forward.IPv6 {
+		if g.v6 == nil {
+			return nil // nothing recorded, nothing to close
+		}
+		return g.v6.remove(ctx, m)
+	}
 	err := g.guard(ctx, func() error {
 		return asSOAPError("DeletePortMapping", g.client.DeletePortMappingCtx(ctx, "", m.ExternalPort, wireProtocol(m.Protocol)))
 	})

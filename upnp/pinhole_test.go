@@ -64,6 +64,10 @@ func (f *fakeFirewall) act(action string, args map[string]string) (string, int) 
 	case action == "AddPinhole" && f.refuse != 0:
 		return "", f.refuse
 	case action == "AddPinhole":
+		if id, ok := f.same(args); ok { // miniupnpd renews an identical pinhole under its ID
+			f.holes[id]["LeaseTime"] = args["LeaseTime"]
+			return fmt.Sprintf("<UniqueID>%d</UniqueID>", id), 0
+		}
 		f.holes[f.next] = args
 		f.next++
 		return fmt.Sprintf("<UniqueID>%d</UniqueID>", f.next-1), 0
@@ -81,6 +85,17 @@ func (f *fakeFirewall) act(action string, args map[string]string) (string, int) 
 		return "<IsWorking>1</IsWorking>", 0
 	}
 	return "", codeInvalidAction
+}
+
+// same finds the pinhole AddPinhole's args open already, as miniupnpd
+// does (upnp_find_inboundpinhole): same client, port and protocol.
+func (f *fakeFirewall) same(args map[string]string) (int, bool) {
+	for id, h := range f.holes {
+		if h["InternalClient"] == args["InternalClient"] && h["InternalPort"] == args["InternalPort"] && h["Protocol"] == args["Protocol"] {
+			return id, true
+		}
+	}
+	return 0, false
 }
 
 // hole is a copy of the arguments pinhole id was opened or updated with,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // serviceClient sends the port-mapping actions to one service's control
@@ -133,6 +134,25 @@ func (c serviceClient) GetStatusInfoCtx(ctx context.Context) (string, error) {
 	}
 	err := c.do(ctx, "GetStatusInfo", nil, &out)
 	return strings.TrimSpace(out.NewConnectionStatus), err
+}
+
+// UptimeCtx sends GetStatusInfo (§2.4.11) and returns NewUptime, the
+// seconds since the connection (on miniupnpd: the daemon, or with
+// system_uptime the system) came up; 0 when the router does not say.
+func (c serviceClient) UptimeCtx(ctx context.Context) (time.Duration, error) {
+	var out struct {
+		NewConnectionStatus    string
+		NewLastConnectionError string
+		NewUptime              string
+	}
+	if err := c.do(ctx, "GetStatusInfo", nil, &out); err != nil {
+		return 0, err
+	}
+	s, err := strconv.ParseUint(strings.TrimSpace(out.NewUptime), 10, 32)
+	if err != nil {
+		return 0, nil
+	}
+	return time.Duration(s) * time.Second, nil
 }
 
 // soapBool is a UPnP boolean as routers best understand it: "1" or "0".

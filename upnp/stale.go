@@ -91,6 +91,7 @@ func (g *IGD) adopt(fresh *IGD) {
 	g.client = fresh.client
 	g.rootURL, g.controlURL, g.deviceType = fresh.rootURL, fresh.controlURL, fresh.deviceType
 	g.service, g.local, g.family = fresh.service, fresh.local, fresh.family
+	g.udn, g.pinholeService, g.v6 = fresh.udn, fresh.pinholeService, fresh.v6
 	g.snap.forget()
 }
 

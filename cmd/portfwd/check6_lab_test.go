@@ -16,7 +16,7 @@ import (
 // test opens the pinhole by hand with upnpc, which portfwd cannot see;
 // once it does, set this to true: apply opens the pinhole, and the gateway
 // layer finds it.
-const upnpOpensPinholes = false
+const upnpOpensPinholes = true
 
 const minecraftDual = `rules:
   - name: minecraft

@@ -17,7 +17,7 @@ import (
 // openOptions is what the openers need to know of a run.
 type openOptions struct {
 	Gateway    forward.GatewaySettings
-	StateDir   string // where NAT-PMP and PCP keep their records
+	StateDir   string // where NAT-PMP and PCP keep their records, and UPnP its pinholes
 	Rediscover bool   // UPnP: ignore the remembered gateway
 	// Inspect: the command only reads, or removes (plan, status, check,
 	// down), so a router that could not forward yet is a warning.
@@ -56,7 +56,7 @@ func defaultOpeners(o openOptions) []forward.Opener {
 // run, so a re-apply skips discovery; without a cache directory every run
 // discovers.
 func (o openOptions) openUPnP(ctx context.Context, _ bool) (forward.Backend, error) {
-	opts := upnp.DiscoverOptions{Refresh: o.Rediscover, CacheDir: cacheDir(), Timeout: o.Timeout, RequestTimeout: o.Timeout}
+	opts := upnp.DiscoverOptions{Refresh: o.Rediscover, CacheDir: cacheDir(), StateDir: o.StateDir, Timeout: o.Timeout, RequestTimeout: o.Timeout}
 	addr, err := gatewayAddress(o.Gateway)
 	if err != nil {
 		return nil, err
