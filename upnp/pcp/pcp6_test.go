@@ -279,3 +279,35 @@ func TestParseDefaultGateway6(t *testing.T) {
 		}
 	}
 }
+
+// TestNATPMPDualRule: a dual rule's run over NAT-PMP makes the IPv4
+// forward and refuses the pinhole, saying NAT-PMP has no IPv6 and what to
+// use; the gateway hears no request for the pinhole.
+func TestNATPMPDualRule(t *testing.T) {
+	e := newEnv(t, OpenNATPMP)
+	cfg, _, err := forward.Load(testCtx(t), "portfwd.yaml", []byte(
+		"rules:\n  - name: mc\n    protocol: tcp\n    external_port: 25565\n    family: dual\n"), forward.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &forward.Gateway{Backend: e.b, Self: loopback, Self6: forward.SelfIPv6{Addr: netip.MustParseAddr("2001:db8::10")}}
+	r, err := forward.Reconcile(testCtx(t), g, cfg, forward.ReconcileOptions{Mode: forward.ModeApply})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[forward.Key]error{}
+	for _, o := range r.Result.Outcomes {
+		outcomes[o.Change.Key] = o.Err
+	}
+	v4, v6 := key(forward.TCP, 25565), forward.Key{Protocol: forward.TCP, ExternalPort: 25565, Family: forward.IPv6}
+	if err, ok := outcomes[v4]; !ok || err != nil || !e.fake.has(v4) {
+		t.Errorf("the IPv4 half: %v (planned %v); want it made", err, ok)
+	}
+	err = outcomes[v6]
+	if !errors.Is(err, forward.ErrNoIPv6) || !strings.Contains(err.Error(), "NAT-PMP has no IPv6") || !strings.Contains(err.Error(), "use backend pcp") {
+		t.Errorf("the IPv6 half: %v; want NAT-PMP has no IPv6, and what to use", err)
+	}
+	if n := len(r.Result.Outcomes); n != 2 {
+		t.Errorf("%d outcomes, want 2", n)
+	}
+}
