@@ -54,6 +54,9 @@ type Backend struct {
 	// six asks the gateway's PCP server on its IPv6 address for the IPv6
 	// pinholes (backend6.go); nil without IPv6, and always for NAT-PMP.
 	six *Backend
+	// translated is the external address each pinhole was said to be
+	// granted on, when not its own (checkPinhole); guarded by rec.mu.
+	translated map[forward.Key]netip.Addr
 }
 
 var (

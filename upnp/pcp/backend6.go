@@ -87,11 +87,20 @@ func (b *Backend) list6(ctx context.Context) []forward.Mapping {
 
 // checkPinhole says so when a pinhole was granted on another external
 // address than the internal one: the gateway translates IPv6 (NPTv6),
-// and the address to give friends is the one granted.
+// and the address to give friends is the one granted. It says so once
+// per pinhole and address, not at every renewal of a backend kept by the
+// daemon (forward.Warner).
 func (b *Backend) checkPinhole(m forward.Mapping, a answer) {
 	if m.Family != forward.IPv6 || !a.external.IsValid() || a.external.IsUnspecified() || a.external == m.InternalHost.WithZone("") {
 		return
 	}
+	if b.translated[m.Key] == a.external {
+		return
+	}
+	if b.translated == nil {
+		b.translated = make(map[forward.Key]netip.Addr)
+	}
+	b.translated[m.Key] = a.external
 	b.warnings = append(b.warnings, fmt.Sprintf("the gateway granted pinhole %s on external address %s, not on the host's own %s: it translates IPv6 (NPTv6); the internet reaches the server at [%s]:%d",
 		m.Key, a.external, m.InternalHost, a.external, a.port))
 }

@@ -202,6 +202,10 @@ func TestPCPIPv6Translated(t *testing.T) {
 		!strings.Contains(w[0], "[2001:db8:1::10]:25565") {
 		t.Errorf("warnings %q", w)
 	}
+	forwardtest.MustAdd(t, e.b, pinhole(forward.TCP, 25565))
+	if w := e.b.Warnings(); len(w) != 0 {
+		t.Errorf("the renewal warned again: %q", w)
+	}
 }
 
 // TestPCPWithoutIPv6: without an IPv6 gateway the backend has no IPv6 and
