@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portfwd/portfwd/internal/lab"
 )
@@ -88,5 +89,51 @@ func reachable(t *testing.T, l *lab.Lab, want map[string]bool) {
 		if !open && err == nil {
 			t.Errorf("%s from the WAN host: reached (%q); want it closed", what, got)
 		}
+	}
+}
+
+// TestLabDaemonPCPIPv6Reboot: the daemon keeps a dual rule over PCP; after
+// a router reboot, which loses the pinhole, the IPv6 server's epoch shows
+// the restart and the pinhole is back within 10 s.
+func TestLabDaemonPCPIPv6Reboot(t *testing.T) {
+	l := lab.ForTest(t, lab.Options{IPv6: true})
+	l.Serve(t, lab.LAN, "tcp", 25565, "minecraft on lan")
+	d := startDaemon(t, l, writeConfig(t, "gateway: {backend: pcp, lease: 1h}\nrules:\n  - name: minecraft\n    service: minecraft-java\n    family: dual\n"))
+	d.waitLog(t, "created minecraft tcp6/25565", 1, 15*time.Second)
+	waitReachable6(t, l, 25565, 5*time.Second)
+	// The router has been up a few seconds by now: its restart shows as
+	// the epoch going backwards (RFC 6887 §8.5).
+	time.Sleep(3 * time.Second)
+	if err := l.Reboot(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	up := time.Now()
+	back := waitReachable6(t, l, 25565, 30*time.Second) // a hang detector
+	t.Logf("pinhole restored %v after the router was back", back.Sub(up).Round(time.Millisecond))
+	if back.Sub(up) > 10*time.Second {
+		t.Errorf("the pinhole came back after %v, want within 10s", back.Sub(up))
+	}
+	if !strings.Contains(d.log.String(), "the gateway restarted (PCP epoch over IPv6") {
+		t.Errorf("the log does not show the restart:\n%s", d.log.String())
+	}
+	if code := d.stop(t); code != 0 {
+		t.Errorf("daemon exit %d after SIGTERM, want 0", code)
+	}
+}
+
+// waitReachable6 waits until the WAN host reaches the LAN host's server on
+// port over IPv6, and returns when.
+func waitReachable6(t *testing.T, l *lab.Lab, port uint16, within time.Duration) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got, err := fromWAN6(l, port)
+		if err == nil && strings.Contains(got, "on lan") {
+			return time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("[%v]:%d not reachable from the WAN within %v: %q, %v", l.LANHost6, port, within, got, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -54,6 +54,8 @@ type Backend struct {
 	// six asks the gateway's PCP server on its IPv6 address for the IPv6
 	// pinholes (backend6.go); nil without IPv6, and always for NAT-PMP.
 	six *Backend
+	// pinholes: this is the IPv6 side of a PCP backend (Backend.six).
+	pinholes bool
 	// translated is the external address each pinhole was said to be
 	// granted on, when not its own (checkPinhole); guarded by rec.mu.
 	translated map[forward.Key]netip.Addr
@@ -261,8 +263,7 @@ func (b *Backend) observe(a answer) {
 	b.heard = true
 	g, now := b.record(), b.now()
 	if !g.EpochAt.IsZero() && b.m.restarted(g.Epoch, g.EpochAt, a.epoch, now) {
-		b.warnings = append(b.warnings, fmt.Sprintf("the gateway restarted (%s epoch went from %d to %d): every mapping will be re-created",
-			b.m.facts().title, g.Epoch, a.epoch))
+		b.warnings = append(b.warnings, b.restartWarning(g.Epoch, a.epoch))
 		g.Entries, g.External, g.changed = nil, "", true
 	}
 	if g.holds() && (g.EpochAt.IsZero() || now.Sub(g.EpochAt) > baselineAge) {

@@ -44,7 +44,17 @@ func (b *Backend) openIPv6(opts Options) *Backend {
 	}
 	m := newPCPMapper(server, local, opts.Timeout).(*pcpMapper)
 	m.x.fallback = fallback6
-	return &Backend{m: m, gw: gw, server: server, local: local, rec: b.rec, now: b.now, timeout: b.timeout}
+	return &Backend{m: m, gw: gw, server: server, local: local, rec: b.rec, now: b.now, timeout: b.timeout, pinholes: true}
+}
+
+// restartWarning tells the user that the gateway restarted, its epoch
+// going from prev to cur, and what portfwd does about it; the IPv6 side
+// says it of its own server and pinholes.
+func (b *Backend) restartWarning(prev, cur uint32) string {
+	if b.pinholes {
+		return fmt.Sprintf("the gateway restarted (%s epoch over IPv6 went from %d to %d): every pinhole will be re-created", b.m.facts().title, prev, cur)
+	}
+	return fmt.Sprintf("the gateway restarted (%s epoch went from %d to %d): every mapping will be re-created", b.m.facts().title, prev, cur)
 }
 
 // side is the backend that asks for mappings on k: the IPv6 side for a

@@ -164,7 +164,7 @@ func TestPCPIPv6Restart(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Key != v4.Key {
 		t.Errorf("List after the IPv6 server restarted = %v, %v; want the forward alone", got, err)
 	}
-	if w := b.Warnings(); len(w) != 1 || !strings.Contains(w[0], "the gateway restarted") {
+	if w := b.Warnings(); len(w) != 1 || !strings.Contains(w[0], "the gateway restarted (PCP epoch over IPv6 went from 3600 to 0): every pinhole will be re-created") {
 		t.Errorf("warnings %q", w)
 	}
 }
