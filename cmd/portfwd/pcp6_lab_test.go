@@ -65,6 +65,17 @@ func TestLabPCPIPv6(t *testing.T) {
 		t.Errorf("down: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	reachable(t, l, map[string]bool{"v4/25565": false, "v6/25565": false, "v6/8080": false})
+	// The router's IPv6 address as gateway.address: the pinholes are asked
+	// there, the forwards of the IPv4 default gateway.
+	gw := "--gateway=" + l.RouterLAN6.String()
+	if r := portfwd(t, l, "apply", "--no-probe", gw, less); r.code != exitOK {
+		t.Errorf("apply %s: exit %d\n%s%s", gw, r.code, r.stdout, r.stderr)
+	}
+	reachable(t, l, map[string]bool{"v4/25565": true, "v6/25565": true})
+	if r := portfwd(t, l, "down", gw, less); r.code != exitOK {
+		t.Errorf("down %s: exit %d\n%s%s", gw, r.code, r.stdout, r.stderr)
+	}
+	reachable(t, l, map[string]bool{"v4/25565": false, "v6/25565": false})
 }
 
 // reachable checks which of the LAN host's servers the WAN host reaches:
