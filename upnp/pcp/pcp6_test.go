@@ -315,3 +315,25 @@ func TestNATPMPDualRule(t *testing.T) {
 		t.Errorf("%d outcomes, want 2", n)
 	}
 }
+
+// TestConformsWithIPv6: the conformance suite passes on a PCP backend
+// that has an IPv6 side too; its forwards never reach the IPv6 server.
+func TestConformsWithIPv6(t *testing.T) {
+	var e *env
+	forwardtest.Run(t, forwardtest.Harness{
+		New: func(t *testing.T) forward.Backend {
+			e = newEnv6(t)
+			t.Cleanup(func() {
+				if n := e.fake6.count(); n != 0 {
+					t.Errorf("the IPv6 server got %d requests", n)
+				}
+			})
+			return primed(t, e.b)
+		},
+		Self: loopback, Other: other, Port: 40000, Lease: time.Hour,
+		AddForeign: func(_ *testing.T, m forward.Mapping) {
+			m.InternalHost = other
+			e.fake.put(m)
+		},
+	})
+}
