@@ -34,13 +34,13 @@ const lookupTimeout = 5 * time.Second
 
 // ValidateGateway checks a Gateway after the CLI has applied environment
 // and flag overrides: the backend is known, the address is an IPv4 literal
-// (or empty) and the lease is not negative.
+// (an IPv6 one for backend pcp; or empty) and the lease is not negative.
 func ValidateGateway(g GatewaySettings) error {
 	var errs []error
 	if err := checkBackend(g.Backend); err != nil {
 		errs = append(errs, fmt.Errorf("gateway.backend: %w", err))
 	}
-	if err := checkAddress(g.Address); err != nil {
+	if err := checkAddress(g.Address, g.Backend); err != nil {
 		errs = append(errs, fmt.Errorf("gateway.address: %w", err))
 	}
 	if err := checkLease(g.Lease); err != nil {
@@ -78,8 +78,10 @@ func checkBackend(name string) error {
 
 // checkAddress accepts "" (discover) or a plain IPv4 address: NAT-PMP and
 // PCP talk to a fixed port and UPnP finds its own through SSDP, so a port
-// here would be ignored or wrong.
-func checkAddress(s string) error {
+// here would be ignored or wrong. Backend pcp takes the router's IPv6
+// address too, where it asks for pinholes (a link-local one with its
+// interface, which alone says which link it is on).
+func checkAddress(s, backend string) error {
 	if s == "" {
 		return nil
 	}
@@ -87,8 +89,12 @@ func checkAddress(s string) error {
 	switch {
 	case err == nil && a.Is4():
 		return nil
+	case err == nil && backend == "pcp" && a.IsLinkLocalUnicast() && a.Zone() == "":
+		return fmt.Errorf("%q is link-local: add the interface it is on, like %s%%eth0", s, s)
+	case err == nil && backend == "pcp":
+		return nil
 	case err == nil:
-		return fmt.Errorf("%q is not an IPv4 address; home gateways forward IPv4", s)
+		return fmt.Errorf("%q is not an IPv4 address; home gateways forward IPv4 (only backend pcp takes the router's IPv6 address, where it asks for pinholes)", s)
 	}
 	if _, perr := netip.ParseAddrPort(s); perr == nil {
 		return fmt.Errorf("%q has a port; give the gateway's plain IPv4 address, like 192.168.1.1", s)
@@ -146,7 +152,7 @@ func (l *loader) gateway(n *yaml.Node) GatewaySettings {
 	}
 	if s, ok := l.scalar(f["address"], "gateway.address"); ok {
 		g.Address = strings.TrimSpace(s)
-		l.check(f["address"], "gateway.address", checkAddress(g.Address))
+		l.check(f["address"], "gateway.address", checkAddress(g.Address, g.Backend))
 	}
 	if s, ok := l.scalar(f["lease"], "gateway.lease"); ok {
 		var err error

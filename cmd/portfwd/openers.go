@@ -42,9 +42,7 @@ type openOptions struct {
 func defaultOpeners(o openOptions) []forward.Opener {
 	return []forward.Opener{
 		{Name: "upnp", Detect: true, Open: o.openUPnP, Wait: o.Timeout},
-		{Name: "pcp", Detect: true, Wait: o.Timeout, Open: func(ctx context.Context, trial bool) (forward.Backend, error) {
-			return o.openRecorded(ctx, trial, pcp.OpenPCP)
-		}},
+		{Name: "pcp", Detect: true, Wait: o.Timeout, Open: o.openPCP},
 		{Name: "natpmp", Detect: true, Wait: o.Timeout, Open: func(ctx context.Context, trial bool) (forward.Backend, error) {
 			return o.openRecorded(ctx, trial, pcp.OpenNATPMP)
 		}},
@@ -118,6 +116,23 @@ func (o openOptions) openRecorded(ctx context.Context, trial bool,
 		return nil, err // not a nil *pcp.Backend in a non-nil interface
 	}
 	return b, nil
+}
+
+// openPCP opens PCP. A gateway.address on IPv6 names the router's PCP
+// server for pinholes (pcp.Options.Gateway6), and the forwards are asked
+// of the IPv4 default gateway; otherwise the pinholes go to the IPv6
+// default route's gateway.
+func (o openOptions) openPCP(ctx context.Context, trial bool) (forward.Backend, error) {
+	given, err := gatewayAddress(o.Gateway)
+	if err != nil || forward.FamilyOf(given) != forward.IPv6 {
+		return o.openRecorded(ctx, trial, pcp.OpenPCP)
+	}
+	v4 := o
+	v4.Gateway.Address = ""
+	return v4.openRecorded(ctx, trial, func(ctx context.Context, gw netip.Addr, rec *pcp.Records, opts pcp.Options) (*pcp.Backend, error) {
+		opts.Gateway6 = given
+		return pcp.OpenPCP(ctx, gw, rec, opts)
+	})
 }
 
 // openIptables writes the forwards with iptables on this machine, the

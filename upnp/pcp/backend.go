@@ -21,9 +21,15 @@ type Options struct {
 	Timeout time.Duration
 	// Now is the clock for leases and epochs; nil means time.Now.
 	Now func() time.Time
+	// Gateway6 is where OpenPCP asks for IPv6 pinholes: the gateway's PCP
+	// server on its IPv6 address (a link-local one with its zone, as
+	// fe80::1%eth0). Zero means the next hop of this host's IPv6 default
+	// route; with neither, the backend has no IPv6.
+	Gateway6 netip.Addr
 
-	// port is the server's UDP port; zero means 5351. Tests move it.
-	port uint16
+	// port and port6 are the servers' UDP ports on IPv4 and on IPv6; zero
+	// means 5351. Tests move them.
+	port, port6 uint16
 }
 
 // Backend is a forward.Backend speaking NAT-PMP (RFC 6886) or PCP (RFC
@@ -44,6 +50,15 @@ type Backend struct {
 
 	warnings []string // guarded by rec.mu
 	heard    bool     // guarded by rec.mu: the gateway has answered a request
+
+	// six asks the gateway's PCP server on its IPv6 address for the IPv6
+	// pinholes (backend6.go); nil without IPv6, and always for NAT-PMP.
+	six *Backend
+	// pinholes: this is the IPv6 side of a PCP backend (Backend.six).
+	pinholes bool
+	// translated is the external address each pinhole was said to be
+	// granted on, when not its own (checkPinhole); guarded by rec.mu.
+	translated map[forward.Key]netip.Addr
 }
 
 var (
@@ -69,8 +84,21 @@ func OpenNATPMP(ctx context.Context, gw netip.Addr, rec *Records, opts Options) 
 // §14.1). Silence, ICMP port unreachable or an answer in another version
 // (NAT-PMP's, §9) is an error wrapping forward.ErrNoGateway; any other
 // answer, a refusal too, is an answer, and Open succeeds.
+//
+// IPv6 pinholes are asked of the gateway's PCP server on its IPv6
+// address, opts.Gateway6 or the IPv6 default route's next hop, only once
+// one is added or recorded (backend6.go): an IPv4-only run costs nothing
+// more.
 func OpenPCP(ctx context.Context, gw netip.Addr, rec *Records, opts Options) (*Backend, error) {
-	return open(ctx, gw.Unmap(), rec, opts, newPCPMapper)
+	if gw = gw.Unmap(); gw.Is6() {
+		return nil, fmt.Errorf("PCP gateway %v: give the gateway's IPv4 address, which IPv4 forwards are asked of; its IPv6 address is for pinholes (Options.Gateway6)", gw)
+	}
+	b, err := open(ctx, gw, rec, opts, newPCPMapper)
+	if err != nil {
+		return nil, err
+	}
+	b.six = b.openIPv6(opts)
+	return b, nil
 }
 
 // open makes the backend with the mapper newMapper makes, and announces.
@@ -120,6 +148,10 @@ func (b *Backend) Warnings() []string {
 	defer b.unlock()
 	w := b.warnings
 	b.warnings = nil
+	if b.six != nil {
+		w = append(w, b.six.warnings...)
+		b.six.warnings = nil
+	}
 	return w
 }
 
@@ -127,7 +159,7 @@ func (b *Backend) Warnings() []string {
 func (b *Backend) Properties() forward.Properties {
 	f := b.m.facts()
 	return forward.Properties{Name: f.name, Gateway: f.name + "://" + b.server.String(),
-		Protocols: f.protocols, ListsFromState: true, ThirdParty: f.thirdParty}
+		Protocols: f.protocols, ListsFromState: true, ThirdParty: f.thirdParty, IPv6: b.six != nil}
 }
 
 // record is this gateway's part of the records.
@@ -138,14 +170,19 @@ func (b *Backend) record() *gatewayRecord { return b.rec.gateway(b.m.facts().nam
 // the gateway's epoch: after a restart the records are dropped and nothing
 // is listed, so the planner re-creates every mapping. A gateway that does
 // not answer fails List: the records alone could not tell a restart.
+// The recorded IPv6 pinholes are listed too (list6).
 func (b *Backend) List(ctx context.Context) ([]forward.Mapping, error) {
 	b.lock()
 	defer b.unlock()
 	_, err := b.announce(ctx, "listing mappings")
-	if err = b.saved(err); err != nil {
+	if err != nil {
+		return nil, b.saved(err)
+	}
+	live := append(b.record().live(b.now()), b.list6(ctx)...)
+	if err := b.saved(nil); err != nil {
 		return nil, err
 	}
-	return b.record().live(b.now()), nil
+	return live, nil
 }
 
 // ExternalAddr implements forward.Backend. NAT-PMP asks (RFC 6886 §3.2).
@@ -226,8 +263,7 @@ func (b *Backend) observe(a answer) {
 	b.heard = true
 	g, now := b.record(), b.now()
 	if !g.EpochAt.IsZero() && b.m.restarted(g.Epoch, g.EpochAt, a.epoch, now) {
-		b.warnings = append(b.warnings, fmt.Sprintf("the gateway restarted (%s epoch went from %d to %d): every mapping will be re-created",
-			b.m.facts().title, g.Epoch, a.epoch))
+		b.warnings = append(b.warnings, b.restartWarning(g.Epoch, a.epoch))
 		g.Entries, g.External, g.changed = nil, "", true
 	}
 	if g.holds() && (g.EpochAt.IsZero() || now.Sub(g.EpochAt) > baselineAge) {
@@ -293,11 +329,15 @@ func (b *Backend) knownWAN(ctx context.Context) netip.Addr {
 // external port than the one asked has given the port to someone else:
 // for external_port: any the grant is kept, recorded and returned under
 // the port granted; otherwise it is deleted again and Add fails as a
-// conflict.
+// conflict. An IPv6 pinhole is asked of the IPv6 side (backend6.go).
 func (b *Backend) Add(ctx context.Context, m forward.Mapping) (forward.Mapping, error) {
 	b.lock()
 	defer b.unlock()
-	granted, err := b.add(ctx, "adding mapping "+m.Key.String(), m)
+	s := b.side(m.Key)
+	if s == nil {
+		return forward.Mapping{}, b.noIPv6(m.Key)
+	}
+	granted, err := s.add(ctx, "adding mapping "+m.Key.String(), m)
 	if err = b.saved(err); err != nil {
 		return forward.Mapping{}, err
 	}
@@ -325,6 +365,7 @@ func (b *Backend) add(ctx context.Context, doing string, m forward.Mapping) (for
 		e.ExternalPort = a.port
 	}
 	b.remember(e, a)
+	b.checkPinhole(m, a)
 	granted := e.Mapping
 	granted.Lease = a.lifetime
 	return granted, nil
@@ -357,7 +398,7 @@ func grantError(doing string, a answer) error {
 // answer reported (PCP's assigned external address, RFC 6887 §11.1).
 func (b *Backend) remember(e entry, a answer) {
 	g := b.record()
-	if a.external.IsValid() && !a.external.IsUnspecified() {
+	if a.external.IsValid() && !a.external.IsUnspecified() && e.Family == forward.IPv4 {
 		g.External = a.external.String()
 	}
 	e.GrantedPort, e.Expires = a.port, b.now().Add(a.lifetime)
@@ -410,11 +451,16 @@ func (b *Backend) movedPort(ctx context.Context, doing string, e entry, got uint
 // Delete implements forward.Backend with a request of lifetime 0 (RFC 6886
 // §3.4, RFC 6887 §15) for the recorded mapping. Without a record portfwd
 // does not own the mapping, and nothing is sent. Mappings the gateway
-// deletes along with it (NAT-PMP's siblings) are made again.
+// deletes along with it (NAT-PMP's siblings) are made again. An IPv6
+// pinhole is deleted by the IPv6 side; without one nothing is recorded.
 func (b *Backend) Delete(ctx context.Context, m forward.Mapping) error {
 	b.lock()
 	defer b.unlock()
-	return b.saved(b.delete(ctx, "deleting mapping "+m.Key.String(), m.Key))
+	s := b.side(m.Key)
+	if s == nil {
+		return ctx.Err()
+	}
+	return b.saved(s.delete(ctx, "deleting mapping "+m.Key.String(), m.Key))
 }
 
 // delete is Delete with the lock held; the caller saves the records.

@@ -34,6 +34,7 @@ var protocols = []struct {
 // env is a backend on a fake gateway, with its records directory.
 type env struct {
 	fake    *fakeGateway
+	fake6   *fakeGateway // the gateway's PCP server on IPv6 (::1), or nil
 	dir     string
 	open    opener
 	timeout time.Duration
@@ -56,6 +57,9 @@ func (e *env) reopen(t *testing.T) *Backend {
 	}
 	opts := e.fake.options()
 	opts.Timeout = e.timeout
+	if e.fake6 != nil {
+		opts.Gateway6, opts.port6 = loopback6, e.fake6.options().port
+	}
 	b, err := e.open(testCtx(t), loopback, rec, opts)
 	if err != nil {
 		t.Fatal(err)

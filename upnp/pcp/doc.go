@@ -28,6 +28,10 @@
 //     protocol can list the gateway's mappings, so List answers from
 //     portfwd's own records, after the gateway's epoch shows it has not
 //     restarted since they were written.
+//   - PCP over IPv6 (backend6.go): IPv6 pinholes are asked of the
+//     gateway's PCP server on its IPv6 address (gateway6.go finds it on
+//     the IPv6 default route) by a second Backend sharing the records,
+//     from the address being opened; NAT-PMP has none (RFC 6886).
 //   - The records (records.go): what portfwd made on each gateway, kept in
 //     the state directory's state.json, written atomically and only when
 //     something changed. records_read.go reads them as little as it

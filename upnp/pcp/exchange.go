@@ -28,7 +28,11 @@ import (
 //     stops at the deadline. An ICMP error is noted and the tries go on:
 //     RFC 6887 gives no leave to stop, and a PCP server may be restarting.
 type exchange struct {
-	server   netip.AddrPort
+	server netip.AddrPort
+	// local is the address the socket is bound to; zero: the kernel's
+	// choice. A PCP pinhole opens to the client IP of the request (RFC
+	// 6887 §11.1), which must be the packet's source (§8.2).
+	local    netip.Addr
 	title    string        // the protocol, for people: "NAT-PMP", "PCP"
 	fallback string        // the backends to try when it does not answer: "upnp"
 	timeout  time.Duration // bounds one request, retransmissions included
@@ -82,7 +86,7 @@ func (x *exchange) do(ctx context.Context, req []byte, judge judge) error {
 	defer cancel()
 	dl, _ := ctx.Deadline()
 	budget := time.Until(dl)
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(x.server))
+	conn, err := net.DialUDP("udp", x.laddr(), net.UDPAddrFromAddrPort(x.server))
 	if err != nil {
 		return fmt.Errorf("opening a %s socket toward %s: %w", x.title, x.server, err)
 	}
@@ -95,6 +99,15 @@ func (x *exchange) do(ctx context.Context, req []byte, judge judge) error {
 		return err
 	}
 	return x.silence(ctx, t.refused, budget)
+}
+
+// laddr is the address to bind the socket to, nil for the kernel's
+// choice.
+func (x *exchange) laddr() *net.UDPAddr {
+	if !x.local.IsValid() {
+		return nil
+	}
+	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(x.local, 0))
 }
 
 // attempt is one request in flight on its own socket.
@@ -202,9 +215,10 @@ func (t *attempt) readError(err error) error {
 
 // fromServer reports whether a datagram came from the server's address and
 // port (RFC 6886 §3.2, RFC 6887 §8.3); the connected socket already sees
-// to it, this says so where it matters.
+// to it, this says so where it matters. Zones are not compared: the
+// connected socket has the interface, and the kernel may name it by index.
 func (x *exchange) fromServer(from netip.AddrPort) bool {
-	return from.Addr().Unmap() == x.server.Addr().Unmap() && from.Port() == x.server.Port()
+	return from.Addr().Unmap().WithZone("") == x.server.Addr().Unmap().WithZone("") && from.Port() == x.server.Port()
 }
 
 // silence explains why ctx ended without an answer. Silence and ICMP port

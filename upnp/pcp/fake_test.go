@@ -73,7 +73,15 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 
 func newFakeGateway(t *testing.T) *fakeGateway {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, 0)))
+	return newFakeGatewayAt(t, loopback)
+}
+
+// newFakeGatewayAt is a fake gateway listening on addr: on ::1 it is the
+// PCP server of a gateway's IPv6 address, which grants pinholes on the
+// internal address.
+func newFakeGatewayAt(t *testing.T, addr netip.Addr) *fakeGateway {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +269,9 @@ func (f *fakeGateway) pcpMap(resp []byte, from netip.Addr) (ResultCode, uint32) 
 	f.table[k] = fakeMapping{host: host, internal: req.InternalPort, nonce: req.Nonce, by: "pcp"}
 	binary.BigEndian.PutUint16(body[18:], k.ExternalPort)
 	ext := pcpAddr16(f.ext)
+	if host.Is6() && !f.ext.Is6() { // a pinhole: nothing is translated
+		ext = host.As16()
+	}
 	copy(body[20:], ext[:])
 	return Success, f.life(lifetime)
 }

@@ -59,7 +59,7 @@ func (p *pcpMapper) mapPort(ctx context.Context, e *entry, lifetime time.Duratio
 	if _, ok := decodeNonce(e.Nonce); !ok {
 		e.Nonce = encodeNonce(newNonce())
 	}
-	m, req, err := p.send(ctx, *e, e.ExternalPort, seconds(lifetime))
+	m, req, err := p.from(e.InternalHost).send(ctx, *e, e.ExternalPort, seconds(lifetime))
 	if err != nil {
 		return answer{}, err
 	}
@@ -78,7 +78,7 @@ func (p *pcpMapper) unmap(ctx context.Context, e entry) (answer, error) {
 		return answer{}, &gatewayError{what: fmt.Sprintf("the state file holds no nonce for it, and PCP deletes a mapping only with its nonce (RFC 6887 §15); "+
 			"it lapses at %s, or remove it on the router", e.Expires.Format(time.RFC3339)), cause: []error{errLapse}}
 	}
-	m, req, err := p.send(ctx, e, e.GrantedPort, 0)
+	m, req, err := p.from(e.InternalHost).send(ctx, e, e.GrantedPort, 0)
 	if err != nil {
 		return answer{}, err
 	}
@@ -103,8 +103,9 @@ func (p *pcpMapper) send(ctx context.Context, e entry, port uint16, lifetime uin
 	return m, req, err
 }
 
-// mapRequest is the MAP request (§11.1) for e, suggesting port, with no
-// preference for the external address.
+// mapRequest is the MAP request (§11.1) for e, suggesting port. On IPv4
+// it has no preference for the external address; an IPv6 pinhole
+// suggests the internal address, since nothing is translated.
 func (p *pcpMapper) mapRequest(e entry, port uint16, lifetime uint32) (pcpRequest, error) {
 	proto, err := pcpProtocol(e.Protocol)
 	if err != nil {
@@ -115,9 +116,28 @@ func (p *pcpMapper) mapRequest(e entry, port uint16, lifetime uint32) (pcpReques
 		return pcpRequest{}, errors.New("PCP MAP needs an internal port")
 	}
 	nonce, _ := decodeNonce(e.Nonce)
-	return pcpRequest{Opcode: pcpOpMap, Lifetime: lifetime, Client: p.local,
+	req := pcpRequest{Opcode: pcpOpMap, Lifetime: lifetime, Client: p.local,
 		Map:        &pcpMap{Nonce: nonce, Protocol: proto, InternalPort: e.InternalPort, Port: port},
-		ThirdParty: p.thirdParty(e.InternalHost)}, nil
+		ThirdParty: p.thirdParty(e.InternalHost)}
+	if e.Family == forward.IPv6 {
+		req.Map.IP = e.InternalHost.WithZone("")
+	}
+	return req, nil
+}
+
+// from is the mapper that asks about a mapping to host. A pinhole to one
+// of this host's own IPv6 addresses (there may be several: stable,
+// temporary, one per prefix) is asked from that address, with it as the
+// client IP: the gateway opens the pinhole to the client IP (§11.1), and
+// takes it only from a packet sent from it (§8.2). Any other host is asked
+// for from the mapper's own address with THIRD_PARTY (§13.1), as on IPv4.
+func (p *pcpMapper) from(host netip.Addr) *pcpMapper {
+	if !p.local.Is6() || !host.Is6() || host.Is4In6() || host == p.local || !isLocalAddr(host) {
+		return p
+	}
+	x := *p.x
+	x.local = host
+	return &pcpMapper{x: &x, local: host}
 }
 
 // thirdParty is the THIRD_PARTY address (§13.1) a mapping to host needs:

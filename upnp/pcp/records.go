@@ -173,14 +173,23 @@ const tempPattern = ".state-*.json"
 // gateway is the record of gateway gw speaking protocol, created empty on
 // first use. r.mu must be held.
 func (r *Records) gateway(protocol string, gw netip.Addr) *gatewayRecord {
+	if g := r.lookup(protocol, gw); g != nil {
+		return g
+	}
+	g := &gatewayRecord{Protocol: protocol, Gateway: gw.String()}
+	r.file.Gateways = append(r.file.Gateways, g)
+	return g
+}
+
+// lookup is the record of gateway gw speaking protocol, or nil: unlike
+// gateway, it makes none. r.mu must be held.
+func (r *Records) lookup(protocol string, gw netip.Addr) *gatewayRecord {
 	for _, g := range r.file.Gateways {
 		if g.Protocol == protocol && g.Gateway == gw.String() {
 			return g
 		}
 	}
-	g := &gatewayRecord{Protocol: protocol, Gateway: gw.String()}
-	r.file.Gateways = append(r.file.Gateways, g)
-	return g
+	return nil
 }
 
 // put records e, replacing any record on the same key.

@@ -115,7 +115,7 @@ func (r *Records) keepValid(raws []json.RawMessage) []*gatewayRecord {
 		}
 		rec := &g.gatewayRecord
 		seen[[2]string{rec.Protocol, rec.Gateway}] = true
-		rec.Entries = r.keepValidEntries(where, g.Entries)
+		rec.Entries = r.keepValidEntries(where, g.Entries, gatewayFamily(rec.Gateway))
 		if rec.External != "" && !parses(rec.External) {
 			r.dropped(where+".external", fmt.Errorf("%q is not an address", rec.External))
 			rec.External = ""
@@ -125,9 +125,9 @@ func (r *Records) keepValid(raws []json.RawMessage) []*gatewayRecord {
 	return out
 }
 
-// keepValidEntries decodes the entries of the gateway record at where and
-// keeps the valid ones.
-func (r *Records) keepValidEntries(where string, raws []json.RawMessage) []entry {
+// keepValidEntries decodes the entries of the gateway record at where, a
+// gateway of family fam, and keeps the valid ones.
+func (r *Records) keepValidEntries(where string, raws []json.RawMessage, fam forward.Family) []entry {
 	var out []entry
 	seen := make(map[forward.Key]bool)
 	for i, raw := range raws {
@@ -135,6 +135,9 @@ func (r *Records) keepValidEntries(where string, raws []json.RawMessage) []entry
 		err := json.Unmarshal(raw, &e)
 		if err == nil {
 			err = checkEntry(e, seen)
+		}
+		if err == nil {
+			err = checkFamily(e, fam)
 		}
 		if err != nil {
 			r.dropped(fmt.Sprintf("%s.entries[%d]", where, i), err)
@@ -186,6 +189,28 @@ func checkEntry(e entry, seen map[forward.Key]bool) error {
 	}
 	if seen[e.Key] {
 		return fmt.Errorf("a second record of %s", e.Key)
+	}
+	return nil
+}
+
+// gatewayFamily is the family of the gateway record's address gw, which
+// checkGateway has checked: a PCP server on its IPv6 address holds the
+// pinholes, one on its IPv4 address the forwards.
+func gatewayFamily(gw string) forward.Family {
+	a, _ := netip.ParseAddr(gw)
+	return forward.FamilyOf(a)
+}
+
+// checkFamily says what is wrong with e, recorded for a gateway of family
+// fam: a forward held by the IPv6 server, or a pinhole by the IPv4 one,
+// would be asked of the wrong server; a pinhole opens to an IPv6
+// address.
+func checkFamily(e entry, fam forward.Family) error {
+	switch {
+	case e.Family != fam:
+		return fmt.Errorf("%s: recorded for an %s gateway", e.Key, fam)
+	case e.Family == forward.IPv6 && forward.FamilyOf(e.InternalHost) != forward.IPv6:
+		return fmt.Errorf("%s: internal host %v is not an IPv6 address", e.Key, e.InternalHost)
 	}
 	return nil
 }
