@@ -64,17 +64,18 @@ func TestPinholeRefusedWithoutIPv6(t *testing.T) {
 	ctx := context.Background()
 	cfg := dualConfig(t)
 	for _, tc := range []struct {
-		name  string
-		self6 netip.Addr
-		want  string
+		name               string
+		backend6, gateway6 netip.Addr // the backend's IPv6 (none: it cannot open pinholes), this host's
+		want               string
 	}{
-		{"backend without IPv6", netip.Addr{}, "the memory backend cannot open IPv6 pinholes: use family: ipv4"},
-		{"host without IPv6", hostSelf6, "no IPv6 here, says the host"},
+		{"backend without IPv6", netip.Addr{}, hostSelf6, "the memory backend cannot open IPv6 pinholes: use family: ipv4"},
+		{"host without IPv6", hostSelf6, netip.Addr{}, "no IPv6 here, says the host"},
+		{"neither: the host's want is said", netip.Addr{}, netip.Addr{}, "no IPv6 here, says the host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := forwardtest.NewMemory(hostSelf)
-			mem.Self6 = tc.self6
-			g := &forward.Gateway{Backend: mem, Self: hostSelf, Self6: forward.SelfIPv6{Why: "no IPv6 here, says the host"}}
+			mem.Self6 = tc.backend6
+			g := &forward.Gateway{Backend: mem, Self: hostSelf, Self6: forward.SelfIPv6{Addr: tc.gateway6, Why: "no IPv6 here, says the host"}}
 			r, err := forward.Reconcile(ctx, g, cfg, forward.ReconcileOptions{Mode: forward.ModeApply})
 			if err != nil {
 				t.Fatal(err)

@@ -103,6 +103,12 @@ func fromWAN(l *lab.Lab, network string, port int) (string, error) {
 	return l.ExchangeFrom(lab.WAN, network, netip.AddrPortFrom(l.RouterWAN, uint16(port)).String(), "ping")
 }
 
+// fromWAN6 connects from the internet side to the LAN host's own IPv6
+// address (a pinhole: no NAT) and returns what it answered.
+func fromWAN6(l *lab.Lab, port int) (string, error) {
+	return l.ExchangeFrom(lab.WAN, "tcp", netip.AddrPortFrom(l.LANHost6, uint16(port)).String(), "ping")
+}
+
 // upnpc runs miniupnpc's client in the LAN namespace against the lab's
 // router: the "other program" whose mappings portfwd must leave alone.
 func upnpc(t *testing.T, l *lab.Lab, args ...string) string {

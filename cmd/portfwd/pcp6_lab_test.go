@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -18,12 +17,6 @@ func pcpDualRules(ipv6 bool) string {
 		s += "  - name: web\n    protocol: tcp\n    external_port: 8080\n    family: ipv6\n"
 	}
 	return s
-}
-
-// fromWAN6 connects from the internet side to the LAN host's own IPv6
-// address and returns what it answered.
-func fromWAN6(l *lab.Lab, port uint16) (string, error) {
-	return l.ExchangeFrom(lab.WAN, "tcp", netip.AddrPortFrom(l.LANHost6, port).String(), "ping")
 }
 
 // TestLabPCPIPv6: PCP opens pinholes over IPv6 in miniupnpd's firewall.
@@ -47,7 +40,7 @@ func TestLabPCPIPv6(t *testing.T) {
 	if strings.Contains(r.stderr, "translates IPv6") {
 		t.Errorf("the pinhole was granted on another address than the LAN host's:\n%s", r.stderr)
 	}
-	reachable(t, l, map[string]bool{"v4/25565": true, "v6/25565": true, "v6/8080": true})
+	wantReachable(t, l, map[string]bool{"v4/25565": true, "v6/25565": true, "v6/8080": true})
 	made := pcpMaps(l)
 	if made < 3 {
 		t.Fatalf("miniupnpd logged %d MAP requests for three mappings; the count is wrong", made)
@@ -60,28 +53,28 @@ func TestLabPCPIPv6(t *testing.T) {
 	if doc := decode[applyDoc](t, r.stdout); r.code != exitOK || doc.Summary["delete"] != 1 {
 		t.Errorf("removing the IPv6 rule: exit %d, %v\n%s", r.code, doc.Summary, r.stderr)
 	}
-	reachable(t, l, map[string]bool{"v4/25565": true, "v6/25565": true, "v6/8080": false})
+	wantReachable(t, l, map[string]bool{"v4/25565": true, "v6/25565": true, "v6/8080": false})
 	if r := portfwd(t, l, "down", less); r.code != exitOK {
 		t.Errorf("down: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	reachable(t, l, map[string]bool{"v4/25565": false, "v6/25565": false, "v6/8080": false})
+	wantReachable(t, l, map[string]bool{"v4/25565": false, "v6/25565": false, "v6/8080": false})
 	// The router's IPv6 address as gateway.address: the pinholes are asked
 	// there, the forwards of the IPv4 default gateway.
 	gw := "--gateway=" + l.RouterLAN6.String()
 	if r := portfwd(t, l, "apply", "--no-probe", gw, less); r.code != exitOK {
 		t.Errorf("apply %s: exit %d\n%s%s", gw, r.code, r.stdout, r.stderr)
 	}
-	reachable(t, l, map[string]bool{"v4/25565": true, "v6/25565": true})
+	wantReachable(t, l, map[string]bool{"v4/25565": true, "v6/25565": true})
 	if r := portfwd(t, l, "down", gw, less); r.code != exitOK {
 		t.Errorf("down %s: exit %d\n%s%s", gw, r.code, r.stdout, r.stderr)
 	}
-	reachable(t, l, map[string]bool{"v4/25565": false, "v6/25565": false})
+	wantReachable(t, l, map[string]bool{"v4/25565": false, "v6/25565": false})
 }
 
-// reachable checks which of the LAN host's servers the WAN host reaches:
+// wantReachable checks which of the LAN host's servers the WAN host reaches:
 // "v4/25565" through the router's IPv4 address, "v6/8080" at the LAN
 // host's IPv6 address.
-func reachable(t *testing.T, l *lab.Lab, want map[string]bool) {
+func wantReachable(t *testing.T, l *lab.Lab, want map[string]bool) {
 	t.Helper()
 	for what, open := range want {
 		var got string
@@ -134,7 +127,7 @@ func TestLabDaemonPCPIPv6Reboot(t *testing.T) {
 
 // waitReachable6 waits until the WAN host reaches the LAN host's server on
 // port over IPv6, and returns when.
-func waitReachable6(t *testing.T, l *lab.Lab, port uint16, within time.Duration) time.Time {
+func waitReachable6(t *testing.T, l *lab.Lab, port int, within time.Duration) time.Time {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {

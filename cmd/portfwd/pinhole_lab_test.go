@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,11 +30,6 @@ rules:
 // served: AddPinhole and UpdatePinhole.
 func pinholeRequests(l *lab.Lab) int {
 	return l.SOAPActionCount("AddPinhole") + l.SOAPActionCount("UpdatePinhole")
-}
-
-// fromWAN6 connects from the WAN host to the LAN host's IPv6 address.
-func fromWAN6(l *lab.Lab, port int) (string, error) {
-	return l.ExchangeFrom(lab.WAN, "tcp", net.JoinHostPort(l.LANHost6.String(), strconv.Itoa(port)), "ping")
 }
 
 // reachable says which of the two ways in answer from the WAN host:
