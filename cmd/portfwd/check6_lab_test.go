@@ -10,14 +10,6 @@ import (
 	"github.com/portfwd/portfwd/internal/lab"
 )
 
-// upnpOpensPinholes is whether the upnp backend opens IPv6 pinholes
-// (Properties.IPv6; branch v6-upnp of issue 14). Until it does, apply
-// refuses the dual rule's pinhole (exit 3, the IPv4 forward made) and the
-// test opens the pinhole by hand with upnpc, which portfwd cannot see;
-// once it does, set this to true: apply opens the pinhole, and the gateway
-// layer finds it.
-const upnpOpensPinholes = true
-
 const minecraftDual = `rules:
   - name: minecraft
     service: minecraft-java
@@ -39,17 +31,6 @@ func probeServerDual(t *testing.T, l *lab.Lab) (via4, via6 string) {
 	waitListening(t, l, lab.WAN, addr4, cmd)
 	waitListening(t, l, lab.WAN, addr6, cmd)
 	return "http://" + addr4, "http://" + addr6
-}
-
-// openPinholeByHand opens tcp6/port to the LAN host with upnpc, through
-// the router's IPv6 control URL (secure mode wants the request from the
-// address being opened): what apply does once upnpOpensPinholes.
-func openPinholeByHand(t *testing.T, l *lab.Lab, port string) {
-	t.Helper()
-	out, err := l.Command(lab.LAN, "upnpc", "-u", l.RootDescURL6, "-6", "-A", "", "0", l.LANHost6.String(), port, "TCP", "3600").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "Pinhole ID = ") {
-		t.Fatalf("upnpc -6 -A: %v\n%s", err, out)
-	}
 }
 
 // reportOf is the report of rule in family.
@@ -103,13 +84,8 @@ func TestLabCheckOverIPv6(t *testing.T) {
 	}
 
 	applied := portfwd(t, l, "apply", "--no-probe", cfg)
-	if !upnpOpensPinholes {
-		if applied.code != exitPartial || !strings.Contains(applied.stdout+applied.stderr, "cannot open IPv6 pinholes") {
-			t.Errorf("apply: exit %d; want %d, the pinhole refused (the upnp backend opens none yet)", applied.code, exitPartial)
-		}
-		openPinholeByHand(t, l, "25565")
-	} else if applied.code != exitOK {
-		t.Errorf("apply: exit %d, want %d", applied.code, exitOK)
+	if applied.code != exitOK {
+		t.Errorf("apply: exit %d, want %d (the forward and the pinhole made)", applied.code, exitOK)
 	}
 
 	r, doc = check(via4, via6)
@@ -122,11 +98,8 @@ func TestLabCheckOverIPv6(t *testing.T) {
 		t.Errorf("outside over IPv6: %+v", o)
 	}
 	gw := layerOf(v6, "gateway")
-	if upnpOpensPinholes && (gw.Status != "ok" || !strings.Contains(gw.Message, "pinhole tcp6/25565 -> ")) {
+	if gw.Status != "ok" || !strings.Contains(gw.Message, "pinhole tcp6/25565 -> ") {
 		t.Errorf("gateway over IPv6: %+v; want the pinhole apply opened", gw)
-	}
-	if !upnpOpensPinholes && (gw.Status != "warn" || !strings.Contains(gw.Message, "the upnp backend cannot open or see IPv6 pinholes")) {
-		t.Errorf("gateway over IPv6: %+v; want a warning that the backend cannot see pinholes", gw)
 	}
 
 	// A probe server named by its IPv4 address only: the check over IPv6
