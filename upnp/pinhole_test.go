@@ -25,7 +25,8 @@ type fakeFirewall struct {
 	used     map[int]bool // traffic passed (CheckPinholeWorking)
 	enabled  bool
 	inbound  bool
-	refuse   int // answer every AddPinhole with this code (606: secure mode)
+	refuse   int  // answer every AddPinhole with this code (606: secure mode)
+	noCheck  bool // CheckPinholeWorking is not implemented (401), as the service allows
 	requests []string
 }
 
@@ -71,6 +72,8 @@ func (f *fakeFirewall) act(action string, args map[string]string) (string, int) 
 		f.holes[f.next] = args
 		f.next++
 		return fmt.Sprintf("<UniqueID>%d</UniqueID>", f.next-1), 0
+	case action == "CheckPinholeWorking" && f.noCheck:
+		return "", codeInvalidAction
 	case !known:
 		return "", codePinholeNoSuchEntry
 	case action == "UpdatePinhole":

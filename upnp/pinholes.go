@@ -91,13 +91,12 @@ func (p *pinholes) restartedBefore(up time.Duration) {
 	}
 }
 
-// stillThere asks the router about the first recorded pinhole with
-// CheckPinholeWorking and reports whether it could tell: the pinhole is
-// there (an answer, or 709 NoTrafficReceived, which miniupnpd always
-// gives), or gone (IsPinholeGone), when every record is forgotten — a
-// router that lost one pinhole restarted and lost them all, and the
-// UniqueIDs it gives from then on name other pinholes. Any other answer
-// (a router without the action, no way to reach it) tells nothing.
+// stillThere asks the router about the first recorded pinhole (presence)
+// and reports whether it could tell: the pinhole is there, or gone, when
+// every record is forgotten — a router that lost one pinhole restarted
+// and lost them all, and the UniqueIDs it gives from then on name other
+// pinholes. Any other answer (a router without the action, no way to
+// reach it) tells nothing.
 func (p *pinholes) stillThere(ctx context.Context) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -106,19 +105,33 @@ func (p *pinholes) stillThere(ctx context.Context) bool {
 		return true // nothing the router could have lost
 	}
 	held := p.rec.file.Pinholes[i]
+	there, err := p.presence(ctx, held)
+	switch {
+	case err != nil:
+		return false
+	case !there:
+		p.notes = append(p.notes, fmt.Sprintf("the router no longer has pinhole %s (it restarted, or the pinhole ran out): opening its pinholes again", held.Key))
+		_ = p.rec.dropAll()
+	}
+	return true
+}
+
+// presence asks the router whether held's pinhole is there with
+// CheckPinholeWorking, which changes nothing on it: there (an answer, or
+// 709 NoTrafficReceived, which miniupnpd always gives), not there
+// (IsPinholeGone), or an error when the answer tells neither.
+func (p *pinholes) presence(ctx context.Context, held pinholeRecord) (bool, error) {
 	err := p.call(ctx, held.Mapping, func(c *PinholeClient) error {
 		_, err := c.CheckPinholeWorking(ctx, held.ID)
 		return err
 	})
 	switch {
 	case err == nil || soapCode(err) == codeNoTrafficReceived:
-		return true
+		return true, nil
 	case IsPinholeGone(err):
-		p.notes = append(p.notes, fmt.Sprintf("the router no longer has pinhole %s (it restarted, or the pinhole ran out): opening its pinholes again", held.Key))
-		_ = p.rec.dropAll()
-		return true
+		return false, nil
 	}
-	return false
+	return false, err
 }
 
 // add opens m's pinhole, or renews it: miniupnpd answers AddPinhole for a
@@ -218,11 +231,13 @@ func (p *pinholes) remove(ctx context.Context, m forward.Mapping) error {
 }
 
 // lookup is forward.Finder for an IPv6 key: no record is no pinhole, at
-// no cost; a recorded one is renewed with UpdatePinhole, one request, and
-// an answer that the router has no such pinhole (IsPinholeGone: a reboot,
-// after which UniqueIDs start again at 1) forgets every record of the
-// gateway, so the reconcile that follows opens them all again — a record
-// kept would name another pinhole once the first is opened again.
+// no cost; a recorded one is asked about with one request that changes
+// nothing (presence; a router without CheckPinholeWorking is asked with
+// UpdatePinhole instead, which renews it). An answer that the router has
+// no such pinhole (a reboot, after which UniqueIDs start again at 1)
+// forgets every record of the gateway, so the reconcile that follows
+// opens them all again — a record kept would name another pinhole once
+// the first is opened again.
 func (p *pinholes) lookup(ctx context.Context, k forward.Key) (forward.Mapping, bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -232,12 +247,19 @@ func (p *pinholes) lookup(ctx context.Context, k forward.Key) (forward.Mapping, 
 		return forward.Mapping{}, false, nil
 	}
 	if held.ID != 0 {
-		err := p.call(ctx, held.Mapping, func(c *PinholeClient) error { return c.UpdatePinhole(ctx, held.ID, held.Lease) })
-		if IsPinholeGone(err) {
-			return forward.Mapping{}, false, p.rec.dropAll()
+		there, err := p.presence(ctx, held)
+		if err != nil { // it could not tell: ask by renewing
+			err = p.call(ctx, held.Mapping, func(c *PinholeClient) error { return c.UpdatePinhole(ctx, held.ID, held.Lease) })
+			there = err == nil
+			if IsPinholeGone(err) {
+				err = nil
+			}
 		}
 		if err != nil {
-			return forward.Mapping{}, false, fmt.Errorf("renewing pinhole %s (UniqueID %d): %w", k, held.ID, err)
+			return forward.Mapping{}, false, fmt.Errorf("asking about pinhole %s (UniqueID %d): %w", k, held.ID, err)
+		}
+		if !there {
+			return forward.Mapping{}, false, p.rec.dropAll()
 		}
 	}
 	m := held.Mapping

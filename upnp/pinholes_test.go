@@ -68,7 +68,9 @@ func (f *fakeFirewall) actions(action string) int {
 
 // TestPinholesRecordRenewClose: a pinhole opened is recorded with its
 // UniqueID and listed from the record; opening it again renews it under
-// the same ID; a lookup renews it with UpdatePinhole; closing it deletes
+// the same ID; a lookup asks about it with CheckPinholeWorking, which
+// changes nothing, or on a router without that action renews it with
+// UpdatePinhole; closing it deletes
 // it by ID and drops the record, and a second close sends nothing. The
 // records survive in the state file.
 func TestPinholesRecordRenewClose(t *testing.T) {
@@ -90,8 +92,13 @@ func TestPinholesRecordRenewClose(t *testing.T) {
 	if len(listed) != 1 || listed[0].Key != got.Key || listed[0].Lease != 50*time.Minute || listed[0].Description != "pf:test:mc" {
 		t.Fatalf("list from the state file = %+v; want tcp6/25565 with 50m left", listed)
 	}
+	if _, found, err := reopened.lookup(testCtx(t), got.Key); !found || err != nil || f.actions("CheckPinholeWorking") != 1 || f.actions("UpdatePinhole") != 0 {
+		t.Errorf("lookup = %v, %v after %d CheckPinholeWorking, %d UpdatePinhole; want found after one check, no renewal",
+			found, err, f.actions("CheckPinholeWorking"), f.actions("UpdatePinhole"))
+	}
+	f.noCheck = true
 	if _, found, err := reopened.lookup(testCtx(t), got.Key); !found || err != nil || f.actions("UpdatePinhole") != 1 {
-		t.Errorf("lookup = %v, %v after %d UpdatePinhole; want found after one", found, err, f.actions("UpdatePinhole"))
+		t.Errorf("lookup without CheckPinholeWorking = %v, %v after %d UpdatePinhole; want found after one", found, err, f.actions("UpdatePinhole"))
 	}
 	if err := reopened.remove(testCtx(t), got); err != nil || len(f.holes) != 0 || len(reopened.list()) != 0 {
 		t.Fatalf("remove: %v; router holds %d, records %v", err, len(f.holes), reopened.list())
@@ -118,7 +125,7 @@ func TestPinholesPermanentAndExpired(t *testing.T) {
 }
 
 // TestPinholesGoneAfterReboot: the router restarts (pinholes gone, IDs
-// from 1 again); the lookup's UpdatePinhole gets NoSuchEntry, which is
+// from 1 again); the lookup's CheckPinholeWorking gets NoSuchEntry, which is
 // not found, and every record of the gateway is forgotten, so the next
 // pass opens each again under its current ID.
 func TestPinholesGoneAfterReboot(t *testing.T) {
