@@ -1,7 +1,9 @@
 package forward
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -92,6 +94,49 @@ func OpenStateFile(path string, flag int, perm os.FileMode) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// ErrStateFileTooLarge: a state file is larger than portfwd ever writes
+// it, so it is not portfwd's (ReadStateFile); the caller says what to do.
+var ErrStateFileTooLarge = errors.New("larger than portfwd ever writes")
+
+// ReadStateFile reads a file portfwd keeps in its state directory, opened
+// only as a regular file (OpenStateFile) and read only up to limit bytes:
+// nil when there is none, ErrStateFileTooLarge when it is larger.
+func ReadStateFile(path string, limit int64) ([]byte, error) {
+	f, err := OpenStateFile(path, os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(raw)) > limit {
+		err = ErrStateFileTooLarge
+	}
+	if err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// Stamp tells one version of a file from another: its modification time
+// and size; the zero Stamp when there is no file (or it cannot be read,
+// as while an editor replaces it).
+type Stamp struct {
+	mod  time.Time
+	size int64
+}
+
+// StampOf is path's Stamp.
+func StampOf(path string) Stamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return Stamp{}
+	}
+	return Stamp{fi.ModTime(), fi.Size()}
 }
 
 // WriteFileAtomic replaces path with data so that a reader, or a run

@@ -30,7 +30,7 @@ type Reloader struct {
 // with until a reload hands it another.
 func (r *Reloader) Run(ctx context.Context) {
 	current := r.Loop.Config
-	last := fileStamp(r.Path)
+	last := StampOf(r.Path)
 	tick := time.NewTicker(orDefault(r.Poll, time.Second))
 	defer tick.Stop()
 	for {
@@ -38,11 +38,11 @@ func (r *Reloader) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-r.Hint:
-			last = fileStamp(r.Path)
+			last = StampOf(r.Path)
 			current = r.reload(ctx, current, "SIGHUP")
 		case <-tick.C:
-			now := fileStamp(r.Path)
-			if now == last || now == (stamp{}) {
+			now := StampOf(r.Path)
+			if now == last || now == (Stamp{}) {
 				continue
 			}
 			last = settled(ctx, r.Path, now)
@@ -73,33 +73,17 @@ func (r *Reloader) say(f func(string, ...any), format string, a ...any) {
 	}
 }
 
-// stamp is what tells a changed file: its modification time and size.
-type stamp struct {
-	mod  time.Time
-	size int64
-}
-
-// fileStamp is path's stamp; the zero stamp when it cannot be read (an
-// editor replacing it): no change.
-func fileStamp(path string) stamp {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return stamp{}
-	}
-	return stamp{fi.ModTime(), fi.Size()}
-}
-
 // settled waits until the file stops changing for a moment, so that a
 // file read half-written (truncated, then written) is not taken for the
 // new config.
-func settled(ctx context.Context, path string, s stamp) stamp {
+func settled(ctx context.Context, path string, s Stamp) Stamp {
 	for range 10 {
 		select {
 		case <-ctx.Done():
 			return s
 		case <-time.After(200 * time.Millisecond):
 		}
-		now := fileStamp(path)
+		now := StampOf(path)
 		if now == s {
 			return s
 		}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -27,7 +26,7 @@ import (
 type pinholeRecords struct {
 	path     string // "" keeps the records in memory only
 	file     pinholeFile
-	stamp    stamp // the file as last read or written (refresh)
+	stamp    forward.Stamp // the file as last read or written (refresh)
 	warnings []string
 }
 
@@ -84,7 +83,7 @@ func openPinholeRecords(path string, gw netip.Addr) (*pinholeRecords, error) {
 // records.
 func (r *pinholeRecords) load() error {
 	r.file.Pinholes = nil
-	r.stamp = fileStamp(r.path)
+	r.stamp = forward.StampOf(r.path)
 	raw, err := readPinholeFile(r.path)
 	if raw == nil || err != nil {
 		return err
@@ -107,7 +106,7 @@ func (r *pinholeRecords) load() error {
 // between (the run lock keeps them from doing so at once). A stat per
 // call; the caller holds the run lock.
 func (r *pinholeRecords) refresh() {
-	if r.path == "" || fileStamp(r.path) == r.stamp {
+	if r.path == "" || forward.StampOf(r.path) == r.stamp {
 		return
 	}
 	if err := r.load(); err != nil {
@@ -115,38 +114,14 @@ func (r *pinholeRecords) refresh() {
 	}
 }
 
-// stamp tells one version of a file from another: its modification time
-// and size, zero when there is no file.
-type stamp struct {
-	mod  time.Time
-	size int64
-}
-
-// fileStamp is path's stamp.
-func fileStamp(path string) stamp {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return stamp{}
-	}
-	return stamp{fi.ModTime(), fi.Size()}
-}
-
 // readPinholeFile is the file's content, nil when there is none.
 func readPinholeFile(path string) ([]byte, error) {
-	f, err := forward.OpenStateFile(path, os.O_RDONLY, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the pinhole records: %w", err)
-	}
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, maxPinholeFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the pinhole records %s: %w", path, err)
-	}
-	if len(raw) > maxPinholeFile {
+	raw, err := forward.ReadStateFile(path, maxPinholeFile)
+	switch {
+	case errors.Is(err, forward.ErrStateFileTooLarge):
 		return nil, fmt.Errorf("the pinhole records %s are larger than portfwd ever writes, so they are not portfwd's; move the file out of the state directory (the pinholes it named lapse with their leases)", path)
+	case err != nil:
+		return nil, fmt.Errorf("reading the pinhole records %s: %w", path, err)
 	}
 	return raw, nil
 }
@@ -192,7 +167,7 @@ func (r *pinholeRecords) save() error {
 	if err := forward.WriteFileAtomic(r.path, ".upnp-pinholes-*.tmp", append(raw, '\n')); err != nil {
 		return fmt.Errorf("saving the pinhole records: %w", err)
 	}
-	r.stamp = fileStamp(r.path)
+	r.stamp = forward.StampOf(r.path)
 	return nil
 }
 

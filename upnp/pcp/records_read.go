@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -50,21 +49,13 @@ func (r *Records) read() error {
 // opened only as a regular file (forward.OpenStateFile: a named pipe would
 // hang the run with the lock held) and read only up to maxRecordsSize.
 func (r *Records) readFile() ([]byte, error) {
-	f, err := forward.OpenStateFile(r.path(), os.O_RDONLY, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading state file: %w", err)
-	}
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, maxRecordsSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading state file %s: %w", r.path(), err)
-	}
-	if len(raw) > maxRecordsSize {
+	raw, err := forward.ReadStateFile(r.path(), maxRecordsSize)
+	switch {
+	case errors.Is(err, forward.ErrStateFileTooLarge):
 		return nil, fmt.Errorf("state file %s is larger than the %d MiB portfwd ever writes, so it is not portfwd's records; "+
 			"move it out of the state directory, and portfwd rebuilds its records from the gateway", r.path(), maxRecordsSize>>20)
+	case err != nil:
+		return nil, fmt.Errorf("reading state file %s: %w", r.path(), err)
 	}
 	return raw, nil
 }
