@@ -23,7 +23,7 @@ import (
 
 func BenchmarkLabColdApply1Rule(b *testing.B) {
 	l := lab.ForTest(b, lab.Options{})
-	cfg := rulesFile(b, 1)
+	cfg := rulesFile(b, 1, "")
 	host := l.LANHost.String()
 	var pf, up []time.Duration
 	for i := 0; i < b.N; i++ {
@@ -38,7 +38,7 @@ func BenchmarkLabColdApply1Rule(b *testing.B) {
 
 func BenchmarkLabColdApply50Rules(b *testing.B) {
 	l := lab.ForTest(b, lab.Options{})
-	cfg := rulesFile(b, 50)
+	cfg := rulesFile(b, 50, "")
 	var pf, up []time.Duration
 	for i := 0; i < b.N; i++ {
 		reboot(b, l)
@@ -61,7 +61,7 @@ func BenchmarkLabColdApply50Rules(b *testing.B) {
 // however long the router takes in all.
 func BenchmarkLabSlowRouter50Rules(b *testing.B) {
 	l := lab.ForTest(b, slowRouter)
-	cfg := rulesFile(b, 50)
+	cfg := rulesFile(b, 50, "")
 	script := fmt.Sprintf(`for p in $(seq 30000 30049); do upnpc -u %s -e bench -a %s $p $p TCP >/dev/null || exit 1; done`,
 		l.RootDescURL, l.LANHost)
 	var pf, up []time.Duration
@@ -76,7 +76,7 @@ func BenchmarkLabSlowRouter50Rules(b *testing.B) {
 
 func BenchmarkLabNoopApply50Rules(b *testing.B) {
 	l := lab.ForTest(b, lab.Options{})
-	cfg := rulesFile(b, 50)
+	cfg := rulesFile(b, 50, "")
 	// A re-apply on the same machine remembers the gateway: one cache for
 	// the first apply and every no-op after it.
 	cache := b.TempDir()
@@ -217,7 +217,7 @@ func (c *slowConn) Read(p []byte) (int, error) {
 // UPnP, NAT-PMP and PCP packet.
 func BenchmarkLabAutoDetect(b *testing.B) {
 	l := lab.ForTest(b, lab.Options{NoUPnP: true})
-	cfg := rulesFile(b, 1)
+	cfg := rulesFile(b, 1, "")
 	var auto, warm, warmCreate, named, version, natpmpc, silent []time.Duration
 	for i := 0; i < b.N; i++ {
 		reboot(b, l)
@@ -309,7 +309,7 @@ done`, 30000+rules-1, each)
 		restore()
 		apply = append(apply, timed(b, withCache(l.Command(lab.Router, binary(b), "apply", "--no-probe", cfg), b.TempDir())))
 		noop = append(noop, timed(b, withCache(l.Command(lab.Router, binary(b), "apply", "--no-probe", cfg), b.TempDir())))
-		countRules(b, l, "portfwd", 2*rules)
+		countTagged(b, l, "iptables-save", "portfwd:r", "portfwd", 2*rules)
 		restore()
 		appends = append(appends, timed(b, l.Command(lab.Router, "sh", "-c", appendLoop)))
 		checks = append(checks, timed(b, l.Command(lab.Router, "sh", "-c", checkLoop)))
@@ -317,7 +317,7 @@ done`, 30000+rules-1, each)
 		byHand := l.Command(lab.Router, "iptables-restore", "--noflush")
 		byHand.Stdin = strings.NewReader(restoreInput(l, rules))
 		restores = append(restores, timed(b, byHand))
-		countRules(b, l, "iptables-restore", 2*rules)
+		countTagged(b, l, "iptables-save", "portfwd:r", "iptables-restore", 2*rules)
 	}
 	restore()
 	b.ReportMetric(0, "ns/op")
@@ -330,16 +330,18 @@ done`, 30000+rules-1, each)
 	b.ReportMetric(float64(median(checks))/float64(median(noop)), "check-loop/noop")
 }
 
-// countRules fails the benchmark unless the router holds want rules tagged
-// portfwd:r<n>, the benchmark's 200 rules written by who.
-func countRules(b *testing.B, l *lab.Lab, who string, want int) {
+// countTagged fails the benchmark unless the router's save (iptables-save,
+// ip6tables-save) holds want rules whose tag has marker ("portfwd:r" or,
+// with a config's name between, ":r"): the benchmark's rules written by
+// who.
+func countTagged(b *testing.B, l *lab.Lab, save, marker, who string, want int) {
 	b.Helper()
-	saved, err := l.IptablesSave(b.Context())
+	saved, err := l.SaveTables(b.Context(), save)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if n := strings.Count(saved, "portfwd:r"); n != want {
-		b.Fatalf("%s left %d tagged rules, want %d", who, n, want)
+	if n := strings.Count(saved, marker); n != want {
+		b.Fatalf("%s left %d tagged rules in %s, want %d", who, n, save, want)
 	}
 }
 

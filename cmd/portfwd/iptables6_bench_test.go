@@ -46,16 +46,16 @@ func BenchmarkLabIptablesPinholes(b *testing.B) {
 		restore()
 		apply = append(apply, timed(b, withCache(l.Command(lab.Router, binary(b), "apply", "--no-probe", cfg), b.TempDir())))
 		noop = append(noop, timed(b, withCache(l.Command(lab.Router, binary(b), "apply", "--no-probe", cfg), b.TempDir())))
-		countPinholes(b, l, "portfwd", rules)
+		countTagged(b, l, "ip6tables-save", ":r", "portfwd", rules)
 		restore()
 		inserts = append(inserts, timed(b, l.Command(lab.Router, "sh", "-c", insertLoop)))
 		checks = append(checks, timed(b, l.Command(lab.Router, "sh", "-c", checkLoop)))
-		countPinholes(b, l, "the -I loop", rules)
+		countTagged(b, l, "ip6tables-save", ":r", "the -I loop", rules)
 		restore()
 		byHand := l.Command(lab.Router, "ip6tables-restore", "--noflush")
 		byHand.Stdin = strings.NewReader(pinholeRestoreInput(l, rules))
 		restores = append(restores, timed(b, byHand))
-		countPinholes(b, l, "ip6tables-restore", rules)
+		countTagged(b, l, "ip6tables-save", ":r", "ip6tables-restore", rules)
 	}
 	restore()
 	b.ReportMetric(0, "ns/op")
@@ -66,19 +66,6 @@ func BenchmarkLabIptablesPinholes(b *testing.B) {
 	b.ReportMetric(ms(median(noop)), "portfwd-noop-ms")
 	b.ReportMetric(ms(median(checks)), "ip6tables-C-loop-ms")
 	b.ReportMetric(float64(median(checks))/float64(median(noop)), "check-loop/noop")
-}
-
-// countPinholes fails the benchmark unless the router's ip6tables holds
-// want rules tagged portfwd:r<n> or pf:<config>:r<n>, written by who.
-func countPinholes(b *testing.B, l *lab.Lab, who string, want int) {
-	b.Helper()
-	saved, err := l.SaveTables(b.Context(), "ip6tables-save")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if n := strings.Count(saved, ":r"); n != want {
-		b.Fatalf("%s left %d tagged pinholes, want %d", who, n, want)
-	}
 }
 
 // pinholeRestoreInput is the -I loop's rules as one ip6tables-restore

@@ -131,12 +131,16 @@ type recordsFile struct {
 }
 
 // rulesFile is a config of n TCP rules r0… on external ports 30000 and
-// up, in a file of t's.
-func rulesFile(t testing.TB, n int) string {
+// up, in a file of t's; head goes before rules: (a gateway: section), and
+// each of keys ("family: ipv6") into every rule.
+func rulesFile(t testing.TB, n int, head string, keys ...string) string {
 	var s strings.Builder
-	s.WriteString("rules:\n")
+	s.WriteString(head + "rules:\n")
 	for i := range n {
 		fmt.Fprintf(&s, "  - name: r%d\n    protocol: tcp\n    external_port: %d\n", i, 30000+i)
+		for _, k := range keys {
+			s.WriteString("    " + k + "\n")
+		}
 	}
 	return writeConfig(t, s.String())
 }

@@ -164,12 +164,7 @@ func TestLabDaemonRepairsPinholeAfterReboot(t *testing.T) {
 // pinholeRules is a config of n family: ipv6 TCP rules on ports 30000
 // and up, over UPnP.
 func pinholeRules(t testing.TB, n int) string {
-	var s strings.Builder
-	s.WriteString("gateway:\n  backend: upnp\nrules:\n")
-	for i := range n {
-		fmt.Fprintf(&s, "  - {name: r%d, protocol: tcp, external_port: %d, family: ipv6}\n", i, 30000+i)
-	}
-	return writeConfig(t, s.String())
+	return rulesFile(t, n, "gateway:\n  backend: upnp\n", "family: ipv6")
 }
 
 // BenchmarkLabPinholes20: a cold apply (no discovery cache, no records)

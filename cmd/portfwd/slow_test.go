@@ -63,7 +63,7 @@ func TestApplyOutlivesTimeoutOnSlowGateway(t *testing.T) {
 	self := netip.MustParseAddr("192.168.77.10")
 	gw := &slowGateway{Memory: forwardtest.NewMemory(self), delay: 150 * time.Millisecond}
 	var out, errOut bytes.Buffer
-	args := []string{"apply", "--no-probe", "--timeout", "300ms", "--state-dir", t.TempDir(), rulesFile(t, 5)}
+	args := []string{"apply", "--no-probe", "--timeout", "300ms", "--state-dir", t.TempDir(), rulesFile(t, 5, "")}
 	if code := run(context.Background(), args, slowFactory(gw, &out, &errOut, false)); code != exitOK {
 		t.Fatalf("apply exit %d; want 0\n%s%s", code, out.String(), errOut.String())
 	}
@@ -89,7 +89,7 @@ func TestApplyProgressOnTerminal(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			gw := forwardtest.NewMemory(netip.MustParseAddr("192.168.77.10"))
 			var out, errOut bytes.Buffer
-			args := []string{"apply", "--no-probe", "--state-dir", t.TempDir(), rulesFile(t, 3)}
+			args := []string{"apply", "--no-probe", "--state-dir", t.TempDir(), rulesFile(t, 3, "")}
 			if tc.json {
 				args = append(args, "-o", "json")
 			}

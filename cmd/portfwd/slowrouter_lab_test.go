@@ -20,7 +20,7 @@ var slowRouter = lab.Options{IPv6On: true, LogLineCost: lab.SlowRouterLogLine}
 // failed with "context deadline exceeded" (issue 12).
 func TestLabSlowRouter50Rules(t *testing.T) {
 	l := lab.ForTest(t, slowRouter)
-	r := portfwd(t, l, "apply", "--no-probe", rulesFile(t, 50))
+	r := portfwd(t, l, "apply", "--no-probe", rulesFile(t, 50, ""))
 	if r.code != exitOK || !strings.Contains(r.stderr, "Apply: 50 change(s) made, 0 failed") {
 		t.Fatalf("apply: exit %d; want 0 and 50 made", r.code)
 	}
