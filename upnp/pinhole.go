@@ -99,33 +99,6 @@ type PinholeClient struct {
 	timeout time.Duration
 }
 
-// NewPinholeClient reads the root description at rootURL (on the router's
-// IPv6 address, for secure mode) and returns a client for its
-// WANIPv6FirewallControl:1 service. timeout bounds each request; 0 is
-// soapTimeout.
-func NewPinholeClient(ctx context.Context, rootURL string, timeout time.Duration) (*PinholeClient, error) {
-	loc, err := url.Parse(rootURL)
-	if err != nil {
-		return nil, fmt.Errorf("UPnP description URL %q: %w", rootURL, err)
-	}
-	host := gatewayHost(loc)
-	root, _, err := fetchDescription(ctx, loc, host)
-	if err != nil {
-		return nil, fmt.Errorf("reading the UPnP description at %s: %w", loc.Redacted(), err)
-	}
-	control, ok := pinholeControl(root)
-	if !ok {
-		return nil, fmt.Errorf("the UPnP device at %s offers no WANIPv6FirewallControl service, so it cannot open IPv6 pinholes; open the port in the router's web page", loc.Redacted())
-	}
-	if err := onGateway(control, host); err != nil {
-		return nil, fmt.Errorf("the UPnP description at %s names a WANIPv6FirewallControl control URL elsewhere, refused: %w", loc.Redacted(), err)
-	}
-	if timeout <= 0 {
-		timeout = soapTimeout
-	}
-	return &PinholeClient{c: serviceClient{sc: soapClient(control, host), urn: pinholeServiceType}, control: control, timeout: timeout}, nil
-}
-
 // pinholeControl finds the WANIPv6FirewallControl:1 control URL in the
 // device tree.
 func pinholeControl(root *goupnp.RootDevice) (*url.URL, bool) {

@@ -122,12 +122,8 @@ type checkOptions struct {
 	Vantage vantageFlags
 }
 
-func newCmdCheck(f *factory, runF func(context.Context, *checkOptions) error) *cobra.Command {
-	opts := &checkOptions{}
-	cmd := &cobra.Command{
-		Use:   "check [FILE | SERVICE | tcp/PORT | udp/PORT]",
-		Short: "Prove each forward works from outside, in the game's own protocol",
-		Long: `check answers "can my friends reach my server?" for every rule of FILE, or
+// checkLong is check's --help: the layers it checks, and its exit codes.
+const checkLong = `check answers "can my friends reach my server?" for every rule of FILE, or
 for one service (portfwd check minecraft-java) or port (portfwd check udp/19132)
 without a config. For each it checks, in order:
 
@@ -147,7 +143,14 @@ for a probe server without a name that has both.
 
 Exit code 4 when a rule is unreachable, 5 when the probe server could not
 be asked (unreachable, over IPv6 too for an IPv6 rule, or it refused the
-token).`,
+token).`
+
+func newCmdCheck(f *factory, runF func(context.Context, *checkOptions) error) *cobra.Command {
+	opts := &checkOptions{}
+	cmd := &cobra.Command{
+		Use:   "check [FILE | SERVICE | tcp/PORT | udp/PORT]",
+		Short: "Prove each forward works from outside, in the game's own protocol",
+		Long:  checkLong,
 		Example: `  portfwd check
   portfwd check minecraft.yaml --via https://vps.example:8443
   portfwd check minecraft-java
