@@ -85,6 +85,7 @@ type daemonOptions struct {
 	LogFormat        string
 	ProbeInterval    time.Duration // 0: no periodic checks
 	Vantage          vantageFlags  // --via, --token for them
+	Docker           dockerFlags   // --docker: the containers' forwards too
 }
 
 func newCmdDaemon(f *factory, runF func(context.Context, *daemonOptions) error) *cobra.Command {
@@ -112,6 +113,7 @@ func newCmdDaemon(f *factory, runF func(context.Context, *daemonOptions) error) 
 	fl.StringVar(&opts.LogFormat, "log-format", "text", "log lines as text or json")
 	fl.DurationVar(&opts.ProbeInterval, "probe-interval", 0, "check every rule this often, as portfwd check does, into the log and the metrics (0: never)")
 	opts.Vantage.flags(cmd)
+	opts.Docker.flags(cmd, true)
 	return cmd
 }
 
@@ -176,7 +178,14 @@ func runDaemon(ctx context.Context, opts *daemonOptions) error {
 	if err != nil {
 		return err
 	}
-	loop := d.loop(m)
+	rules := &ruleUnion{next: m}
+	loop := d.loop(rules.part(0))
+	var sources sync.WaitGroup
+	if opts.Docker.On {
+		if err := d.runDocker(ctx, forward.Observers(forward.LogObserver{Log: d.log}, rules.part(1)), &sources); err != nil {
+			return err
+		}
+	}
 	d.warnLease(opts.Interval)
 	d.logf("started: %s, %d rule(s), check every %v, re-apply every %v", d.path, len(loop.Config.Rules), opts.Check, opts.Interval)
 	go d.reloader(loop, hup).Run(ctx)
@@ -184,6 +193,7 @@ func runDaemon(ctx context.Context, opts *daemonOptions) error {
 		go d.probeEvery(ctx, m)
 	}
 	err = loop.Run(ctx)
+	sources.Wait()
 	_, _ = sdStopping()
 	d.logf("stopped")
 	if err == nil {
@@ -222,7 +232,7 @@ func newDaemon(ctx context.Context, opts *daemonOptions) (*daemon, error) {
 
 // loop is the reconcile loop over the dialer, observed by the log, the
 // metrics and systemd.
-func (d *daemon) loop(m *metrics) *forward.Loop {
+func (d *daemon) loop(m forward.Observer) *forward.Loop {
 	o := d.opts
 	return &forward.Loop{Connect: d.dialer.Connect, Config: d.current.Load(), Prune: o.Prune,
 		Interval: o.Interval, Check: o.Check, PassTimeout: passLimit, CleanupOnExit: o.Cleanup,
