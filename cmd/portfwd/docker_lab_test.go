@@ -135,4 +135,5 @@ func TestLabDockerDaemon(t *testing.T) {
 		t.Errorf("the other container's forward must stay:\n%s", h)
 	}
 	stays("after the restart")
+	d.waitLog(t, "reconciled (containers changed)", 3, dockerHang)
 }
