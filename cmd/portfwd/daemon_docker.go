@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -127,4 +128,31 @@ func (p unionPart) Reconciled(r forward.ReconcileReport) {
 // GatewayUnreachable implements forward.Observer.
 func (p unionPart) GatewayUnreachable(err error, retryIn time.Duration) {
 	p.u.next.GatewayUnreachable(err, retryIn)
+}
+
+// once is the containers' part of a one-shot command (apply, plan, status,
+// down with --docker): it reads the engine once and runs fn for the
+// containers' config on g, after the file's run, whose error fileErr
+// was. The file's error wins the exit code; the containers' run prints
+// a second table or JSON document of its own.
+func (f *dockerFlags) once(ctx context.Context, out *printer, file *forward.Config, g *forward.Gateway,
+	fn func(context.Context, *forward.Config, *forward.Gateway) error, fileErr error) error {
+	src, err := f.source(file)
+	if err != nil {
+		return errors.Join(fileErr, err)
+	}
+	snap, err := src.Read(ctx)
+	if err != nil {
+		return errors.Join(fileErr, err)
+	}
+	for _, p := range snap.Problems {
+		out.errf("warning: docker: %s\n", forward.Printable(p.Error()))
+	}
+	if !out.json {
+		out.errf("Docker containers (%d forward(s), tagged pf:%s:<container>):\n", len(snap.Config.Rules), snap.Config.Name)
+	}
+	if err := fn(ctx, snap.Config, g); fileErr == nil {
+		return err
+	}
+	return fileErr
 }

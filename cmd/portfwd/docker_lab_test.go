@@ -137,3 +137,51 @@ func TestLabDockerDaemon(t *testing.T) {
 	stays("after the restart")
 	d.waitLog(t, "reconciled (containers changed)", 3, dockerHang)
 }
+
+// TestLabDockerOneShot: apply, plan, status and down with --docker, run
+// from a timer instead of the daemon: apply forwards the labelled
+// container beside the file's rule, a container removed meanwhile loses
+// its forward at the next apply, a wrong label is named and skipped,
+// down removes the file's and the containers' forwards, and the foreign
+// mapping stays.
+func TestLabDockerOneShot(t *testing.T) {
+	l, e := dockerLab(t)
+	env := []string{"DOCKER_HOST=" + e.Host}
+	upnpc(t, l, "-e", "someone else", "-a", l.LANHost.String(), "3074", "3074", "UDP")
+	cfg := writeConfig(t, "name: home\nrules:\n  - name: web\n    protocol: tcp\n    external_port: 8443\n")
+	runContainer(t, e, "mc", "-p", "25565:8080", "-l", "portfwd.forward=published")
+	runContainer(t, e, "typo", "-p", "26001:8080", "-l", "portfwd.forward=26000:26001/tpc")
+
+	r := portfwdIn(t, l, lab.LAN, env, "apply", "--docker", "--no-probe", cfg)
+	if r.code != exitOK || !strings.Contains(r.stderr, `container typo: label portfwd.forward="26000:26001/tpc"`) {
+		t.Errorf("apply --docker: exit %d, want 0 and the typo named on stderr", r.code)
+	}
+	if h := routerHolds(t, l); !strings.Contains(h, "pf:home:web") || !strings.Contains(h, "pf:docker:mc") || strings.Contains(h, "26000") {
+		t.Errorf("after apply --docker the router should hold the file's rule and mc's, not typo's:\n%s", h)
+	}
+	wantGreeting(t, l, 25565, "mc")
+	if r := portfwdIn(t, l, lab.LAN, env, "plan", "--docker", "--detailed-exitcode", cfg); r.code != exitOK {
+		t.Errorf("plan --docker right after apply: exit %d, want 0 (nothing to change)", r.code)
+	}
+
+	dockerCLI(t, e, "rm", "-f", "mc") // while no portfwd runs
+	if r := portfwdIn(t, l, lab.LAN, env, "plan", "--docker", "--detailed-exitcode", cfg); r.code != exitPending {
+		t.Errorf("plan --docker after the container went: exit %d, want %d", r.code, exitPending)
+	}
+	portfwdIn(t, l, lab.LAN, env, "apply", "--docker", "--no-probe", cfg)
+	if h := routerHolds(t, l); strings.Contains(h, "pf:docker:mc") || !strings.Contains(h, "pf:home:web") {
+		t.Errorf("the forward of a container removed meanwhile must go, the file's stay:\n%s", h)
+	}
+	st := portfwdIn(t, l, lab.LAN, env, "status", "--docker", cfg)
+	if st.code != exitOK {
+		t.Errorf("status --docker: exit %d", st.code)
+	}
+	runContainer(t, e, "mc2", "-p", "25566:8080", "-l", "portfwd.forward=published")
+	portfwdIn(t, l, lab.LAN, env, "apply", "--docker", "--no-probe", cfg)
+	if r := portfwdIn(t, l, lab.LAN, env, "down", "--docker", cfg); r.code != exitOK {
+		t.Errorf("down --docker: exit %d", r.code)
+	}
+	if h := routerHolds(t, l); strings.Contains(h, "pf:") || !strings.Contains(h, "someone else") {
+		t.Errorf("after down --docker only the foreign mapping should stay:\n%s", h)
+	}
+}

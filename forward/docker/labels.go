@@ -190,10 +190,11 @@ func parseItem(item string) (portSpec, error) {
 }
 
 // checkPublished says which port of p the container does not publish.
-// Ports that do not parse are left to the loader, which says why.
+// Ports and protocols that do not parse are left to the loader, which
+// says why in the words it uses for the file.
 func checkPublished(c Container, p portSpec) error {
 	r, err := forward.ParsePortRange(p.internal)
-	if err != nil {
+	if _, perr := forward.ParseProtocol(p.proto); err != nil || (perr != nil && p.proto != "both") {
 		return nil
 	}
 	for _, proto := range protocolsOf(p.proto) {

@@ -84,7 +84,9 @@ func (s *Source) Read(ctx context.Context) (Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rules, recheck := s.merge(current)
-	cfg := &forward.Config{File: "docker", Name: s.owner(), Gateway: s.Gateway, ProbeServer: s.ProbeServer, Rules: rules}
+	// No File: nothing to remember for status's orphans (a config is
+	// orphaned when its file is gone), and none to reload.
+	cfg := &forward.Config{Name: s.owner(), Gateway: s.Gateway, ProbeServer: s.ProbeServer, Rules: rules}
 	return Snapshot{Config: cfg, Problems: problems, Recheck: recheck}, nil
 }
 
