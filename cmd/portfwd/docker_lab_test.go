@@ -16,7 +16,7 @@ import (
 
 // dockerLab is a lab with an engine on its LAN host and the lab image
 // built.
-func dockerLab(t *testing.T) (*lab.Lab, *lab.Docker) {
+func dockerLab(t testing.TB) (*lab.Lab, *lab.Docker) {
 	t.Helper()
 	l := lab.ForTest(t, lab.Options{})
 	e := l.StartDocker(t)
@@ -29,7 +29,7 @@ func dockerLab(t *testing.T) (*lab.Lab, *lab.Docker) {
 }
 
 // dockerCLI runs the docker CLI against the lab's engine.
-func dockerCLI(t *testing.T, e *lab.Docker, args ...string) string {
+func dockerCLI(t testing.TB, e *lab.Docker, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -42,7 +42,7 @@ func dockerCLI(t *testing.T, e *lab.Docker, args ...string) string {
 
 // runContainer starts a container of the lab image named name, with the
 // docker run options opts (-p, -l).
-func runContainer(t *testing.T, e *lab.Docker, name string, opts ...string) {
+func runContainer(t testing.TB, e *lab.Docker, name string, opts ...string) {
 	t.Helper()
 	args := append([]string{"run", "-d", "--name", name, "-e", "NAME=" + name}, opts...)
 	dockerCLI(t, e, append(args, lab.LabImage)...)
