@@ -160,7 +160,10 @@ type daemon struct {
 	log     *slog.Logger
 	path    string
 	current atomic.Pointer[forward.Config]
-	dialer  *forward.Dialer
+	// containers is the containers' config (--docker), nil until the
+	// engine answered: checked beside the file's by --probe-interval.
+	containers atomic.Pointer[forward.Config]
+	dialer     *forward.Dialer
 }
 
 func runDaemon(ctx context.Context, opts *daemonOptions) error {
@@ -362,6 +365,11 @@ func (d *daemon) probeOnce(ctx context.Context) ([]probe.Report, error) {
 		return nil, err
 	}
 	checked, err := runChecks(ctx, d.current.Load(), g, d.opts.Vantage, nil)
+	if c := d.containers.Load(); err == nil && c != nil && len(c.Rules) > 0 {
+		var more checkResult
+		more, err = runChecks(ctx, c, g, d.opts.Vantage, nil)
+		checked.reports = append(checked.reports, more.reports...)
+	}
 	g.Done(err)
 	return checked.reports, err
 }

@@ -61,6 +61,7 @@ func (d *daemon) runDocker(ctx context.Context, obs forward.Observer, wg *sync.W
 	loop := d.dockerLoop(obs)
 	var started atomic.Bool
 	w := &docker.Watcher{Source: src, Logf: d.logf, Warnf: d.warnf, Update: func(cfg *forward.Config) {
+		d.containers.Store(cfg)
 		if started.CompareAndSwap(false, true) {
 			first <- cfg
 			return

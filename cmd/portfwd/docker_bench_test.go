@@ -19,7 +19,7 @@ import (
 // stop: -benchtime 10x for issue 15's figures.
 func BenchmarkLabDockerStartStop(b *testing.B) {
 	l, e := dockerLab(b)
-	cfg := writeConfig(b, "name: home\nrules: []\n")
+	cfg := writeConfig(b, "name: home\ngateway:\n  backend: upnp\nrules: []\n")
 	stop := startBenchDaemon(b, l, e, cfg)
 	defer stop()
 	runContainer(b, e, "mc", "-p", "25565:8080", "-l", "portfwd.forward=published")

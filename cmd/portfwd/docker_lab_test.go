@@ -98,7 +98,7 @@ func wantGreeting(t *testing.T, l *lab.Lab, port int, name string) {
 func TestLabDockerDaemon(t *testing.T) {
 	l, e := dockerLab(t)
 	upnpc(t, l, "-e", "someone else", "-a", l.LANHost.String(), "3074", "3074", "UDP")
-	cfg := writeConfig(t, "name: home\nrules:\n  - name: web\n    protocol: tcp\n    external_port: 8443\n")
+	cfg := writeConfig(t, "name: home\ngateway:\n  backend: upnp\nrules:\n  - name: web\n    protocol: tcp\n    external_port: 8443\n")
 	d := startDockerDaemon(t, l, e, "--check", "1s", cfg)
 	d.waitLog(t, "created web tcp/8443", 1, dockerHang)
 	d.waitLog(t, "docker: 0 container forward(s) to keep", 1, dockerHang)
@@ -148,7 +148,7 @@ func TestLabDockerOneShot(t *testing.T) {
 	l, e := dockerLab(t)
 	env := []string{"DOCKER_HOST=" + e.Host}
 	upnpc(t, l, "-e", "someone else", "-a", l.LANHost.String(), "3074", "3074", "UDP")
-	cfg := writeConfig(t, "name: home\nrules:\n  - name: web\n    protocol: tcp\n    external_port: 8443\n")
+	cfg := writeConfig(t, "name: home\ngateway:\n  backend: upnp\nrules:\n  - name: web\n    protocol: tcp\n    external_port: 8443\n")
 	runContainer(t, e, "mc", "-p", "25565:8080", "-l", "portfwd.forward=published")
 	runContainer(t, e, "typo", "-p", "26001:8080", "-l", "portfwd.forward=26000:26001/tpc")
 
@@ -160,6 +160,9 @@ func TestLabDockerOneShot(t *testing.T) {
 		t.Errorf("after apply --docker the router should hold the file's rule and mc's, not typo's:\n%s", h)
 	}
 	wantGreeting(t, l, 25565, "mc")
+	if r := portfwdIn(t, l, lab.LAN, env, "check", "--docker", cfg); !strings.Contains(r.stdout, "mc\ttcp\ttcp/25565") {
+		t.Errorf("check --docker should check the container's rule mc too")
+	}
 	if r := portfwdIn(t, l, lab.LAN, env, "plan", "--docker", "--detailed-exitcode", cfg); r.code != exitOK {
 		t.Errorf("plan --docker right after apply: exit %d, want 0 (nothing to change)", r.code)
 	}
