@@ -53,6 +53,12 @@ as long as the router needs. portfwd's run lock is held only during
 each check and pass (milliseconds), so portfwd apply, status or down can run
 beside the daemon, and never change the router at the same time as it.
 
+--docker also forwards what running Docker containers ask for with
+portfwd.* labels (README "Docker containers"), tagged pf:docker:<container>:
+the engine's events (start, stop, die, destroy, rename) are followed at
+once, a stopped container's forward goes after --docker-grace, and the
+engine (DOCKER_HOST, else /var/run/docker.sock) is only read.
+
 FILE is re-read on SIGHUP and whenever it changes (checked every second). A
 file with mistakes is rejected with file, line and key, and the daemon keeps
 the forwards it had. SIGINT or SIGTERM stops it (exit 0); with
