@@ -13,8 +13,13 @@ import (
 const DefaultResync = time.Minute
 
 // resubscribeWait is the pause before subscribing again to an event
-// stream that ended (the engine restarting).
-const resubscribeWait = 2 * time.Second
+// stream that ended (the engine restarting); it doubles, up to
+// resubscribeMax, while the engine does not answer, so an engine that is
+// down for long costs a request (and a log line) every half minute.
+const (
+	resubscribeWait = 2 * time.Second
+	resubscribeMax  = 30 * time.Second
+)
 
 // Watcher follows the engine and hands each new config to Update.
 type Watcher struct {
@@ -31,6 +36,7 @@ type Watcher struct {
 	last     []forward.Rule
 	sent     bool
 	problems map[string]bool // the problems last reported, said once each
+	failed   bool            // the last read failed
 }
 
 // Run reads the engine at start and on every event until ctx ends. An
@@ -39,11 +45,18 @@ type Watcher struct {
 func (w *Watcher) Run(ctx context.Context) {
 	resync := time.NewTicker(orDefault(w.Resync, DefaultResync))
 	defer resync.Stop()
+	wait := resubscribeWait
 	for ctx.Err() == nil {
 		w.follow(ctx, resync.C)
+		if !w.failed {
+			wait = resubscribeWait
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(resubscribeWait):
+		case <-time.After(wait):
+		}
+		if w.failed {
+			wait = min(2*wait, resubscribeMax)
 		}
 	}
 }
@@ -64,7 +77,9 @@ func (w *Watcher) follow(ctx context.Context, resync <-chan time.Time) {
 		case <-ctx.Done():
 			return
 		case err := <-errs:
-			w.warnf("docker: the event stream ended: %v; subscribing again", err)
+			if ctx.Err() == nil {
+				w.warnf("docker: the event stream ended: %v; subscribing again", err)
+			}
 			return
 		case ev, ok := <-events:
 			if !ok {
@@ -86,8 +101,13 @@ func (w *Watcher) read(ctx context.Context) time.Time {
 		if ctx.Err() == nil {
 			w.warnf("docker: %v; keeping the containers' forwards as they are", err)
 		}
+		w.failed = true
 		return time.Time{}
 	}
+	if w.failed {
+		w.logf("docker: the engine answers again")
+	}
+	w.failed = false
 	w.report(snap.Problems)
 	if !w.sent || !reflect.DeepEqual(snap.Config.Rules, w.last) {
 		w.sent, w.last = true, snap.Config.Rules
