@@ -20,10 +20,10 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 MODULE  := github.com/portfwd/portfwd
 GO      ?= go
 BIN     := bin
-DEB_PKGS := miniupnpd-nftables nftables iptables miniupnpc natpmpc iproute2 procps systemd git make man-db dpkg
+DEB_PKGS := miniupnpd-nftables nftables iptables miniupnpc natpmpc iproute2 procps systemd git make man-db dpkg docker.io
 # Which package provides each command the lab runs (used to skip apt-get when
 # everything is already installed).
-DEB_CMDS := miniupnpd nft iptables upnpc natpmpc ip pgrep systemd-analyze git make man dpkg-deb
+DEB_CMDS := miniupnpd nft iptables upnpc natpmpc ip pgrep systemd-analyze git make man dpkg-deb dockerd docker nsenter
 
 
 .PHONY: all build install package deps modules test unit lab-test fuzz bench demo lint metrics clean

@@ -27,10 +27,11 @@ const (
 	JobExternal             // the gateway's WAN address changed
 	JobReload               // Loop.Reload
 	JobExit                 // CleanupOnExit deletes the owned mappings
+	JobSource               // a rule source other than the file changed (containers started or stopped): Loop.Update
 )
 
 var jobNames = [...]string{"check", "start", "interval", "renew", "mapping missing", "gateway restarted",
-	"external address changed", "config reloaded", "exit"}
+	"external address changed", "config reloaded", "exit", "containers changed"}
 
 // String is the job's name in logs and metrics: "start", "renew",
 // "mapping missing", ….
@@ -98,7 +99,8 @@ type Loop struct {
 
 	once     sync.Once
 	mu       sync.Mutex
-	pending  *Config       // the config Reload handed in, not yet taken
+	pending  *Config       // the config Reload or Update handed in, not yet taken
+	why      Job           // the job pending is reconciled as: JobReload or Update's
 	reloaded chan struct{} // signals pending
 
 	held     map[Key]held // the mappings the last reconcile left on the gateway
@@ -149,10 +151,16 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // Reload hands the loop a new config, reconciled at once. The caller
 // validates it first: the loop takes it as it is. Safe to call at any time.
-func (l *Loop) Reload(cfg *Config) {
+func (l *Loop) Reload(cfg *Config) { l.Update(cfg, JobReload) }
+
+// Update is Reload for a rule source that feeds the loop (Docker
+// containers): cfg is reconciled at once, the pass reported with reason
+// why (JobSource). Updates that come faster than passes are merged: the
+// last one is taken. Safe to call at any time.
+func (l *Loop) Update(cfg *Config, why Job) {
 	l.init()
 	l.mu.Lock()
-	l.pending = cfg
+	l.pending, l.why = cfg, why
 	l.mu.Unlock()
 	select {
 	case l.reloaded <- struct{}{}:
@@ -179,9 +187,8 @@ func (l *Loop) Run(ctx context.Context) error {
 			return l.exit(ctx)
 		case <-l.reloaded:
 			l.mu.Lock()
-			l.Config, l.pending = l.pending, nil
+			l.Config, l.pending, job = l.pending, nil, l.why
 			l.mu.Unlock()
-			job = JobReload
 		case <-l.After(wait):
 			job = next
 		}

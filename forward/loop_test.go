@@ -312,6 +312,23 @@ rules:
 	}
 }
 
+// TestLoopUpdateFromASource: a rule source's update (Docker containers)
+// is reconciled at once and reported with the reason the source gave.
+func TestLoopUpdateFromASource(t *testing.T) {
+	h := start(t, loopConfig(t, twoRules), nil)
+	h.obs.report(t)
+	w := h.clk.next(t)
+	h.loop.Update(loopConfig(t, "rules:\n  - {name: web, protocol: tcp, external_port: 8080}\n"), forward.JobSource)
+	rep := h.obs.report(t)
+	h.clk.fire(w)
+	if rep.Reason != forward.JobSource || rep.Reason.String() != "containers changed" {
+		t.Errorf("pass reason %v, want %v", rep.Reason, forward.JobSource)
+	}
+	if got := keys(t, h.gw); got != "tcp/8080" {
+		t.Errorf("gateway holds %q, want the update's tcp/8080 alone", got)
+	}
+}
+
 func TestLoopCleanupOnExitRemovesOwnedOnly(t *testing.T) {
 	h := start(t, loopConfig(t, twoRules), func(h *harness) { h.loop.CleanupOnExit = true })
 	foreign := forward.Mapping{Key: forward.Key{Protocol: forward.TCP, ExternalPort: 3074}, InternalHost: self,

@@ -23,6 +23,7 @@ type applyOptions struct {
 	// name (an orphan's) instead of the file's own.
 	Name     string
 	Registry forward.Registry // remembers which file each config name was applied from
+	Docker   dockerFlags      // --docker: the containers' forwards too
 }
 
 func newCmdApply(f *factory, runF func(context.Context, *applyOptions) error) *cobra.Command {
@@ -46,6 +47,7 @@ and the exit code is 3.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.gatewayRun = f.gatewayRun(accessChange, opts.EnableForwarding, f.fileConfig(args))
+			opts.gatewayRun.Docker = &opts.Docker
 			opts.Registry = forward.Registry{Dir: f.Settings.StateDir}
 			return runOr(cmd.Context(), runF, runApply, opts)
 		},
@@ -54,6 +56,7 @@ and the exit code is 3.`,
 	cmd.Flags().BoolVar(&opts.NoProbe, "no-probe", false, "do not check the rules after applying")
 	cmd.Flags().BoolVar(&opts.EnableForwarding, "enable-forwarding", false, "iptables backend: turn on net.ipv4.ip_forward if it is off (until reboot; says so), instead of failing")
 	opts.Vantage.flags(cmd)
+	opts.Docker.flags(cmd, false)
 	return cmd
 }
 
@@ -81,11 +84,13 @@ gives the gateway settings and the other hosts to look at.`,
 			}
 			// Removing forwards needs no IPv4 forwarding.
 			opts.gatewayRun = f.gatewayRun(accessRemove, false, load)
+			opts.gatewayRun.Docker = &opts.Docker
 			opts.Registry = forward.Registry{Dir: f.Settings.StateDir}
 			return runOr(cmd.Context(), runF, runApply, opts)
 		},
 	}
 	cmd.Flags().StringVar(&opts.Name, "name", "", "remove the forwards of the config with this name (an orphan's: see portfwd status)")
+	opts.Docker.flags(cmd, false)
 	return cmd
 }
 

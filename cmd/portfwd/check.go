@@ -120,6 +120,7 @@ func readCA(path string) (*x509.CertPool, error) {
 type checkOptions struct {
 	gatewayRun
 	Vantage vantageFlags
+	Docker  dockerFlags // --docker: the containers' forwards too
 }
 
 // checkLong is check's --help: the layers it checks, and its exit codes.
@@ -157,14 +158,23 @@ func newCmdCheck(f *factory, runF func(context.Context, *checkOptions) error) *c
   portfwd check udp/19132 -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.gatewayRun = f.gatewayRun(accessRead, false, func(ctx context.Context) (*forward.Config, error) {
-				return f.checkConfig(ctx, args)
-			})
+			opts.gatewayRun = f.checkRun(args, &opts.Docker)
 			return runOr(cmd.Context(), runF, runCheck, opts)
 		},
 	}
 	opts.Vantage.flags(cmd)
+	opts.Docker.flags(cmd, false)
 	return cmd
+}
+
+// checkRun is check's gatewayRun: the config of its argument, then,
+// with --docker, the containers'.
+func (f *factory) checkRun(args []string, docker *dockerFlags) gatewayRun {
+	r := f.gatewayRun(accessRead, false, func(ctx context.Context) (*forward.Config, error) {
+		return f.checkConfig(ctx, args)
+	})
+	r.Docker = docker
+	return r
 }
 
 type checkDoc struct {

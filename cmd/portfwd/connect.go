@@ -96,6 +96,9 @@ type gatewayRun struct {
 	Out    *printer
 	Config func(ctx context.Context) (*forward.Config, error)
 	Open   openFunc
+	// Docker, when on (--docker), runs fn a second time, on the same
+	// gateway, for the containers' config (dockerFlags.once).
+	Docker *dockerFlags
 }
 
 // gatewayRun is the gatewayRun of a command that uses the gateway as a
@@ -120,6 +123,9 @@ func (r gatewayRun) run(ctx context.Context, fn func(context.Context, *forward.C
 		return err
 	}
 	err = fn(ctx, cfg, g)
+	if r.Docker != nil && r.Docker.On {
+		err = r.Docker.once(ctx, r.Out, cfg, g, fn, err)
+	}
 	g.Done(err)
 	return err
 }

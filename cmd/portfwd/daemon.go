@@ -53,6 +53,12 @@ as long as the router needs. portfwd's run lock is held only during
 each check and pass (milliseconds), so portfwd apply, status or down can run
 beside the daemon, and never change the router at the same time as it.
 
+--docker also forwards what running Docker containers ask for with
+portfwd.* labels (README "Docker containers"), tagged pf:docker:<container>:
+the engine's events (start, stop, die, destroy, rename) are followed at
+once, a stopped container's forward goes after --docker-grace, and the
+engine (DOCKER_HOST, else /var/run/docker.sock) is only read.
+
 FILE is re-read on SIGHUP and whenever it changes (checked every second). A
 file with mistakes is rejected with file, line and key, and the daemon keeps
 the forwards it had. SIGINT or SIGTERM stops it (exit 0); with
@@ -85,6 +91,7 @@ type daemonOptions struct {
 	LogFormat        string
 	ProbeInterval    time.Duration // 0: no periodic checks
 	Vantage          vantageFlags  // --via, --token for them
+	Docker           dockerFlags   // --docker: the containers' forwards too
 }
 
 func newCmdDaemon(f *factory, runF func(context.Context, *daemonOptions) error) *cobra.Command {
@@ -112,6 +119,7 @@ func newCmdDaemon(f *factory, runF func(context.Context, *daemonOptions) error) 
 	fl.StringVar(&opts.LogFormat, "log-format", "text", "log lines as text or json")
 	fl.DurationVar(&opts.ProbeInterval, "probe-interval", 0, "check every rule this often, as portfwd check does, into the log and the metrics (0: never)")
 	opts.Vantage.flags(cmd)
+	opts.Docker.flags(cmd, true)
 	return cmd
 }
 
@@ -158,7 +166,10 @@ type daemon struct {
 	log     *slog.Logger
 	path    string
 	current atomic.Pointer[forward.Config]
-	dialer  *forward.Dialer
+	// containers is the containers' config (--docker), nil until the
+	// engine answered: checked beside the file's by --probe-interval.
+	containers atomic.Pointer[forward.Config]
+	dialer     *forward.Dialer
 }
 
 func runDaemon(ctx context.Context, opts *daemonOptions) error {
@@ -176,7 +187,14 @@ func runDaemon(ctx context.Context, opts *daemonOptions) error {
 	if err != nil {
 		return err
 	}
-	loop := d.loop(m)
+	rules := &ruleUnion{next: m}
+	loop := d.loop(rules.part(0))
+	var sources sync.WaitGroup
+	if opts.Docker.On {
+		if err := d.runDocker(ctx, forward.Observers(forward.LogObserver{Log: d.log}, rules.part(1)), &sources); err != nil {
+			return err
+		}
+	}
 	d.warnLease(opts.Interval)
 	d.logf("started: %s, %d rule(s), check every %v, re-apply every %v", d.path, len(loop.Config.Rules), opts.Check, opts.Interval)
 	go d.reloader(loop, hup).Run(ctx)
@@ -184,6 +202,7 @@ func runDaemon(ctx context.Context, opts *daemonOptions) error {
 		go d.probeEvery(ctx, m)
 	}
 	err = loop.Run(ctx)
+	sources.Wait()
 	_, _ = sdStopping()
 	d.logf("stopped")
 	if err == nil {
@@ -222,7 +241,7 @@ func newDaemon(ctx context.Context, opts *daemonOptions) (*daemon, error) {
 
 // loop is the reconcile loop over the dialer, observed by the log, the
 // metrics and systemd.
-func (d *daemon) loop(m *metrics) *forward.Loop {
+func (d *daemon) loop(m forward.Observer) *forward.Loop {
 	o := d.opts
 	return &forward.Loop{Connect: d.dialer.Connect, Config: d.current.Load(), Prune: o.Prune,
 		Interval: o.Interval, Check: o.Check, PassTimeout: passLimit, CleanupOnExit: o.Cleanup,
@@ -352,6 +371,11 @@ func (d *daemon) probeOnce(ctx context.Context) ([]probe.Report, error) {
 		return nil, err
 	}
 	checked, err := runChecks(ctx, d.current.Load(), g, d.opts.Vantage, nil)
+	if c := d.containers.Load(); err == nil && c != nil && len(c.Rules) > 0 {
+		var more checkResult
+		more, err = runChecks(ctx, c, g, d.opts.Vantage, nil)
+		checked.reports = append(checked.reports, more.reports...)
+	}
 	g.Done(err)
 	return checked.reports, err
 }

@@ -13,6 +13,7 @@ type planOptions struct {
 	gatewayRun
 	DetailedExitCode bool
 	Prune            bool
+	Docker           dockerFlags // --docker: the containers' forwards too
 }
 
 func newCmdPlan(f *factory, runF func(context.Context, *planOptions) error) *cobra.Command {
@@ -32,11 +33,13 @@ Nothing is changed on the gateway.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.gatewayRun = f.gatewayRun(accessRead, false, f.fileConfig(args))
+			opts.gatewayRun.Docker = &opts.Docker
 			return runOr(cmd.Context(), runF, runPlan, opts)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "exit 2 when the gateway differs from the file (0 when it matches)")
 	cmd.Flags().BoolVar(&opts.Prune, "prune", true, "plan to delete mappings this config owns that are no longer in it")
+	opts.Docker.flags(cmd, false)
 	return cmd
 }
 

@@ -14,11 +14,12 @@ import (
 type statusOptions struct {
 	gatewayRun
 	Registry forward.Registry // the configs applied on this PC, to find orphans
+	Docker   dockerFlags      // --docker: the containers' forwards too
 }
 
 func newCmdStatus(f *factory, runF func(context.Context, *statusOptions) error) *cobra.Command {
 	opts := &statusOptions{}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "status [FILE]",
 		Short: "Show the gateway and every port forward on it, yours and others'",
 		Long: `status shows which gateway portfwd talks to, the protocols it answered, its
@@ -39,10 +40,13 @@ flags and PORTFWD_GATEWAY_* variables.`,
 			opts.gatewayRun = f.gatewayRun(accessRead, false, func(ctx context.Context) (*forward.Config, error) {
 				return f.optionalConfig(ctx, args)
 			})
+			opts.gatewayRun.Docker = &opts.Docker
 			opts.Registry = forward.Registry{Dir: f.Settings.StateDir}
 			return runOr(cmd.Context(), runF, runStatus, opts)
 		},
 	}
+	opts.Docker.flags(cmd, false)
+	return cmd
 }
 
 type statusMapping struct {
