@@ -78,25 +78,39 @@ func (l *Lab) startDetached(cmd *exec.Cmd) error {
 // locked to its thread until miniupnpd has exited. `ip netns exec` execs
 // miniupnpd in place, which keeps the death signal.
 func (l *Lab) startChild(cmd *exec.Cmd) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	d := &daemon{done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		defer close(d.done)
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		d.pid = cmd.Process.Pid
-		started <- nil
-		_ = cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	pid, err := startTied(cmd, d.done)
+	if err != nil {
 		return err
 	}
+	d.pid = pid
 	l.daemon = d
 	return nil
+}
+
+// startTied starts cmd from a thread of its own locked for the command's
+// life, with PR_SET_PDEATHSIG, so that the child (miniupnpd, dockerd) is
+// killed when that thread ends — a test killed by its timeout leaves none
+// behind — and returns its pid; done is closed when it has exited.
+func startTied(cmd *exec.Cmd, done chan struct{}) (int, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	type result struct {
+		pid int
+		err error
+	}
+	started := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		defer close(done)
+		if err := cmd.Start(); err != nil {
+			started <- result{err: err}
+			return
+		}
+		started <- result{pid: cmd.Process.Pid}
+		_ = cmd.Wait()
+	}()
+	r := <-started
+	return r.pid, r.err
 }
 
 // waitReady polls miniupnpd from the LAN host — its root description, or

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -92,20 +91,9 @@ func (l *Lab) startDocker(ctx context.Context) (*Docker, error) {
 // start ties dockerd to this process (PR_SET_PDEATHSIG, as miniupnpd in
 // startChild) so that a test killed by its timeout leaves no engine.
 func (d *Docker) start(cmd *exec.Cmd) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer close(d.done)
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		d.pid = cmd.Process.Pid
-		started <- nil
-		_ = cmd.Wait()
-	}()
-	return <-started
+	pid, err := startTied(cmd, d.done)
+	d.pid = pid
+	return err
 }
 
 // waitReady polls `docker version` until the engine answers.
