@@ -253,3 +253,23 @@ func (f *fakeIPT) restoreLine(table, line string) error {
 	}
 	return fmt.Errorf("unknown command %q", line)
 }
+
+// wholeFake is fakeIPT with ListTable: the table printed as `iptables -t
+// TABLE -S` prints it, every chain declared first, then every rule.
+type wholeFake struct{ *fakeIPT }
+
+func (w wholeFake) ListTable(table string) ([]string, error) {
+	w.reads++
+	chains, _ := w.fakeIPT.ListChains(table)
+	w.reads--
+	var decl, rules []string
+	for _, c := range chains {
+		lines, err := w.fakeIPT.List(table, c)
+		w.reads--
+		if err != nil {
+			return nil, err
+		}
+		decl, rules = append(decl, lines[0]), append(rules, lines[1:]...)
+	}
+	return append(decl, rules...), nil
+}

@@ -61,7 +61,7 @@ func New(opts Options) (*Firewall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting iptables: %w; install the iptables package", err)
 	}
-	f := newFirewall(t, wan, sys.flavour("iptables"), sys)
+	f := newFirewall(withTableLister(t, sys, "iptables"), wan, sys.flavour("iptables"), sys)
 	f.warnings, f.notes = warnings, notes
 	if path := restoreBinary(sys, "iptables"); path != "" {
 		f.t4.restore = restoreCmd{path: path, name: "iptables-restore"}

@@ -119,7 +119,7 @@ func newTables6(sys system, flavour string) (*tables, error) {
 	if _, err := t.ListChains("filter"); err != nil {
 		return nil, fmt.Errorf("ip6tables -t filter -S: %w", err)
 	}
-	t6 := &tables{family: forward.IPv6, ipt: t}
+	t6 := &tables{family: forward.IPv6, ipt: withTableLister(t, sys, "ip6tables")}
 	if path := restoreBinary(sys, "ip6tables"); path != "" {
 		t6.restore = restoreCmd{path: path, name: "ip6tables-restore"}
 	}

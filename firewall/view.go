@@ -1,8 +1,13 @@
 package firewall
 
 import (
+	"errors"
 	"fmt"
+	"os/exec"
 	"slices"
+	"strings"
+
+	"github.com/coreos/go-iptables/iptables"
 )
 
 // view is the part of the ruleset the backend works on: the built-in
@@ -34,27 +39,98 @@ var (
 
 func chainKey(table, chain string) string { return table + "/" + chain }
 
+// tableLister is an ipt that prints a whole table in one call (`<cmd> -t
+// TABLE -S`): readView then starts one iptables per table instead of one
+// per chain, which is most of what a run on the router costs.
+type tableLister interface {
+	ListTable(table string) ([]string, error)
+}
+
 // readView lists the chains of watched that exist: one `<cmd> -S` per
-// table for the names, one per chain for the rules.
+// table when t is a tableLister, else one per table for the names and one
+// per chain for the rules.
 func readView(t ipt, cmd string, watched []watch) (*view, error) {
 	v := &view{chains: map[string][]rule{}}
 	for _, w := range watched {
-		names, err := t.ListChains(w.table)
-		if err != nil {
-			return nil, fmt.Errorf("%s -t %s -S: %w", cmd, w.table, err)
-		}
-		for _, chain := range w.chains {
-			if !slices.Contains(names, chain) {
-				continue
-			}
-			lines, err := t.List(w.table, chain)
-			if err != nil {
-				return nil, fmt.Errorf("%s -t %s -S %s: %w", cmd, w.table, chain, err)
-			}
-			v.chains[chainKey(w.table, chain)] = parseRules(lines)
+		if err := v.readTable(t, cmd, w); err != nil {
+			return nil, err
 		}
 	}
 	return v, nil
+}
+
+// readTable reads the watched chains of one table into v.
+func (v *view) readTable(t ipt, cmd string, w watch) error {
+	if tl, ok := t.(tableLister); ok {
+		lines, err := tl.ListTable(w.table)
+		if err != nil {
+			return fmt.Errorf("%s -t %s -S: %w", cmd, w.table, err)
+		}
+		v.takeTable(w, lines)
+		return nil
+	}
+	names, err := t.ListChains(w.table)
+	if err != nil {
+		return fmt.Errorf("%s -t %s -S: %w", cmd, w.table, err)
+	}
+	for _, chain := range w.chains {
+		if !slices.Contains(names, chain) {
+			continue
+		}
+		lines, err := t.List(w.table, chain)
+		if err != nil {
+			return fmt.Errorf("%s -t %s -S %s: %w", cmd, w.table, chain, err)
+		}
+		v.chains[chainKey(w.table, chain)] = parseRules(lines)
+	}
+	return nil
+}
+
+// takeTable keeps the watched chains of a whole table's `-S` lines: a
+// chain exists when the table declares it ("-P" for a built-in one, "-N"),
+// and its rules are its "-A" lines, in order.
+func (v *view) takeTable(w watch, lines []string) {
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) >= 2 && (f[0] == "-P" || f[0] == "-N") && slices.Contains(w.chains, f[1]) {
+			v.chains[chainKey(w.table, f[1])] = []rule{}
+		}
+	}
+	for _, r := range parseRules(lines) {
+		if k := chainKey(w.table, r.chain); slices.Contains(w.chains, r.chain) && v.chains[k] != nil {
+			v.chains[k] = append(v.chains[k], r)
+		}
+	}
+}
+
+// wholeTables is go-iptables with ListTable, by the binary it runs.
+type wholeTables struct {
+	*iptables.IPTables
+	path string
+}
+
+// withTableLister gives t ListTable when cmd's binary is found, else
+// leaves it as it is (a chain at a time).
+func withTableLister(t *iptables.IPTables, sys system, cmd string) ipt {
+	path, err := sys.lookPath(cmd)
+	if err != nil {
+		return t
+	}
+	return wholeTables{IPTables: t, path: path}
+}
+
+// ListTable runs `<cmd> -w -t table -S` (waiting for a legacy xtables
+// lock as go-iptables does).
+func (w wholeTables) ListTable(table string) ([]string, error) {
+	out, err := exec.Command(w.path, "-w", "-t", table, "-S").Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+			return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return nil, err
+	}
+	return strings.Split(strings.TrimRight(string(out), "\n"), "\n"), nil
 }
 
 // parseRules keeps the rule lines of `iptables -S` output.
