@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -38,21 +39,7 @@ func (l *loader) ruleFamily(r *ruleInput) {
 }
 
 // opensIPv6 reports whether the rule opens an IPv6 pinhole.
-func (r *Rule) opensIPv6() bool {
-	for _, f := range r.Families {
-		if f == IPv6 {
-			return true
-		}
-	}
-	return false
-}
+func (r *Rule) opensIPv6() bool { return slices.Contains(r.families(), IPv6) }
 
 // opensIPv4 reports whether the rule makes an IPv4 forward.
-func (r *Rule) opensIPv4() bool {
-	for _, f := range r.families() {
-		if f == IPv4 {
-			return true
-		}
-	}
-	return false
-}
+func (r *Rule) opensIPv4() bool { return slices.Contains(r.families(), IPv4) }

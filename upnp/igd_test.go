@@ -180,8 +180,13 @@ func checkAddError(t *testing.T, err, wantIs error, wantCode int, wantText strin
 func (f *fakeIGD) count(action string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return countIn(f.actions, action)
+}
+
+// countIn is how many of a fake's logged requests are action.
+func countIn(log []string, action string) int {
 	n := 0
-	for _, a := range f.actions {
+	for _, a := range log {
 		if a == action {
 			n++
 		}

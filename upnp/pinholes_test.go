@@ -57,13 +57,7 @@ func pinhole6(port uint16, lease time.Duration) forward.Mapping {
 func (f *fakeFirewall) actions(action string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := 0
-	for _, a := range f.requests {
-		if a == action {
-			n++
-		}
-	}
-	return n
+	return countIn(f.requests, action)
 }
 
 // TestPinholesRecordRenewClose: a pinhole opened is recorded with its
